@@ -1,0 +1,107 @@
+"""Reading and checking audio: every corpus goes through here, so each fault is handled once.
+
+``inspect_audio`` decides whether a file is usable and how (which channel, whether
+it needs resampling) before it enters a manifest; ``read_audio`` is what inference
+uses on arbitrary user files (down-mix, resample). Both raise :class:`AudioError`
+with a one-line reason that names the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from speecheq.errors import AudioError
+
+# Below this the fbank front-end (25 ms window) and the encoder's 4x subsampling
+# have too few frames to produce one output frame.
+MIN_DURATION = 0.1
+# Peak amplitude (full scale 1.0) under which a file is digital silence.
+SILENCE_PEAK = 1e-4
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str
+    sampling_rate: int
+    num_channels: int
+    num_samples: int
+    channel: int  # the channel the supervision uses (see inspect_audio)
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sampling_rate
+
+
+def _read(path: Path):
+    import soundfile as sf
+
+    if path.is_symlink() and not path.exists():
+        raise AudioError(f"{path}: broken symbolic link")
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except PermissionError:
+        raise AudioError(f"{path}: permission denied") from None
+    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AudioError(f"{path}: unreadable audio ({reason})") from None
+    return data, int(sr)
+
+
+def inspect_audio(path, min_duration: float = MIN_DURATION) -> AudioInfo:
+    """Check a file and choose its channel.
+
+    Multi-channel files: identical channels (RAVDESS's 5 stereo files) use
+    channel 0; otherwise the channel with the most energy, since a second
+    channel in emotion corpora is usually a far microphone or silence.
+    """
+    path = Path(path)
+    data, sr = _read(path)
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio contains NaN or Inf samples")
+    if data.shape[0] / sr < min_duration:
+        raise AudioError(f"{path}: too short ({data.shape[0] / sr:.3f} s < {min_duration} s)")
+    peak = float(np.abs(data).max())
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{path}: silent (peak {peak:.2e})")
+    centred = data - data.mean(axis=0, keepdims=True)
+    if float(np.abs(centred).max()) < SILENCE_PEAK:
+        raise AudioError(f"{path}: no signal, only a DC offset ({float(data.mean()):.3f})")
+    channel = 0
+    if data.shape[1] > 1 and not all(np.array_equal(data[:, 0], data[:, c]) for c in range(1, data.shape[1])):
+        channel = int(np.argmax((centred**2).sum(axis=0)))
+    return AudioInfo(str(path), sr, int(data.shape[1]), int(data.shape[0]), channel)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    if from_rate == to_rate:
+        return samples
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(from_rate, to_rate)
+    return resample_poly(samples, to_rate // g, from_rate // g, axis=-1).astype(np.float32)
+
+
+def read_audio(path, sampling_rate: int = 16000, min_duration: float = MIN_DURATION) -> np.ndarray:
+    """Mono float32 samples at ``sampling_rate``: down-mixed, resampled, checked."""
+    path = Path(path)
+    data, sr = _read(path)
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio contains NaN or Inf samples")
+    mono = data.mean(axis=1)
+    if mono.shape[0] / sr < min_duration:
+        raise AudioError(f"{path}: too short ({mono.shape[0] / sr:.3f} s < {min_duration} s)")
+    return resample(mono, sr, sampling_rate)
+
+

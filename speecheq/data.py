@@ -1,0 +1,206 @@
+"""From cut manifests to model batches: features, per-task targets, per-task masks.
+
+A batch is a dict that the model and the loss share:
+
+``features`` (B, T, F) raw log-mel fbank (the model normalises), ``feature_lens``
+(B,), ``emotion`` (B,) class index of the run's preset or -1, ``intensity`` (B,)
+in [0, 1] or NaN, ``gender`` (B,) 0 = M, 1 = F or -1, ``phones`` (B, U) token ids
+padded with 0 and ``phone_lens`` (B,) with 0 where a cut has no phones,
+``corpus`` and ``cut_ids`` (lists). Missing labels are marked, never guessed: the
+loss masks each task per utterance.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import torch
+
+from speecheq.errors import SpeechEQError
+from speecheq.labels import LabelScheme
+from speecheq.text.tokens import TokenTable
+
+log = logging.getLogger("speecheq")
+
+GENDERS = ("M", "F")
+
+
+def cut_targets(cut, scheme: LabelScheme, tokens: Optional[TokenTable]) -> dict:
+    sup = cut.supervisions[0]
+    custom = sup.custom or {}
+    emotion = scheme.index(custom.get("emotion"))
+    intensity = custom.get("intensity")
+    phones = custom.get("phones") if tokens is not None else None
+    phone_ids: List[int] = []
+    if phones:
+        unknown = [p for p in phones if p not in tokens]
+        if unknown:
+            raise SpeechEQError(
+                f"cut {cut.id}: phones {unknown[:3]} are not in tokens.txt (was the lang stage run on other data?)"
+            )
+        phone_ids = tokens.encode(phones)
+    return {
+        "emotion": -1 if emotion is None else emotion,
+        "intensity": math.nan if intensity is None else float(intensity),
+        "gender": GENDERS.index(sup.gender) if sup.gender in GENDERS else -1,
+        "phones": phone_ids,
+        "corpus": custom.get("corpus", ""),
+    }
+
+
+class SpeechEQDataset(torch.utils.data.Dataset):
+    """lhotse map-style dataset: a sampler hands it a CutSet, it returns a batch dict."""
+
+    def __init__(self, scheme: LabelScheme, tokens: Optional[TokenTable] = None, speaker_cmvn: Optional[dict] = None):
+        self.scheme = scheme
+        self.tokens = tokens
+        self.speaker_cmvn = speaker_cmvn
+
+    def __getitem__(self, cuts) -> Dict[str, object]:
+        from lhotse.dataset.collation import collate_features
+
+        cuts = cuts.sort_by_duration(ascending=False)
+        for cut in cuts:
+            if not cut.has_features:
+                raise SpeechEQError(f"cut {cut.id} has no features (run the fbank stage on its manifest)")
+        try:
+            features, feature_lens = collate_features(cuts)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            first = next(iter(cuts))
+            raise SpeechEQError(
+                f"cannot read features for {len(cuts)} cuts starting at {first.id} "
+                f"({first.features.storage_path}): {e}; re-run the fbank stage"
+            ) from None
+        if self.speaker_cmvn is not None:
+            for i, cut in enumerate(cuts):
+                mean, std = self.speaker_cmvn[cut.supervisions[0].speaker]
+                n = int(feature_lens[i])
+                features[i, :n] = (features[i, :n] - mean) / std
+        targets = [cut_targets(c, self.scheme, self.tokens) for c in cuts]
+        max_u = max([len(t["phones"]) for t in targets] + [1])
+        phones = torch.zeros(len(targets), max_u, dtype=torch.long)
+        for i, t in enumerate(targets):
+            phones[i, : len(t["phones"])] = torch.tensor(t["phones"], dtype=torch.long)
+        return {
+            "features": features,
+            "feature_lens": feature_lens.long(),
+            "emotion": torch.tensor([t["emotion"] for t in targets], dtype=torch.long),
+            "intensity": torch.tensor([t["intensity"] for t in targets], dtype=torch.float32),
+            "gender": torch.tensor([t["gender"] for t in targets], dtype=torch.long),
+            "phones": phones,
+            "phone_lens": torch.tensor([len(t["phones"]) for t in targets], dtype=torch.long),
+            "corpus": [t["corpus"] for t in targets],
+            "cut_ids": [c.id for c in cuts],
+        }
+
+
+def speaker_cmvn_stats(cuts) -> Dict[str, tuple]:
+    """Per-speaker mean/std of fbank over each speaker's own utterances.
+
+    Uses no labels, but at test time it uses the test speaker's (unlabelled)
+    utterances: results with it on must say so.
+    """
+    import numpy as np
+
+    sums: Dict[str, list] = {}
+    for cut in cuts:
+        f = cut.load_features().astype(np.float64)
+        s = sums.setdefault(cut.supervisions[0].speaker, [0, 0.0, 0.0])
+        s[0] += f.shape[0]
+        s[1] = s[1] + f.sum(axis=0)
+        s[2] = s[2] + (f**2).sum(axis=0)
+    stats = {}
+    for spk, (n, s1, s2) in sums.items():
+        mean = s1 / n
+        std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-8))
+        stats[spk] = (torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32))
+    return stats
+
+
+def balanced_weights(cuts, scheme: LabelScheme, corpus_weights: Optional[Dict[str, float]] = None, by_class: bool = True) -> List[float]:
+    """Sampling weight per cut: inverse class frequency (within its corpus) times the corpus's weight share."""
+    keys = []
+    for cut in cuts:
+        custom = cut.supervisions[0].custom or {}
+        keys.append((custom.get("corpus", ""), scheme.index(custom.get("emotion")) if by_class else 0))
+    per_key = Counter(keys)
+    per_corpus = Counter(k[0] for k in keys)
+    classes_per_corpus = Counter(k[0] for k in per_key)
+    weights = []
+    for corpus, cls in keys:
+        share = (corpus_weights or {}).get(corpus, 1.0)
+        # Each corpus gets `share` in total, split evenly over its classes.
+        w = share / classes_per_corpus[corpus] / per_key[(corpus, cls)] if by_class else share / per_corpus[corpus]
+        weights.append(w)
+    return weights
+
+
+def make_train_sampler(
+    cuts,
+    *,
+    max_duration: float,
+    seed: int = 0,
+    balanced: bool = False,
+    scheme: Optional[LabelScheme] = None,
+    corpus_weights: Optional[Dict[str, float]] = None,
+    world_size: Optional[int] = None,
+    rank: Optional[int] = None,
+    num_buckets: int = 10,
+):
+    """Duration-bucketed shuffling by default; weighted sampling for class/corpus balance."""
+    from lhotse.dataset import DynamicBucketingSampler
+    from lhotse.dataset.sampling.weighted_simple import WeightedSimpleCutSampler
+
+    if balanced or corpus_weights:
+        cuts = cuts.to_eager()
+        weights = balanced_weights(cuts, scheme, corpus_weights, by_class=balanced)
+        return WeightedSimpleCutSampler(
+            cuts, weights, num_samples=len(cuts), max_duration=max_duration, shuffle=True,
+            world_size=world_size, rank=rank, seed=seed,
+        )
+    return DynamicBucketingSampler(
+        cuts, max_duration=max_duration, shuffle=True, num_buckets=num_buckets, seed=seed,
+        world_size=world_size, rank=rank, drop_last=False,
+    )
+
+
+def make_eval_sampler(cuts, max_duration: float):
+    from lhotse.dataset import SimpleCutSampler
+
+    return SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
+
+
+def make_loader(dataset, sampler, num_workers: int = 0):
+    return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers)
+
+
+def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
+    """What each task has to learn from in a cut set: the stage summary and a guard
+    against training on a split that filtering emptied."""
+    n = 0
+    emotion = Counter()
+    excluded = Counter()
+    has = Counter()
+    for cut in cuts:
+        n += 1
+        sup = cut.supervisions[0]
+        custom = sup.custom or {}
+        e = custom.get("emotion")
+        if scheme.index(e) is None:
+            excluded[str(e)] += 1
+        else:
+            emotion[e] += 1
+        has["intensity"] += custom.get("intensity") is not None
+        has["gender"] += sup.gender in GENDERS
+        has["phones"] += bool(custom.get("phones"))
+    return {"cuts": n, "emotion": dict(emotion), "excluded": dict(excluded), **{f"with_{k}": v for k, v in has.items()}}
+
+
+def require_nonempty(summary: Dict[str, object], what: str, tasks: Sequence[str]) -> None:
+    if summary["cuts"] == 0:
+        raise SpeechEQError(f"{what}: no cuts after filtering")
+    if "emotion" in tasks and not summary["emotion"]:
+        raise SpeechEQError(f"{what}: no cut has an emotion of the chosen preset (excluded: {summary['excluded']})")

@@ -1,0 +1,177 @@
+"""Atomic outputs, ``.done`` markers, locks and manifest loading.
+
+A stage must never leave a half-written file that a later stage trusts. So every
+output is written under a temporary name in the same folder and renamed into
+place (``os.replace`` is atomic on POSIX), and a stage marks its completion with a
+``.done`` marker written last. A crash or Ctrl-C leaves at worst a temporary file,
+which the next run ignores and overwrites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from speecheq.errors import SpeechEQError
+
+Pathlike = Union[str, Path]
+log = logging.getLogger("speecheq")
+
+TMP_PREFIX = ".tmp."
+
+
+def temporary_path(path: Pathlike) -> Path:
+    """A sibling name that keeps the suffixes, so lhotse still infers the format
+    (``.jsonl.gz``) from it, and that starts with a dot so globs skip it."""
+    path = Path(path)
+    return path.with_name(f"{TMP_PREFIX}{os.getpid()}.{path.name}")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Pathlike) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it to ``path``, on failure remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        if tmp.exists():
+            _fsync_file(tmp)
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+        raise
+
+
+def _fsync_file(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def write_text_atomic(path: Pathlike, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Pathlike, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def done_marker(path: Pathlike) -> Path:
+    """Marker that says ``path`` (a file or a folder of outputs) is complete."""
+    path = Path(path)
+    return path.with_name(path.name + ".done")
+
+
+def is_done(path: Pathlike) -> bool:
+    path = Path(path)
+    return done_marker(path).exists() and (path.exists() or path.suffix == "")
+
+
+def mark_done(path: Pathlike, info: Optional[dict] = None) -> None:
+    write_json_atomic(done_marker(path), {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), **(info or {})})
+
+
+def clear_done(path: Pathlike) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        done_marker(path).unlink()
+
+
+def remove_stale_temporaries(folder: Pathlike) -> int:
+    """Delete temporary files that a killed run left behind; they are never trusted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    n = 0
+    for p in folder.glob(f"{TMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if p.is_dir():
+                import shutil
+
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            n += 1
+    return n
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Pathlike, what: str = "stage") -> Iterator[None]:
+    """Take an exclusive lock on ``folder`` so two runs never write the same outputs.
+
+    The lock is an ``flock`` on ``<folder>/.lock``: the kernel drops it when the
+    process dies, so a kill -9 never leaves a stale lock behind.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpeechEQError(
+                f"another {what} is running on {folder} (could not take lock {lock_path}); "
+                "wait for it or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_readable_manifest(path: Pathlike) -> Path:
+    """Fail with one line when a manifest is missing or its gzip stream is cut short."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpeechEQError(f"manifest not found: {path} (run the stage that writes it first)")
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        except (EOFError, OSError, gzip.BadGzipFile) as e:
+            raise SpeechEQError(f"manifest {path} is corrupt or truncated ({e}); re-run the stage that writes it") from None
+    return path
+
+
+def load_cuts_lazy(path: Pathlike):
+    """Open a cut manifest lazily (memory stays flat as the corpus grows)."""
+    from lhotse import CutSet
+
+    return CutSet.from_jsonl_lazy(check_readable_manifest(path))
+
+
+def save_manifest(manifest, path: Pathlike) -> Path:
+    """Write a lhotse manifest atomically."""
+    with atomic_output(path) as tmp:
+        manifest.to_file(tmp)
+    return Path(path)
+
+
+def write_cuts(cuts, path: Pathlike) -> int:
+    """Stream cuts into a manifest atomically (never holds the set in memory); returns the count."""
+    from lhotse import CutSet
+
+    n = 0
+    with atomic_output(path) as tmp:
+        with CutSet.open_writer(tmp) as writer:
+            for cut in cuts:
+                writer.write(cut)
+                n += 1
+    return n
