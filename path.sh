@@ -1,5 +1,5 @@
 # Sourced by every recipe: the repository's venv and library come first.
-SPEECHEQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+SPEECHEQ_ROOT="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 export SPEECHEQ_ROOT
 if [ -x "$SPEECHEQ_ROOT/.venv/bin/python" ]; then
   export PATH="$SPEECHEQ_ROOT/.venv/bin:$PATH"

@@ -147,3 +147,31 @@ def feature_statistics(cuts, max_cuts: Optional[int] = None):
         raise SpeechEQError("cannot compute feature statistics: no cuts")
     std = np.sqrt(np.maximum(m2 / max(count - 1, 1), 1e-10))
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlike, split: str = "all", *,
+                         force: bool = False, **options) -> Optional[Path]:
+    """The fbank stage for one corpus split: ``<corpus>_cuts_<split>`` + ``<corpus>_feats_<split>``.
+
+    Skipped when marked done; otherwise (re)computed and marked done last.
+    """
+    from speecheq.io import is_done, mark_done
+
+    manifest_dir, fbank_dir = Path(manifest_dir), Path(fbank_dir)
+    cuts_path = fbank_dir / f"{corpus}_cuts_{split}.jsonl.gz"
+    if is_done(cuts_path) and not force:
+        log.info("%s: features already computed (%s); skipping", corpus, cuts_path)
+        return None
+    import time
+
+    t0 = time.time()
+    n = compute_fbank(
+        manifest_dir / f"{corpus}_recordings_{split}.jsonl.gz",
+        manifest_dir / f"{corpus}_supervisions_{split}.jsonl.gz",
+        cuts_path,
+        fbank_dir / f"{corpus}_feats_{split}",
+        **options,
+    )
+    mark_done(cuts_path, {"cuts": n, "seconds": round(time.time() - t0, 1), **{k: str(v) for k, v in options.items()}})
+    log.info("%s: %d cuts with features in %.1f s -> %s", corpus, n, time.time() - t0, cuts_path)
+    return cuts_path

@@ -78,3 +78,60 @@ def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: 
             log.info("%s: %s %d cuts -> %s", corpus, name, count, path)
             written[name] = path
     return written
+
+
+def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, force: bool = False, **options):
+    """Run ``prepare_<name>`` once: skipped when its manifests are marked done.
+
+    Writes ``<name>_{recordings,supervisions}_all.jsonl.gz`` and a summary JSON
+    (utterances, hours, skips by reason) next to them.
+    """
+    from speecheq.corpora.common import manifest_paths
+    from speecheq.io import is_done, mark_done, write_json_atomic
+
+    rec_path, sup_path = manifest_paths(output_dir, name, "all")
+    if is_done(rec_path) and not force:
+        log.info("%s: manifests already prepared (%s); skipping", name, rec_path)
+        return None
+    result = get_corpus(name).prepare(corpus_dir, output_dir, **options)
+    summary = result["summary"]
+    write_json_atomic(Path(output_dir) / f"{name}_prepare_summary.json", summary.to_dict())
+    mark_done(rec_path, summary.to_dict())
+    log.info("%s", summary.line())
+    return summary
+
+
+def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4class", folds: Optional[List[str]] = None,
+                       **protocol_options) -> Dict[str, dict]:
+    """The validate stage: lhotse's checks plus ours on every cut, then the protocol's splits.
+
+    Returns {split: label summary} and writes it to ``<corpus>_splits.json``, so
+    the stage summary shows what each task learns from and what the preset excludes.
+    """
+    from lhotse.qa import validate
+
+    from speecheq.corpora.common import validate_contract
+    from speecheq.data import label_summary
+    from speecheq.io import write_json_atomic
+    from speecheq.labels import LabelScheme
+
+    fbank_dir = Path(fbank_dir)
+    cuts_path = fbank_dir / f"{corpus}_cuts_all.jsonl.gz"
+    n = 0
+    for cut in load_cuts_lazy(cuts_path):
+        try:
+            validate(cut, read_data=False)
+            validate_contract(cut.supervisions)
+        except (AssertionError, ValueError) as e:
+            raise SpeechEQError(f"{cuts_path}: cut {cut.id} failed validation: {e}") from None
+        if not cut.has_features:
+            raise SpeechEQError(f"{cuts_path}: cut {cut.id} has no features; re-run the fbank stage")
+        n += 1
+    log.info("%s: %d cuts validated", corpus, n)
+    scheme = LabelScheme.from_preset(label_preset)
+    summaries = {}
+    for split, path in write_splits(corpus, cuts_path, fbank_dir, folds, **protocol_options).items():
+        summaries[split] = label_summary(load_cuts_lazy(path), scheme)
+        log.info("%s %s: %s", corpus, split, summaries[split])
+    write_json_atomic(fbank_dir / f"{corpus}_splits.json", summaries)
+    return summaries

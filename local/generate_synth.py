@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""Stage 0 of egs/synth: generate the embedded emotional speech corpus with espeak-ng."""
+import argparse
+
+from speecheq.cli import script
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--corpus-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sentences-per-language", type=int, default=8)
+    args = p.parse_args()
+
+    from speecheq.corpora.synth import generate_synth
+
+    generate_synth(args.corpus_dir, seed=args.seed, sentences_per_language=args.sentences_per_language)
+
+
+if __name__ == "__main__":
+    script(main)

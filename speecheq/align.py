@@ -1,0 +1,707 @@
+"""Phone alignments: CTC forced alignment, import of MFA / HTK alignments, lhotse glue.
+
+Everything ends up in one format, lhotse's: ``dict[utterance_id, list[AlignmentItem]]``
+(``AlignmentItem(symbol, start, duration, score)``, seconds), which
+:func:`attach_alignments` puts on the supervisions as ``alignment[kind]``.
+
+CTC forced alignment
+--------------------
+:func:`ctc_forced_align` finds, for each utterance, the single best path through
+the standard CTC topology (blank-interleaved label sequence ``b y1 b y2 ... yU b``;
+a state may stay, advance by one, or skip the blank between two *different*
+tokens) given the model's CTC log-posteriors.  Design choices:
+
+* **Viterbi (max-sum), not forward (log-sum-exp).** We want one segmentation,
+  the most probable path, not the total probability over all paths.
+* **In log space.** A path score is a product of T posteriors; over a few hundred
+  frames that underflows float32 (and even float64) to 0, after which every path
+  ties and the backtrace is garbage.  Sums of log-probabilities are exact enough
+  and ``max`` commutes with ``log``, so the argmax path is the same.
+* **Batched over utterances, looped over frames.** Frame t depends on frame t-1,
+  so the time loop is inherent; each step is a handful of tensor ops over the
+  whole (batch, state) grid, on the device of the inputs (CPU or CUDA).  Back
+  pointers are stored as int8 offsets (0/1/2): B*T*S bytes.  Frames past an
+  utterance's length leave its scores frozen, so padding never changes a result.
+* **``None`` for infeasible utterances, no exception.** An utterance needs at
+  least ``U + (number of adjacent repeated tokens)`` encoder frames.  Very short
+  emotional interjections ("oh!", laughter) with a long phone string, after the
+  encoder's 4x subsampling, genuinely do not fit.  That is a property of the data,
+  not a bug, and one such clip must not kill a stage over a whole corpus: the
+  caller gets ``None``, counts it (:func:`alignment_summary`) and reports it.  The
+  same applies when every path has probability zero (``-inf`` log-posteriors) or
+  the posteriors are NaN.  An empty target gives ``[]`` (nothing to align).
+
+Times
+-----
+CTC spans are in encoder frames; :func:`spans_to_alignment_items` turns them into
+seconds with ``frame_shift`` (0.04 s for a 10 ms front-end and 4x subsampling),
+rounded to 1e-4 s so that they stay exact multiples of the frame shift instead of
+``0.12000000000000001``.  :func:`align_cuts` yields times relative to the *cut*
+start.  lhotse's own convention for ``SupervisionSegment.alignment`` is relative
+to the *recording* (``Cut.truncate`` shifts supervisions, not alignment items), so
+:func:`attach_alignments` adds ``cut.start`` when it is given cut-relative times
+(``key="cut_id"``).  Imported MFA / HTK files are per audio file, i.e. already
+recording-relative.
+
+Users' own alignments
+---------------------
+:func:`read_textgrid_dir` reads Montreal Forced Aligner output (TextGrid, via
+``praatio``); :func:`read_htk_lab_dir` reads HTK label files (100 ns units).
+Faults in those files are the user's to fix and raise :class:`AlignmentError`
+(a :class:`ValueError` and a :class:`~speecheq.errors.SpeechEQError`), naming
+the file (and line).
+
+This module holds no data loading and no model construction; :func:`align_cuts`
+only needs an object that maps ``(features, feature_lens)`` to a dict with
+``"ctc_log_probs"`` and ``"encoder_lens"``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import math
+from pathlib import Path
+from typing import (
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Literal,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import torch
+from torch import Tensor
+
+from speecheq.errors import SpeechEQError
+
+__all__ = [
+    "AlignmentError",
+    "TokenSpan",
+    "ctc_viterbi",
+    "ctc_forced_align",
+    "spans_to_alignment_items",
+    "read_textgrid_dir",
+    "read_htk_lab_dir",
+    "attach_alignments",
+    "align_cuts",
+    "alignment_summary",
+    "DEFAULT_SKIP_LABELS",
+]
+
+Pathlike = Union[str, Path]
+
+#: Labels MFA writes for silence / spoken noise / empty intervals.
+DEFAULT_SKIP_LABELS = ("", "sil", "sp", "spn", "<eps>")
+
+#: CTC item times: 1e-4 s keeps frame multiples exact (frame shifts are >= 1 ms).
+CTC_TIME_NDIGITS = 4
+#: Imported times: 1 us keeps sample-level (e.g. 1/16000 s) boundaries of
+#: hand-made alignments while dropping float noise from text formats.
+IMPORT_TIME_NDIGITS = 6
+
+
+log = logging.getLogger("speecheq")
+
+
+class AlignmentError(SpeechEQError, ValueError):
+    """User-fixable input: a bad TextGrid / HTK .lab file, a token table that
+    does not match the model.  A ``ValueError`` for callers that catch those, a
+    ``SpeechEQError`` so that stage scripts print it as one line."""
+
+
+class TokenSpan(NamedTuple):
+    """One aligned token: encoder frames ``[start, end)``, mean posterior ``score``."""
+
+    token: int
+    start: int
+    end: int
+    score: float
+
+
+# --------------------------------------------------------------------------- #
+# CTC Viterbi
+# --------------------------------------------------------------------------- #
+
+
+def _check_inputs(
+    log_probs: Tensor, input_lens: Tensor, targets: Tensor, target_lens: Tensor, blank: int
+) -> None:
+    if log_probs.dim() != 3:
+        raise ValueError(f"log_probs must be (B, T, V), got shape {tuple(log_probs.shape)}")
+    B, T, V = log_probs.shape
+    if targets.dim() != 2 or targets.shape[0] != B:
+        raise ValueError(f"targets must be (B={B}, U), got shape {tuple(targets.shape)}")
+    if tuple(input_lens.shape) != (B,) or tuple(target_lens.shape) != (B,):
+        raise ValueError(
+            f"input_lens and target_lens must be ({B},), got "
+            f"{tuple(input_lens.shape)} and {tuple(target_lens.shape)}"
+        )
+    if not 0 <= blank < V:
+        raise ValueError(f"blank={blank} is not a valid token id for V={V}")
+    if B == 0:
+        return
+    if int(input_lens.min()) < 0 or int(input_lens.max()) > T:
+        raise ValueError(f"input_lens must lie in [0, T={T}], got {input_lens.tolist()}")
+    U = targets.shape[1]
+    if int(target_lens.min()) < 0 or int(target_lens.max()) > U:
+        raise ValueError(f"target_lens must lie in [0, U={U}], got {target_lens.tolist()}")
+    if U > 0:
+        in_len = torch.arange(U, device=targets.device)[None, :] < target_lens[:, None]
+        real = targets[in_len]
+        if real.numel() and (int(real.min()) < 0 or int(real.max()) >= V):
+            raise ValueError(f"target ids must lie in [0, V={V})")
+        if bool((real == blank).any()):
+            raise ValueError(f"targets contain the blank id {blank} within target_lens")
+
+
+def ctc_viterbi(
+    log_probs: Tensor,
+    input_lens: Tensor,
+    targets: Tensor,
+    target_lens: Tensor,
+    blank: int = 0,
+) -> Tuple[Tensor, Tensor]:
+    """Best CTC path per utterance.
+
+    Args:
+      log_probs: (B, T, V) CTC log-posteriors (log-softmax over V).
+      input_lens: (B,) valid frames per utterance.
+      targets: (B, U) token ids, padded (with anything, e.g. 0) past ``target_lens``.
+      target_lens: (B,) number of tokens per utterance (0 allowed).
+      blank: id of the CTC blank.
+
+    Returns:
+      ``(frame_tokens, scores)``: ``frame_tokens`` (B, T) long, the token emitted at
+      each frame on the best path (``blank`` for blank frames, -1 past
+      ``input_lens``); ``scores`` (B,) the path's total log-probability, ``-inf``
+      where no path exists (then ``frame_tokens`` of that row is meaningless).
+      An empty target over 0 frames scores 0.  Both on the device of ``log_probs``.
+    """
+    _check_inputs(log_probs, input_lens, targets, target_lens, blank)
+    device = log_probs.device
+    lp = log_probs if log_probs.dtype in (torch.float32, torch.float64) else log_probs.float()
+    B, T, V = lp.shape
+    input_lens = input_lens.to(device=device, dtype=torch.long)
+    target_lens = target_lens.to(device=device, dtype=torch.long)
+    targets = targets.to(device=device, dtype=torch.long)
+    U = targets.shape[1]
+    S = 2 * U + 1
+    neg_inf = float("-inf")
+
+    if T == 0 or B == 0:  # every input_len is 0 (checked above)
+        scores = torch.where(
+            target_lens == 0,
+            torch.zeros(B, dtype=lp.dtype, device=device),
+            torch.full((B,), neg_inf, dtype=lp.dtype, device=device),
+        )
+        return torch.full((B, T), -1, dtype=torch.long, device=device), scores
+
+    # Extended label sequence: blank at even states, token k at state 2k+1.
+    s_len = 2 * target_lens + 1  # (B,)
+    state = torch.arange(S, device=device)
+    valid = state[None, :] < s_len[:, None]  # (B, S)
+    ext = torch.full((B, S), blank, dtype=torch.long, device=device)
+    ext[:, 1::2] = targets
+    ext = torch.where(valid, ext, torch.full_like(ext, blank))  # padding -> a safe id
+    # Entering state s from s-2 skips a blank: only into a token that differs
+    # from the token two states back.
+    can_skip = torch.zeros((B, S), dtype=torch.bool, device=device)
+    if S > 2:
+        can_skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    can_skip &= valid
+
+    emit = lp.gather(2, ext[:, None, :].expand(B, T, S))  # (B, T, S)
+    emit = emit.masked_fill(~valid[:, None, :], neg_inf)
+
+    alpha = torch.full((B, S), neg_inf, dtype=lp.dtype, device=device)
+    alpha[:, 0] = emit[:, 0, 0]
+    if S > 1:
+        alpha[:, 1] = emit[:, 0, 1]
+    backptr = torch.zeros((B, T, S), dtype=torch.int8, device=device)
+    pad1 = torch.full((B, 1), neg_inf, dtype=lp.dtype, device=device)
+    pad2 = torch.full((B, 2), neg_inf, dtype=lp.dtype, device=device)
+    for t in range(1, T):
+        from1 = torch.cat([pad1, alpha[:, :-1]], dim=1)
+        from2 = torch.cat([pad2, alpha[:, :-2]], dim=1)[:, :S].masked_fill(~can_skip, neg_inf)
+        # Candidates ordered stay / +1 / +2; ties go to the first (stay).
+        best, arg = torch.stack([alpha, from1, from2], dim=-1).max(dim=-1)
+        active = (t < input_lens)[:, None]
+        alpha = torch.where(active, best + emit[:, t], alpha)
+        backptr[:, t] = arg.to(torch.int8)
+
+    # A path ends in the final blank or in the last token.
+    last = s_len - 1
+    a_last = alpha.gather(1, last[:, None]).squeeze(1)
+    a_prev = alpha.gather(1, (last - 1).clamp(min=0)[:, None]).squeeze(1)
+    a_prev = torch.where(target_lens > 0, a_prev, torch.full_like(a_prev, neg_inf))
+    use_prev = a_prev > a_last
+    end_state = torch.where(use_prev, last - 1, last)
+    scores = torch.where(use_prev, a_prev, a_last)
+    no_frames = input_lens == 0
+    scores = torch.where(
+        no_frames,
+        torch.where(target_lens == 0, torch.zeros_like(scores), torch.full_like(scores, neg_inf)),
+        scores,
+    )
+
+    # Backtrace, all utterances at once; each starts at its own last frame.
+    states = torch.full((B, T), -1, dtype=torch.long, device=device)
+    s = end_state
+    for t in range(T - 1, -1, -1):
+        active = t < input_lens
+        states[:, t] = torch.where(active, s, torch.full_like(s, -1))
+        if t > 0:
+            step = backptr[:, t].gather(1, s.clamp(0, S - 1)[:, None]).squeeze(1).long()
+            s = torch.where(active, s - step, s)
+    frame_tokens = torch.where(
+        states >= 0, ext.gather(1, states.clamp(min=0)), torch.full_like(states, -1)
+    )
+    return frame_tokens, scores
+
+
+def ctc_forced_align(
+    log_probs: Tensor,
+    input_lens: Tensor,
+    targets: Tensor,
+    target_lens: Tensor,
+    blank: int = 0,
+) -> List[Optional[List[TokenSpan]]]:
+    """Batched CTC forced alignment (Viterbi) into token spans.
+
+    Args as :func:`ctc_viterbi`.  Returns one entry per utterance: a list of
+    :class:`TokenSpan` (one per target token, in order; frames ``[start, end)``,
+    blank frames belong to no span; ``score`` = mean posterior probability of the
+    token over its frames), ``[]`` for an empty target, ``None`` where no
+    alignment exists (too few frames, or all paths have probability zero).
+    """
+    frame_tokens, scores = ctc_viterbi(log_probs, input_lens, targets, target_lens, blank)
+    B = frame_tokens.shape[0]
+    if B == 0:
+        return []
+    lp = log_probs if log_probs.dtype in (torch.float32, torch.float64) else log_probs.float()
+    tok_logp = lp.gather(2, frame_tokens.clamp(min=0)[..., None]).squeeze(-1)
+    # One device->host copy for the whole batch.
+    frame_tokens = frame_tokens.cpu()
+    tok_prob = tok_logp.to(device="cpu", dtype=torch.float64).exp()
+    scores = scores.cpu()
+    in_lens = input_lens.cpu().tolist()
+    tgt_lens = target_lens.cpu().tolist()
+
+    results: List[Optional[List[TokenSpan]]] = []
+    for b in range(B):
+        if tgt_lens[b] == 0:
+            results.append([])
+            continue
+        if not math.isfinite(float(scores[b])):
+            results.append(None)
+            continue
+        n = in_lens[b]
+        toks, counts = torch.unique_consecutive(frame_tokens[b, :n], return_counts=True)
+        ends = counts.cumsum(0)
+        csum = torch.cat([tok_prob.new_zeros(1), tok_prob[b, :n].cumsum(0)])
+        spans = []
+        # Two adjacent frames with the same non-blank token are always the same
+        # CTC state (a repeat must pass through a blank), so runs are tokens.
+        for tok, e, c in zip(toks.tolist(), ends.tolist(), counts.tolist()):
+            if tok == blank:
+                continue
+            s = e - c
+            spans.append(TokenSpan(tok, s, e, float((csum[e] - csum[s]) / c)))
+        results.append(spans)
+    return results
+
+
+# --------------------------------------------------------------------------- #
+# lhotse items
+# --------------------------------------------------------------------------- #
+
+
+def _item(symbol: str, start: float, end: float, score: Optional[float], ndigits: int):
+    from lhotse.supervision import AlignmentItem
+
+    start_r = round(start, ndigits)
+    end_r = round(end, ndigits)
+    # Rounding start and end (not duration) keeps adjacent items contiguous.
+    return AlignmentItem(
+        symbol=symbol, start=start_r, duration=round(end_r - start_r, ndigits), score=score
+    )
+
+
+def spans_to_alignment_items(
+    spans: Sequence[TokenSpan],
+    symbols: Sequence[str],
+    frame_shift: float,
+    offset: float = 0.0,
+) -> list:
+    """Token spans (encoder frames) -> ``list[lhotse.supervision.AlignmentItem]``.
+
+    ``symbols`` maps token id -> symbol; times are ``offset + frame * frame_shift``
+    seconds rounded to 1e-4 s; scores are rounded to 1e-4.
+    """
+    if frame_shift <= 0:
+        raise ValueError(f"frame_shift must be positive, got {frame_shift}")
+    items = []
+    for sp in spans:
+        if not 0 <= sp.token < len(symbols):
+            raise ValueError(f"token id {sp.token} has no symbol (table has {len(symbols)})")
+        items.append(
+            _item(
+                symbols[sp.token],
+                offset + sp.start * frame_shift,
+                offset + sp.end * frame_shift,
+                round(float(sp.score), 4),
+                CTC_TIME_NDIGITS,
+            )
+        )
+    return items
+
+
+# --------------------------------------------------------------------------- #
+# Importers
+# --------------------------------------------------------------------------- #
+
+
+def _files_by_stem(directory: Pathlike, suffix: str, what: str) -> Dict[str, Path]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise AlignmentError(f"{what} directory not found: {directory}")
+    suffix = suffix.lower()
+    found: Dict[str, Path] = {}
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or not path.name.lower().endswith(suffix):
+            continue
+        stem = path.name[: -len(suffix)]
+        if stem in found:
+            raise AlignmentError(
+                f"two {what} files for utterance {stem!r}: {found[stem]} and {path}"
+            )
+        found[stem] = path
+    return found
+
+
+def read_textgrid_dir(
+    directory: Pathlike,
+    tier: str = "phones",
+    skip_labels: Iterable[str] = DEFAULT_SKIP_LABELS,
+) -> Dict[str, list]:
+    """Read Montreal Forced Aligner TextGrids (recursively) into lhotse items.
+
+    Utterance id = file stem (``spk1/utt1.TextGrid`` -> ``utt1``).  Intervals whose
+    stripped label matches ``skip_labels`` (case-insensitively, so ``SIL``/``spn``
+    too) are dropped.  If ``tier`` is absent but exactly one tier is named
+    ``"<speaker> - <tier>"`` (MFA's naming for multi-speaker files), that one is
+    used.  A missing tier raises :class:`AlignmentError` naming the file and
+    the tiers it has.  Scores are ``None``.
+    """
+    from praatio import textgrid as tgio
+    from praatio.data_classes.interval_tier import IntervalTier
+
+    skip = {s.strip().lower() for s in skip_labels}
+    out: Dict[str, list] = {}
+    for utt, path in _files_by_stem(directory, ".TextGrid", "TextGrid").items():
+        try:
+            tg = tgio.openTextgrid(str(path), includeEmptyIntervals=False)
+        except Exception as e:  # praatio raises assorted errors on bad files
+            raise AlignmentError(f"{path}: cannot parse TextGrid: {e}") from e
+        names = list(tg.tierNames)
+        name = tier
+        if tier not in names:
+            suffixed = [n for n in names if n.endswith(f" - {tier}")]
+            if len(suffixed) != 1:
+                raise AlignmentError(
+                    f"{path}: no tier {tier!r}; tiers available: {names}"
+                )
+            name = suffixed[0]
+        t = tg.getTier(name)
+        if not isinstance(t, IntervalTier):
+            raise AlignmentError(f"{path}: tier {name!r} is a point tier, need intervals")
+        items = []
+        for start, end, label in sorted(t.entries, key=lambda e: e[0]):
+            label = label.strip()
+            if label.lower() in skip:
+                continue
+            items.append(_item(label, float(start), float(end), None, IMPORT_TIME_NDIGITS))
+        out[utt] = items
+    return out
+
+
+def read_htk_lab_dir(
+    directory: Pathlike,
+    extension: str = ".lab",
+    skip_labels: Iterable[str] = (),
+) -> Dict[str, list]:
+    """Read HTK label files (recursively) into lhotse items.
+
+    One file per utterance (id = file stem); lines ``start end label [extra...]``
+    with integer times in 100 ns units (``0 1500000 sil``); extra columns (HTK's
+    score, word) are ignored, blank lines skipped.  Labels in ``skip_labels`` are
+    dropped (none by default).  A malformed line raises
+    :class:`AlignmentError` with ``file:line``; that includes decimal times,
+    which mean a seconds-based .lab (Audacity/wavesurfer), not HTK.
+    """
+    skip = set(skip_labels)
+    out: Dict[str, list] = {}
+    for utt, path in _files_by_stem(directory, extension, "HTK label").items():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise AlignmentError(f"{path}: not UTF-8 text: {e}") from e
+        items = []
+        for n, line in enumerate(text.splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            where = f"{path}:{n}"
+            if len(parts) < 3:
+                raise AlignmentError(f"{where}: expected 'start end label', got {line!r}")
+            try:
+                start, end = int(parts[0]), int(parts[1])
+            except ValueError:
+                raise AlignmentError(
+                    f"{where}: times must be integers in 100 ns units (HTK), got {line!r}"
+                ) from None
+            if start < 0 or end < start:
+                raise AlignmentError(f"{where}: need 0 <= start <= end, got {line!r}")
+            if parts[2] in skip:
+                continue
+            items.append(_item(parts[2], start * 1e-7, end * 1e-7, None, IMPORT_TIME_NDIGITS))
+        out[utt] = items
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Attaching to cuts
+# --------------------------------------------------------------------------- #
+
+
+def attach_alignments(
+    cuts,
+    alignments: Dict[str, list],
+    kind: str = "phone",
+    key: Literal["supervision_id", "recording_id", "cut_id"] = "supervision_id",
+    times_relative_to: Optional[Literal["recording", "cut"]] = None,
+    drop_missing: bool = False,
+):
+    """Put ``alignments[id]`` on each supervision as ``alignment[kind]``.
+
+    Args:
+      cuts: a ``CutSet`` (or any iterable of cuts; read once, eagerly).
+      alignments: ``{id: list[AlignmentItem]}``.
+      key: what the ids are: supervision ids (default), recording ids (MFA/HTK
+        files named after the audio), or cut ids (output of :func:`align_cuts`).
+        With recording / cut ids, each supervision gets the items whose midpoint
+        lies inside it.
+      times_relative_to: ``"recording"`` (lhotse's convention; default, except
+        for ``key="cut_id"`` whose default is ``"cut"``) or ``"cut"``; cut-relative
+        items are shifted by ``cut.start`` to become recording-relative.
+      drop_missing: drop cuts with a supervision that has no alignment
+        (default: keep them unchanged).
+
+    Returns:
+      ``(CutSet, missing_ids)``: ids (of ``key``'s kind) not found in
+      ``alignments``, in first-seen order, each once.
+    """
+    from lhotse import CutSet
+
+    if key not in ("supervision_id", "recording_id", "cut_id"):
+        raise ValueError(f"key must be supervision_id, recording_id or cut_id, got {key!r}")
+    rel = times_relative_to or ("cut" if key == "cut_id" else "recording")
+    if rel not in ("recording", "cut"):
+        raise ValueError(f"times_relative_to must be 'recording' or 'cut', got {rel!r}")
+
+    missing: List[str] = []
+    out = list(iter_attached(cuts, alignments, kind, key, rel, drop_missing, missing))
+    return CutSet.from_cuts(out), missing
+
+
+def iter_attached(cuts, alignments: Dict[str, list], kind: str, key: str, rel: str, drop_missing: bool,
+                  missing: List[str]) -> Iterator:
+    """Streaming core of :func:`attach_alignments` (memory stays flat for lazy cut sets);
+    appends ids without alignment to ``missing``."""
+    from lhotse.utils import fastcopy
+
+    seen_missing = set()
+    for cut in cuts:
+        cut_missing = False
+
+        def attach(sup, cut=cut):
+            nonlocal cut_missing
+            ident = {"supervision_id": sup.id, "recording_id": sup.recording_id}.get(key, cut.id)
+            items = alignments.get(ident)
+            if items is None:
+                cut_missing = True
+                if ident not in seen_missing:
+                    seen_missing.add(ident)
+                    missing.append(ident)
+                return sup
+            items = list(items)
+            if rel == "cut" and cut.start:
+                items = [it.with_offset(cut.start) for it in items]
+            if key != "supervision_id":
+                lo = cut.start + sup.start
+                hi = lo + sup.duration
+                items = [it for it in items if lo <= it.start + it.duration / 2 < hi]
+            # with_alignment() writes into the supervision's existing dict, which
+            # would change the caller's cuts too; give it a copy to write into.
+            return fastcopy(sup, alignment=dict(sup.alignment or {})).with_alignment(kind, items)
+
+        new_cut = cut.map_supervisions(attach)
+        if not (drop_missing and cut_missing):
+            yield new_cut
+
+
+# --------------------------------------------------------------------------- #
+# Recipe glue
+# --------------------------------------------------------------------------- #
+
+
+def align_cuts(
+    model,
+    batches: Iterable[dict],
+    symbols: Sequence[str],
+    device: Union[str, torch.device] = "cpu",
+    frame_shift: float = 0.04,
+    blank: int = 0,
+) -> Iterator[Tuple[str, Optional[list]]]:
+    """Align every cut of ``batches`` with the model's CTC branch.
+
+    Each batch: ``features`` (B, T, F), ``feature_lens`` (B,), ``phones`` (B, U)
+    padded with 0, ``phone_lens`` (B,), ``cut_ids`` (B strings).  The model is
+    put in eval mode and called as ``model(features, feature_lens)`` under
+    ``torch.inference_mode()``; it must return ``ctc_log_probs`` (B, T', V)
+    log-softmax and ``encoder_lens`` (B,).
+
+    Yields ``(cut_id, items)``: ``list[AlignmentItem]`` with times relative to
+    the cut start, ``[]`` for a cut without phones, ``None`` where the alignment
+    is infeasible.  Feed the results to :func:`alignment_summary` and, as
+    ``{cut_id: items}``, to :func:`attach_alignments` with ``key="cut_id"``.
+    """
+    device = torch.device(device)
+    model.eval()
+    for batch in batches:
+        cut_ids = list(batch["cut_ids"])
+        with torch.inference_mode():
+            out = model(batch["features"].to(device), batch["feature_lens"].to(device))
+            log_probs = out["ctc_log_probs"]
+            enc_lens = out["encoder_lens"]
+            if log_probs.shape[0] != len(cut_ids):
+                raise ValueError(
+                    f"model returned {log_probs.shape[0]} rows for {len(cut_ids)} cut ids"
+                )
+            if log_probs.shape[-1] != len(symbols):
+                raise AlignmentError(
+                    f"model has {log_probs.shape[-1]} CTC outputs but the token table "
+                    f"has {len(symbols)} symbols (tokens.txt and checkpoint do not match)"
+                )
+            spans = ctc_forced_align(
+                log_probs,
+                enc_lens.to(device),
+                batch["phones"].to(device),
+                batch["phone_lens"].to(device),
+                blank=blank,
+            )
+        # Yield outside inference_mode: the caller's code must not run inside it.
+        for cut_id, sp in zip(cut_ids, spans):
+            yield cut_id, (None if sp is None else spans_to_alignment_items(sp, symbols, frame_shift))
+
+
+def alignment_summary(results: Iterable[Tuple[str, Optional[list]]]) -> dict:
+    """Count :func:`align_cuts` results.
+
+    Returns ``{"total", "aligned", "failed", "no_phones", "failed_ids"}``:
+    ``aligned`` = non-empty item lists, ``failed`` = ``None`` (infeasible),
+    ``no_phones`` = empty lists.
+    """
+    total = aligned = no_phones = 0
+    failed_ids: List[str] = []
+    for cut_id, items in results:
+        total += 1
+        if items is None:
+            failed_ids.append(cut_id)
+        elif len(items) == 0:
+            no_phones += 1
+        else:
+            aligned += 1
+    return {
+        "total": total,
+        "aligned": aligned,
+        "failed": len(failed_ids),
+        "no_phones": no_phones,
+        "failed_ids": failed_ids,
+    }
+
+
+def align_corpus(
+    exp_dir,
+    cuts_path,
+    output_path,
+    *,
+    epoch: int = 0,
+    avg: int = 1,
+    use_averaged_model: bool = False,
+    checkpoint: str = "",
+    device: str = "cpu",
+    max_duration: float = 200.0,
+    plot_path=None,
+) -> dict:
+    """The align stage: CTC-align every cut's phones and write cuts with ``alignment["phone"]``.
+
+    Cuts are streamed twice (align, then attach), so memory holds only the
+    alignments, never the cut set. Cuts without phones or with an infeasible
+    alignment are written unchanged and counted.
+    """
+    from pathlib import Path
+
+    from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader
+    from speecheq.io import load_cuts_lazy, write_cuts, write_json_atomic
+    from speecheq.labels import LabelScheme
+    from speecheq.model import FRAME_SHIFT_SECONDS
+    from speecheq.package import load_model
+    from speecheq.text.tokens import TokenTable
+
+    model, meta, tag = load_model(Path(exp_dir), epoch, avg, use_averaged_model, checkpoint, device)
+    if not meta.get("tokens"):
+        raise AlignmentError(f"{exp_dir}: the model was trained without the ctc task; nothing to align with")
+    tokens = TokenTable(meta["tokens"])
+    scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
+    loader = make_loader(SpeechEQDataset(scheme, tokens), make_eval_sampler(load_cuts_lazy(cuts_path), max_duration))
+    from tqdm import tqdm
+
+    results = list(tqdm(align_cuts(model, loader, tokens.symbols, device, FRAME_SHIFT_SECONDS), desc="align", unit="utt"))
+    summary = alignment_summary(results)
+    alignments = {cut_id: items for cut_id, items in results if items}
+
+    write_cuts(iter_attached(load_cuts_lazy(cuts_path), alignments, "phone", "cut_id", "cut", False, []), output_path)
+    summary = {k: v for k, v in summary.items() if k != "failed_ids"} | {"failed_ids": summary["failed_ids"][:20], "model": tag}
+    write_json_atomic(Path(str(output_path).replace(".jsonl.gz", "")).with_suffix(".summary.json"), summary)
+    if plot_path is not None and alignments:
+        from speecheq.plots import plot_alignment
+
+        first = next(c for c in load_cuts_lazy(output_path) if c.id in alignments)
+        segments = [(it.symbol, it.start - first.start, it.duration) for it in first.supervisions[0].alignment["phone"]]
+        plot_alignment(first.load_features(), segments, plot_path, frame_shift=0.01, title=first.id)
+    log.info("aligned %d of %d cuts (%d without phones, %d infeasible) -> %s", summary["aligned"], summary["total"],
+             summary["no_phones"], summary["failed"], output_path)
+    return summary
+
+
+
+def import_alignments(cuts_path, output_path, *, textgrid_dir=None, tier: str = "phones", htk_dir=None) -> dict:
+    """Write cuts with user-supplied alignments (MFA TextGrids or HTK labels, files named
+    after recording ids) as ``alignment["phone"]``; cuts without a file are kept and counted."""
+    from speecheq.io import load_cuts_lazy, write_cuts
+
+    if (textgrid_dir is None) == (htk_dir is None):
+        raise AlignmentError("give exactly one of a TextGrid folder and an HTK label folder")
+    alignments = read_textgrid_dir(textgrid_dir, tier=tier) if textgrid_dir is not None else read_htk_lab_dir(htk_dir)
+    missing: List[str] = []
+    n = write_cuts(iter_attached(load_cuts_lazy(cuts_path), alignments, "phone", "recording_id", "recording", False, missing),
+                   output_path)
+    log.info("imported %d alignments onto %d cuts (%d cuts without one) -> %s", len(alignments), n, len(missing), output_path)
+    return {"cuts": n, "alignments": len(alignments), "missing": len(missing)}

@@ -1,0 +1,154 @@
+"""Checkpoints: save with everything needed to resume, load with clear errors, average.
+
+A checkpoint holds the model, its running average, optimizer, scheduler, grad
+scaler, sampler state and every RNG, plus the configuration that built the
+model, so a run killed at any point resumes to the same weights, and a
+checkpoint from another configuration is refused with one line rather than a
+wall of missing-key errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from speecheq.errors import SpeechEQError
+from speecheq.io import Pathlike, atomic_output
+
+log = logging.getLogger("speecheq")
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Pathlike, **content) -> Path:
+    """torch.save under a temporary name, then rename: a kill never leaves half a checkpoint."""
+    with atomic_output(path) as tmp:
+        torch.save(content, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: Pathlike, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SpeechEQError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # truncated zip, pickle errors...
+        raise SpeechEQError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def load_model_state(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """Strict load that explains a configuration mismatch in one line."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or wrong:
+        detail = []
+        if wrong:
+            k = wrong[0]
+            detail.append(f"{len(wrong)} shape mismatches, e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}")
+        if missing:
+            detail.append(f"{len(missing)} missing keys, e.g. {missing[0]}")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[0]}")
+        raise SpeechEQError(f"{source} was written by another model configuration ({'; '.join(detail)})")
+    model.load_state_dict(state)
+
+
+def epoch_checkpoints(exp_dir: Pathlike) -> List[int]:
+    return sorted(int(m.group(1)) for p in Path(exp_dir).glob("epoch-*.pt") if (m := re.fullmatch(r"epoch-(\d+)\.pt", p.name)))
+
+
+def batch_checkpoints(exp_dir: Pathlike) -> List[int]:
+    return sorted(
+        int(m.group(1)) for p in Path(exp_dir).glob("checkpoint-*.pt") if (m := re.fullmatch(r"checkpoint-(\d+)\.pt", p.name))
+    )
+
+
+def remove_old_batch_checkpoints(exp_dir: Pathlike, keep_last_k: int) -> None:
+    if keep_last_k <= 0:
+        return
+    for n in batch_checkpoints(exp_dir)[:-keep_last_k]:
+        (Path(exp_dir) / f"checkpoint-{n}.pt").unlink(missing_ok=True)
+
+
+def average_state_dicts(states: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """Plain mean of float tensors; integer buffers (counters) come from the last state."""
+    avg = {}
+    for k, v in states[-1].items():
+        if v.is_floating_point():
+            avg[k] = sum(s[k].double() for s in states).div(len(states)).to(v.dtype)
+        else:
+            avg[k] = v.clone()
+    return avg
+
+
+def averaged_model_between(start: dict, end: dict) -> Dict[str, torch.Tensor]:
+    """Average of the weights seen between two epoch checkpoints, from their running
+    averages (icefall's trick): avg = (avg_end * n_end - avg_start * n_start) / (n_end - n_start)."""
+    n_start, n_end = start["batch_idx_train"], end["batch_idx_train"]
+    if n_end <= n_start:
+        raise SpeechEQError("cannot average: the later checkpoint has not trained more batches")
+    out = {}
+    for k, v in end["model_avg"].items():
+        if v.is_floating_point():
+            out[k] = ((v.double() * n_end - start["model_avg"][k].double() * n_start) / (n_end - n_start)).to(v.dtype)
+        else:
+            out[k] = v.clone()
+    return out
+
+
+def resolve_model_weights(exp_dir: Pathlike, epoch: Optional[int], avg: int = 1, use_averaged_model: bool = False,
+                          checkpoint: Optional[str] = None):
+    """The weights that decoding/export use, and a tag naming them.
+
+    ``checkpoint`` names a file (e.g. best-valid.pt). Otherwise epoch E with avg A
+    averages epochs E-A+1..E, or with ``use_averaged_model`` uses the running
+    average between epoch E-A and E.
+    """
+    exp_dir = Path(exp_dir)
+    if checkpoint:
+        ckpt = load_checkpoint(exp_dir / checkpoint if not Path(checkpoint).is_file() else checkpoint)
+        return ckpt, ckpt["model"], Path(checkpoint).stem
+    available = epoch_checkpoints(exp_dir)
+    if not available:
+        raise SpeechEQError(f"no epoch-*.pt checkpoints in {exp_dir} (train first)")
+    epoch = epoch or available[-1]
+    if avg < 1:
+        raise SpeechEQError("--avg must be at least 1")
+    last = load_checkpoint(exp_dir / f"epoch-{epoch}.pt")
+    tag = f"epoch-{epoch}-avg-{avg}"
+    if avg == 1:
+        return last, (last["model_avg"] if use_averaged_model else last["model"]), tag + ("-use-averaged" if use_averaged_model else "")
+    if use_averaged_model:
+        start_epoch = epoch - avg
+        if start_epoch < 1:
+            raise SpeechEQError(f"--use-averaged-model with --epoch {epoch} --avg {avg} needs epoch-{start_epoch}.pt")
+        start = load_checkpoint(exp_dir / f"epoch-{start_epoch}.pt")
+        return last, averaged_model_between(start, last), tag + "-use-averaged"
+    epochs = list(range(epoch - avg + 1, epoch + 1))
+    missing = [e for e in epochs if e not in available]
+    if missing:
+        raise SpeechEQError(f"cannot average epochs {epochs}: missing {missing} in {exp_dir}")
+    states = [load_checkpoint(exp_dir / f"epoch-{e}.pt")["model"] for e in epochs]
+    return last, average_state_dicts(states), tag

@@ -1,0 +1,165 @@
+"""Decoding: predictions.tsv, metrics.json, confusion.png per test set, and fold summaries.
+
+Output folder: ``<exp-dir>/decode/<set>-<tag>/`` where the tag names the weights
+(``epoch-E-avg-A``, ``best-valid``...). The recipe appends one row per run to
+RESULTS.md with the exact command, so every number carries its provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from speecheq import metrics
+from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speaker_cmvn_stats
+from speecheq.errors import SpeechEQError
+from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
+from speecheq.labels import LabelScheme
+from speecheq.package import load_model
+from speecheq.plots import plot_confusion
+from speecheq.predict import headline, predict_batches, summarize
+from speecheq.text.tokens import TokenTable
+
+log = logging.getLogger("speecheq")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Decode test sets with a trained SpeechEQ model.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--exp-dir", type=Path, required=True)
+    p.add_argument("--cuts", type=Path, nargs="+", help="test cut manifests; the set name is the file name")
+    p.add_argument("--epoch", type=int, default=0, help="last epoch to use (0: the latest)")
+    p.add_argument("--avg", type=int, default=1, help="average this many epochs ending at --epoch")
+    p.add_argument("--use-averaged-model", action="store_true", help="use the running average between epoch-avg and epoch")
+    p.add_argument("--checkpoint", default="", help="a checkpoint file instead (e.g. best-valid.pt)")
+    p.add_argument("--max-duration", type=float, default=200.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-corpus-aware", action="store_true", help="decide among all preset categories")
+    p.add_argument("--results", type=Path, default=None, help="append a row to this RESULTS.md")
+    p.add_argument("--run-name", default="", help="label for the RESULTS.md row")
+    p.add_argument("--folds", type=Path, nargs="*", default=None,
+                   help="metrics.json files of several folds: print and write their mean and std instead of decoding")
+    p.add_argument("--summary-out", type=Path, default=None, help="with --folds: where to write the summary JSON")
+    return p
+
+
+def set_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".jsonl.gz", ".jsonl", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name.replace("_cuts_", "_")
+
+
+def write_predictions(records: Sequence[dict], scheme: LabelScheme, tokens, path: Path) -> None:
+    header = ["cut_id", "corpus", "emotion_true", "emotion_pred", *[f"p_{c}" for c in scheme.categories],
+              "intensity_true", "intensity_pred", "gender_true", "gender_pred", "gender_prob", "phones_pred"]
+    cat = lambda i: scheme.categories[i] if i >= 0 else "-"  # noqa: E731
+    gen = lambda i: "MF"[i] if i >= 0 else "-"  # noqa: E731
+    lines = ["\t".join(header)]
+    for r in records:
+        phones = " ".join(tokens.decode(r["phones_pred"])) if tokens else ""
+        lines.append("\t".join([
+            r["cut_id"], r["corpus"], cat(r["emotion_true"]), cat(r["emotion_pred"]),
+            *[f"{p:.4f}" for p in r["emotion_probs"]],
+            "-" if np.isnan(r["intensity_true"]) else f"{r['intensity_true']:.3f}", f"{r['intensity_pred']:.3f}",
+            gen(r["gender_true"]), gen(r["gender_pred"]), f"{r['gender_prob']:.3f}", phones,
+        ]))
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def decode_set(model, meta: dict, cuts_path: Path, out_dir: Path, *, max_duration: float, device, corpus_aware: bool) -> dict:
+    scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
+    tokens = TokenTable(meta["tokens"]) if meta.get("tokens") else None
+    cuts = load_cuts_lazy(cuts_path)
+    cmvn = speaker_cmvn_stats(cuts) if meta.get("speaker_cmvn") else None
+    dataset = SpeechEQDataset(scheme, tokens, cmvn)
+    loader = make_loader(dataset, make_eval_sampler(cuts, max_duration))
+    from tqdm import tqdm
+
+    records = list(tqdm(predict_batches(model, loader, scheme, device, corpus_aware), desc=f"decode {cuts_path.name}", unit="utt"))
+    if not records:
+        raise SpeechEQError(f"{cuts_path}: no cuts to decode")
+    summary = summarize(records, scheme)
+    summary["headline"] = headline(summary)
+    summary["corpus_aware"] = corpus_aware
+    summary["speaker_cmvn"] = bool(meta.get("speaker_cmvn"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(records, scheme, tokens, out_dir / "predictions.tsv")
+    write_json_atomic(out_dir / "metrics.json", summary)
+    if "category" in summary:
+        plot_confusion(np.array(summary["category"]["confusion"]), list(scheme.categories), out_dir / "confusion.png",
+                       title=f"{cuts_path.name}: UA {summary['category']['UA']:.1f} %")
+    log.info("%s: %s", cuts_path.name, json.dumps({k: round(v, 2) for k, v in summary["headline"].items()}))
+    return summary
+
+
+def fold_summary(metric_files: Sequence[Path]) -> Dict[str, Dict[str, float]]:
+    """Mean and sample std over folds of every headline figure."""
+    values: Dict[str, List[float]] = {}
+    for f in metric_files:
+        if not f.is_file():
+            raise SpeechEQError(f"fold metrics not found: {f}")
+        for k, v in json.loads(f.read_text())["headline"].items():
+            values.setdefault(k, []).append(float(v))
+    out = {}
+    for k, vs in values.items():
+        mean, std = metrics.mean_std(vs)
+        out[k] = {"mean": mean, "std": std, "folds": len(vs)}
+    return out
+
+
+def format_row(name: str, figures: Dict[str, object], command: str) -> str:
+    cols = ["UA", "WA", "macro_F1", "CCC", "gender_acc", "PER"]
+
+    def cell(k):
+        v = figures.get(k)
+        if v is None:
+            return "—"
+        if isinstance(v, dict):
+            return f"{v['mean']:.2f} ± {v['std']:.2f}" if k != "CCC" else f"{v['mean']:.3f} ± {v['std']:.3f}"
+        return f"{v:.2f}" if k != "CCC" else f"{v:.3f}"
+
+    return f"| {name} | " + " | ".join(cell(k) for k in cols) + f" | `{command}` |"
+
+
+RESULTS_HEADER = ("| run | UA % | WA % | macro-F1 % | intensity CCC | gender acc % | PER % | command |\n"
+                  "|---|---|---|---|---|---|---|---|\n")
+
+
+def append_result(results: Path, row: str) -> None:
+    """Append one row, creating the table when the file has none."""
+    text = results.read_text(encoding="utf-8") if results.exists() else ""
+    if RESULTS_HEADER.splitlines()[0] not in text:
+        text += ("\n" if text and not text.endswith("\n") else "") + "\n" + RESULTS_HEADER
+    write_text_atomic(results, text + row + "\n")
+
+
+def decode(args) -> None:
+    command = " ".join(["local/decode.py", *sys.argv[1:]])
+    if args.folds:
+        summary = fold_summary(args.folds)
+        print(json.dumps(summary, indent=2))
+        if args.summary_out:
+            write_json_atomic(args.summary_out, summary)
+        if args.results:
+            append_result(args.results, format_row(args.run_name or "folds", summary, command))
+        return
+    if not args.cuts:
+        raise SpeechEQError("give --cuts to decode, or --folds to summarise")
+    device = torch.device(args.device)
+    model, meta, tag = load_model(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, args.checkpoint, device)
+    for cuts_path in args.cuts:
+        out_dir = args.exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}"
+        summary = decode_set(model, meta, cuts_path, out_dir, max_duration=args.max_duration, device=device,
+                             corpus_aware=not args.no_corpus_aware)
+        if args.results:
+            append_result(args.results, format_row(args.run_name or f"{args.exp_dir.name} {set_name(cuts_path)}",
+                                                   summary["headline"], command))

@@ -1,0 +1,477 @@
+"""The multitask training loop, after icefall's zipformer/train.py.
+
+Resume: ``--start-epoch E`` loads ``epoch-(E-1).pt``; ``--start-batch B`` loads
+``checkpoint-B.pt`` (saved every ``--save-every-n`` batches) and continues inside
+its epoch: model, running average, optimizer, scheduler, grad scaler, sampler
+position and every RNG are restored, so on CPU with a fixed seed a killed and
+resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+
+from speecheq import __version__
+from speecheq.checkpoint import (
+    load_checkpoint,
+    load_model_state,
+    remove_old_batch_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from speecheq.data import SpeechEQDataset, label_summary, make_eval_sampler, make_loader, make_train_sampler, require_nonempty, speaker_cmvn_stats
+from speecheq.errors import SpeechEQError
+from speecheq.features import feature_statistics
+from speecheq.io import folder_lock, load_cuts_lazy, write_json_atomic
+from speecheq.labels import PRESETS as LABEL_PRESETS
+from speecheq.labels import LabelScheme
+from speecheq.losses import MultitaskLoss
+from speecheq.model import MIN_INPUT_FRAMES, PRESETS as MODEL_PRESETS, SpeechEQModel, config_from_preset
+from speecheq.predict import headline, predict_batches, summarize
+from speecheq.text.tokens import TokenTable
+
+log = logging.getLogger("speecheq")
+
+TASKS = ("emotion", "intensity", "ctc", "gender")
+DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1}
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train the SpeechEQ multitask model.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--train-cuts", type=Path, nargs="+", required=True, help="one or more cut manifests with features")
+    g.add_argument("--dev-cuts", type=Path, nargs="*", default=[], help="validation cut manifests (best-valid.pt by UA)")
+    g.add_argument("--lang-dir", type=Path, default=Path("data/lang"), help="folder with tokens.txt (needed by the ctc task)")
+    g.add_argument("--label-preset", default="4class", choices=sorted(LABEL_PRESETS))
+    g.add_argument("--max-duration", type=float, default=120.0, help="seconds of audio per batch")
+    g.add_argument("--max-utterance-duration", type=float, default=20.0, help="longer training cuts are dropped (counted)")
+    g.add_argument("--balanced", action="store_true", help="class-balanced sampling (inverse class frequency)")
+    g.add_argument("--corpus-weights", default="", help="corpus=weight,... sampling shares across corpora")
+    g.add_argument("--speaker-cmvn", action="store_true",
+                   help="normalise fbank per speaker over each speaker's own utterances (uses test speakers' unlabelled audio)")
+    g.add_argument("--num-workers", type=int, default=0, help="dataloader workers (0 keeps resume bit-exact)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model-preset", default="small", choices=sorted(MODEL_PRESETS))
+    g.add_argument("--model-config", default="", help="JSON overrides of the preset, e.g. '{\"num_layers\": 2}'")
+    g = p.add_argument_group("tasks and loss")
+    g.add_argument("--tasks", default="emotion,intensity,ctc,gender", help="comma list of active tasks")
+    for t in TASKS:
+        g.add_argument(f"--{t}-weight", type=float, default=DEFAULT_WEIGHTS[t])
+    g.add_argument("--intensity-loss", default="mse", choices=["mse", "ccc"])
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--num-epochs", type=int, default=30)
+    g.add_argument("--start-epoch", type=int, default=1, help="resume from epoch-(N-1).pt")
+    g.add_argument("--start-batch", type=int, default=0, help="resume from checkpoint-N.pt (overrides --start-epoch)")
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--weight-decay", type=float, default=1e-2)
+    g.add_argument("--warmup-batches", type=int, default=200)
+    g.add_argument("--grad-clip", type=float, default=5.0)
+    g.add_argument("--use-fp16", action="store_true", help="float16 autocast with a grad scaler (CUDA)")
+    g.add_argument("--use-bf16", action="store_true", help="bfloat16 autocast")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (bit-exact resume on CPU)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    g = p.add_argument_group("checkpoints and logs")
+    g.add_argument("--exp-dir", type=Path, required=True)
+    g.add_argument("--save-every-n", type=int, default=0, help="checkpoint-N.pt every N batches (0: off)")
+    g.add_argument("--keep-last-k", type=int, default=3, help="batch checkpoints to keep")
+    g.add_argument("--average-period", type=int, default=10, help="update the running averaged model every N batches")
+    g.add_argument("--log-interval", type=int, default=20)
+    g.add_argument("--tensorboard", type=int, default=1, choices=[0, 1])
+    g.add_argument("--stop-after-batches", type=int, default=0, help=argparse.SUPPRESS)  # tests: simulate a kill
+    return p
+
+
+def parse_tasks(args) -> Dict[str, float]:
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise SpeechEQError(f"--tasks: unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
+    return {t: getattr(args, f"{t}_weight") for t in tasks if getattr(args, f"{t}_weight") > 0}
+
+
+def parse_corpus_weights(text: str) -> Dict[str, float]:
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise SpeechEQError(f"--corpus-weights: expected corpus=weight, got {item!r}") from None
+    return out
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SpeechEQError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def environment_info() -> dict:
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=5,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except Exception:
+            return ""
+    import lhotse
+
+    return {
+        "speecheq": __version__, "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "torch": torch.__version__, "lhotse": lhotse.__version__, "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(), "hostname": platform.node(), "command": " ".join(sys.argv),
+    }
+
+
+def setup_logging(exp_dir: Path, rank: int) -> None:
+    log_dir = exp_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s")
+    handler = logging.FileHandler(log_dir / f"log-train-{time.strftime('%Y-%m-%d-%H-%M-%S')}-rank{rank}.txt")
+    handler.setFormatter(fmt)
+    log.addHandler(handler)
+    if rank == 0 and not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
+        console = logging.StreamHandler()
+        console.setFormatter(fmt)
+        log.addHandler(console)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def lr_lambda(warmup: int):
+    """Linear warm-up, then inverse square-root decay (Noam), as a function of the batch."""
+    def f(step: int) -> float:
+        step = max(step, 1)
+        return min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
+    return f
+
+
+class Trainer:
+    def __init__(self, args):
+        self.args = args
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = pick_device(args.device)
+        if self.device.type == "cuda" and self.world_size > 1:
+            self.device = torch.device("cuda", self.local_rank)
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if args.use_fp16 and args.use_bf16:
+            raise SpeechEQError("choose one of --use-fp16 and --use-bf16")
+        if args.use_fp16 and self.device.type != "cuda":
+            raise SpeechEQError("--use-fp16 needs a CUDA device (use --use-bf16 on CPU)")
+        self.amp_dtype = torch.float16 if args.use_fp16 else (torch.bfloat16 if args.use_bf16 else None)
+        self.weights = parse_tasks(args)
+        self.scheme = LabelScheme.from_preset(args.label_preset)
+        self.exp_dir: Path = args.exp_dir
+        self.is_main = self.rank == 0
+
+    # ---------------------------------------------------------------- setup
+    def load_cuts(self, paths, train: bool):
+        from lhotse import CutSet
+
+        sets = [load_cuts_lazy(p) for p in paths]
+        cuts = sets[0] if len(sets) == 1 else CutSet.mux(*sets) if False else CutSet.from_cuts(c for s in sets for c in s)
+        min_dur = MIN_INPUT_FRAMES * 0.01 + 0.015
+        max_dur = self.args.max_utterance_duration if train else float("inf")
+        dropped = {"too short": 0, "too long": 0}
+
+        def keep(c) -> bool:
+            if c.duration < min_dur:
+                dropped["too short"] += 1
+                return False
+            if c.duration > max_dur:
+                dropped["too long"] += 1
+                return False
+            return True
+
+        cuts = cuts.filter(keep).to_eager()
+        if any(dropped.values()):
+            log.info("dropped cuts from %s: %s", [str(p) for p in paths], dropped)
+        return cuts
+
+    def build(self):
+        args = self.args
+        self.train_cuts = self.load_cuts(args.train_cuts, train=True)
+        summary = label_summary(self.train_cuts, self.scheme)
+        log.info("train cuts: %s", json.dumps(summary))
+        require_nonempty(summary, "training set", list(self.weights))
+        self.dev_cuts = self.load_cuts(args.dev_cuts, train=False) if args.dev_cuts else None
+        self.tokens = None
+        if "ctc" in self.weights or (args.lang_dir / "tokens.txt").is_file():
+            self.tokens = TokenTable.from_file(args.lang_dir / "tokens.txt")
+        overrides = json.loads(args.model_config) if args.model_config else {}
+        try:
+            self.model_config = config_from_preset(
+                args.model_preset, num_emotions=self.scheme.num_classes,
+                vocab_size=len(self.tokens) if self.tokens else 2, **overrides)
+        except (TypeError, ValueError) as e:
+            raise SpeechEQError(f"--model-config: {e}") from None
+        self.model = SpeechEQModel(self.model_config).to(self.device)
+        self.model_avg = copy.deepcopy(self.model).to("cpu") if self.is_main else None
+        self.speaker_cmvn = None
+        if args.speaker_cmvn:
+            self.speaker_cmvn = speaker_cmvn_stats(self.train_cuts)
+            if self.dev_cuts is not None:
+                self.speaker_cmvn.update(speaker_cmvn_stats(self.dev_cuts))
+        self.dataset = SpeechEQDataset(self.scheme, self.tokens if "ctc" in self.weights else None, self.speaker_cmvn)
+        self.loss_fn = MultitaskLoss(self.weights, intensity_loss=args.intensity_loss)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(args.warmup_batches))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.sampler = make_train_sampler(
+            self.train_cuts, max_duration=args.max_duration, seed=args.seed, balanced=args.balanced,
+            scheme=self.scheme, corpus_weights=parse_corpus_weights(args.corpus_weights) or None,
+            world_size=self.world_size, rank=self.rank,
+        )
+        self.ddp_model = self.model
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp_model = DistributedDataParallel(
+                self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None)
+        self.batch_idx_train = 0
+        self.best_valid_ua = -1.0
+        self.best_valid_epoch = -1
+
+    def normalisation(self) -> None:
+        cuts = self.train_cuts
+        if self.speaker_cmvn is not None:
+            # Features reach the model speaker-normalised; the global layer then only centres the remainder.
+            mean, std = np.zeros(self.model_config.num_mel_bins, np.float32), np.ones(self.model_config.num_mel_bins, np.float32)
+        else:
+            mean, std = feature_statistics(cuts)
+        self.model.set_normalization(mean, std)
+        self.model_avg.set_normalization(mean, std) if self.model_avg is not None else None
+
+    # ---------------------------------------------------------- checkpoints
+    def state(self, epoch: int, batch_in_epoch: int, sampler_state: Optional[dict]) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "model_avg": self.model_avg.state_dict() if self.model_avg is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
+            "sampler": sampler_state,
+            "rng": rng_state(),
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "batch_idx_train": self.batch_idx_train,
+            "best_valid_ua": self.best_valid_ua,
+            "best_valid_epoch": self.best_valid_epoch,
+            "model_config": self.model_config.to_dict(),
+            "label_preset": self.scheme.preset,
+            "categories": list(self.scheme.categories),
+            "tokens": self.tokens.symbols if self.tokens else None,
+            "tasks": self.weights,
+            "speaker_cmvn": self.args.speaker_cmvn,
+            "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()},
+            "version": __version__,
+        }
+
+    def restore(self, ckpt: dict, source: str) -> None:
+        if ckpt.get("model_config") != self.model_config.to_dict():
+            diff = {k: (ckpt.get("model_config", {}).get(k), v) for k, v in self.model_config.to_dict().items()
+                    if ckpt.get("model_config", {}).get(k) != v}
+            raise SpeechEQError(f"{source} was written by another model configuration: {diff} (checkpoint, now)")
+        load_model_state(self.model, ckpt["model"], source)
+        if self.model_avg is not None and ckpt.get("model_avg") is not None:
+            self.model_avg.load_state_dict(ckpt["model_avg"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["grad_scaler"])
+        self.batch_idx_train = ckpt["batch_idx_train"]
+        self.best_valid_ua = ckpt.get("best_valid_ua", -1.0)
+        self.best_valid_epoch = ckpt.get("best_valid_epoch", -1)
+        set_rng_state(ckpt["rng"])
+
+    def save(self, path: Path, epoch: int, batch_in_epoch: int, sampler_state) -> None:
+        if self.is_main:
+            save_checkpoint(path, **self.state(epoch, batch_in_epoch, sampler_state))
+
+    def update_average(self) -> None:
+        """Running mean of the weights over all batches so far (icefall's model_avg)."""
+        if self.model_avg is None:
+            return
+        weight = self.args.average_period / self.batch_idx_train
+        with torch.no_grad():
+            own = self.model.state_dict()
+            for k, v in self.model_avg.state_dict().items():
+                if v.is_floating_point():
+                    v.mul_(1 - weight).add_(own[k].detach().to("cpu", v.dtype), alpha=weight)
+                else:
+                    v.copy_(own[k])
+
+    # ---------------------------------------------------------------- loops
+    def validate(self, epoch: int, tb) -> Optional[dict]:
+        if self.dev_cuts is None:
+            return None
+        loader = make_loader(self.dataset, make_eval_sampler(self.dev_cuts, self.args.max_duration))
+        # Dev loss and metrics in one pass: collect batches' losses while predicting.
+        totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
+        records = []
+        self.model.eval()
+        with torch.inference_mode():
+            for batch in loader:
+                out = self.model(batch["features"].to(self.device), batch["feature_lens"].to(self.device))
+                _, stats = self.loss_fn(out, {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()})
+                for task, s in stats.items():
+                    totals[task][0] += s["loss"]
+                    totals[task][1] += s["count"]
+                records.extend(predict_batches(self.model, [batch], self.scheme, self.device))
+        self.model.train()
+        result = headline(summarize(records, self.scheme))
+        result.update({f"loss_{t}": (s / n if n else float("nan")) for t, (s, n) in totals.items()})
+        log.info("epoch %d validation: %s", epoch, json.dumps({k: round(v, 4) for k, v in result.items()}))
+        if tb is not None:
+            for k, v in result.items():
+                tb.add_scalar(f"valid/{k}", v, self.batch_idx_train)
+        return result
+
+    def train(self) -> None:
+        args = self.args
+        torch.manual_seed(args.seed)
+        np.random.seed(args.seed)
+        import random
+
+        random.seed(args.seed)
+        if args.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.build()
+        start_epoch, resume_sampler, skip_to = args.start_epoch, None, 0
+        if args.start_batch > 0:
+            ckpt = load_checkpoint(self.exp_dir / f"checkpoint-{args.start_batch}.pt")
+            self.restore(ckpt, f"checkpoint-{args.start_batch}.pt")
+            start_epoch, resume_sampler, skip_to = ckpt["epoch"], ckpt["sampler"], ckpt["batch_in_epoch"]
+            log.info("resuming epoch %d after batch %d (global batch %d)", start_epoch, skip_to, self.batch_idx_train)
+        elif start_epoch > 1:
+            ckpt = load_checkpoint(self.exp_dir / f"epoch-{start_epoch - 1}.pt")
+            self.restore(ckpt, f"epoch-{start_epoch - 1}.pt")
+            log.info("resuming from epoch-%d.pt", start_epoch - 1)
+        else:
+            self.normalisation()
+        if start_epoch > args.num_epochs:
+            log.info("nothing to do: start epoch %d > --num-epochs %d", start_epoch, args.num_epochs)
+            return
+
+        tb = None
+        if self.is_main and args.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
+        self.model.train()
+        skipped_nonfinite = 0
+        for epoch in range(start_epoch, args.num_epochs + 1):
+            self.sampler.set_epoch(epoch)
+            batch_in_epoch = 0
+            if resume_sampler is not None:
+                self.sampler.load_state_dict(resume_sampler)
+                batch_in_epoch, resume_sampler = skip_to, None
+            loader = make_loader(self.dataset, self.sampler, args.num_workers)
+            totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
+            t0 = time.time()
+            audio_seconds = 0.0
+            for batch in loader:
+                batch_in_epoch += 1
+                if not torch.isfinite(batch["features"]).all():
+                    skipped_nonfinite += 1
+                    log.warning("skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
+                                batch_in_epoch, epoch, batch["cut_ids"][:3], skipped_nonfinite)
+                    continue
+                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                    out = self.ddp_model(batch["features"], batch["feature_lens"])
+                    loss, stats = self.loss_fn({k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch)
+                if not torch.isfinite(loss):
+                    skipped_nonfinite += 1
+                    log.warning("skipping batch %d of epoch %d: non-finite loss (%d skipped so far)", batch_in_epoch, epoch, skipped_nonfinite)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                self.batch_idx_train += 1
+                audio_seconds += float(batch["feature_lens"].sum()) * 0.01
+                for task, s in stats.items():
+                    totals[task][0] += s["loss"]
+                    totals[task][1] += s["count"]
+                if self.batch_idx_train % args.average_period == 0:
+                    self.update_average()
+                if self.is_main and self.batch_idx_train % args.log_interval == 0:
+                    means = {t: s / max(n, 1) for t, (s, n) in totals.items()}
+                    lr = self.scheduler.get_last_lr()[0]
+                    log.info("epoch %d batch %d (global %d) lr %.2e losses %s", epoch, batch_in_epoch,
+                             self.batch_idx_train, lr, json.dumps({k: round(v, 4) for k, v in means.items()}))
+                    if tb is not None:
+                        for t, v in means.items():
+                            tb.add_scalar(f"train/loss_{t}", v, self.batch_idx_train)
+                        tb.add_scalar("train/lr", lr, self.batch_idx_train)
+                if args.save_every_n and self.batch_idx_train % args.save_every_n == 0:
+                    self.save(self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_in_epoch, self.sampler.state_dict())
+                    remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k) if self.is_main else None
+                    log.info("saved checkpoint-%d.pt (resume: --start-batch %d)", self.batch_idx_train, self.batch_idx_train)
+                if args.stop_after_batches and self.batch_idx_train >= args.stop_after_batches:
+                    log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
+                    return
+            elapsed = time.time() - t0
+            means = {t: round(s / max(n, 1), 4) for t, (s, n) in totals.items()}
+            log.info("epoch %d done in %.1f s (%.1f s of audio/s): train losses %s", epoch, elapsed,
+                     audio_seconds / max(elapsed, 1e-9), json.dumps(means))
+            if batch_in_epoch == 0:
+                raise SpeechEQError(f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)")
+            result = self.validate(epoch, tb) if self.is_main else None
+            if result is not None and result.get("UA", -1) > self.best_valid_ua:
+                self.best_valid_ua, self.best_valid_epoch = result["UA"], epoch
+            self.save(self.exp_dir / f"epoch-{epoch}.pt", epoch + 1, 0, None)
+            if result is not None and self.best_valid_epoch == epoch:
+                self.save(self.exp_dir / "best-valid.pt", epoch + 1, 0, None)
+                log.info("new best validation UA %.2f at epoch %d", self.best_valid_ua, epoch)
+        if tb is not None:
+            tb.close()
+        if self.is_main:
+            write_json_atomic(self.exp_dir / "train-summary.json", {
+                "epochs": args.num_epochs, "batches": self.batch_idx_train, "best_valid_ua": self.best_valid_ua,
+                "best_valid_epoch": self.best_valid_epoch, "skipped_nonfinite_batches": skipped_nonfinite,
+            })
+        log.info("training finished: %d batches, best validation UA %.2f at epoch %d, %d non-finite batches skipped",
+                 self.batch_idx_train, self.best_valid_ua, self.best_valid_epoch, skipped_nonfinite)
+
+
+def train(args) -> None:
+    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(args)
+    setup_logging(args.exp_dir, trainer.rank)
+    log.info("environment: %s", json.dumps(environment_info()))
+    log.info("arguments: %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
+    if trainer.is_main:
+        with folder_lock(args.exp_dir, "training"):
+            trainer.train()
+    else:
+        trainer.train()
