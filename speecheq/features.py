@@ -96,6 +96,11 @@ def compute_fbank(
         partial.unlink(missing_ok=True)
         return count
 
+    if nj > 1:
+        # lhotse's workers each inherit torch's thread pool: nj x threads oversubscribes the cores.
+        import torch
+
+        torch.set_num_threads(1)
     # The CPU path is not resumable inside one run; a leftover storage from a
     # killed run is untrusted (no manifest points at it) and is started afresh.
     for leftover in (storage_path, storage_path.with_suffix(".lca")):

@@ -79,7 +79,7 @@ def done_marker(path: Pathlike) -> Path:
 
 def is_done(path: Pathlike) -> bool:
     path = Path(path)
-    return done_marker(path).exists() and (path.exists() or path.suffix == "")
+    return done_marker(path).exists() and path.exists()
 
 
 def mark_done(path: Pathlike, info: Optional[dict] = None) -> None:
