@@ -81,7 +81,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--start-batch", type=int, default=0, help="resume from checkpoint-N.pt (overrides --start-epoch)")
     g.add_argument("--lr", type=float, default=1e-3)
     g.add_argument("--weight-decay", type=float, default=1e-2)
-    g.add_argument("--warmup-batches", type=int, default=200)
+    g.add_argument("--warmup-batches", type=int, default=100)
     g.add_argument("--grad-clip", type=float, default=5.0)
     g.add_argument("--use-fp16", action="store_true", help="float16 autocast with a grad scaler (CUDA)")
     g.add_argument("--use-bf16", action="store_true", help="bfloat16 autocast")

@@ -1,0 +1,77 @@
+"""Task heads on top of the shared encoder.
+
+The phoneme head reads every encoder frame (CTC); the emotion, intensity and
+gender heads share one utterance embedding from attentive statistics pooling.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Keeps the pooled standard deviation differentiable where a channel is constant.
+_MIN_VARIANCE = 1e-5
+
+# Order of the gender logits; the loss targets use the same indices.
+GENDER_LABELS = ("M", "F")
+
+
+class PhonemeHead(nn.Module):
+    def __init__(self, d_model: int, vocab_size: int):
+        super().__init__()
+        self.proj = nn.Linear(d_model, vocab_size)
+
+    def forward(self, encoded: torch.Tensor) -> torch.Tensor:
+        """(B, T', D) -> (B, T', V) log-probabilities."""
+        return self.proj(encoded).log_softmax(dim=-1)
+
+
+class AttentiveStatisticsPooling(nn.Module):
+    """Attention-weighted mean and standard deviation over valid frames (Okabe et al. 2018)."""
+
+    def __init__(self, d_model: int, attention_dim: int):
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Linear(d_model, attention_dim),
+            nn.Tanh(),
+            nn.Linear(attention_dim, 1),
+        )
+
+    def forward(self, encoded: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, T', D), (B, T') -> (B, 2 * D)."""
+        scores = self.attention(encoded).squeeze(-1)
+        # The smallest finite value instead of -inf: exp() still gives exactly 0
+        # next to a valid frame, and an all-padded row cannot turn into NaN.
+        scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=-1).unsqueeze(-1)
+        frames = torch.where(valid.unsqueeze(-1), encoded, 0.0)
+        mean = (weights * frames).sum(dim=1)
+        second_moment = (weights * frames.square()).sum(dim=1)
+        std = (second_moment - mean.square()).clamp(min=_MIN_VARIANCE).sqrt()
+        return torch.cat([mean, std], dim=-1)
+
+
+class UtteranceHeads(nn.Module):
+    """Emotion logits, intensity in [0, 1] and gender logits from one pooled embedding."""
+
+    def __init__(self, d_model: int, pooling_dim: int, num_emotions: int, dropout: float):
+        super().__init__()
+        self.pooling = AttentiveStatisticsPooling(d_model, pooling_dim)
+        pooled_dim = 2 * d_model
+        self.dropout = nn.Dropout(dropout)
+        self.emotion = nn.Linear(pooled_dim, num_emotions)
+        self.intensity = nn.Sequential(
+            nn.Linear(pooled_dim, pooling_dim),
+            nn.ReLU(),
+            nn.Linear(pooling_dim, 1),
+            nn.Sigmoid(),
+        )
+        self.gender = nn.Linear(pooled_dim, len(GENDER_LABELS))
+
+    def forward(self, encoded: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.dropout(self.pooling(encoded, valid))
+        return {
+            "emotion_logits": self.emotion(pooled),
+            "intensity": self.intensity(pooled).squeeze(-1),
+            "gender_logits": self.gender(pooled),
+        }
