@@ -35,3 +35,46 @@ def ravdess_dir() -> Path:
     if not (RAVDESS_DIR / "Actor_01").is_dir():
         pytest.skip(f"RAVDESS not found at {RAVDESS_DIR} (set SPEECHEQ_RAVDESS_DIR)")
     return RAVDESS_DIR
+
+
+TINY_MODEL = '{"d_model": 32, "num_layers": 1, "num_heads": 2, "ff_dim": 64, "conv_kernel": 7, "subsampling_channels": 8, "pooling_dim": 16}'
+
+
+def train_args(data: Path, exp_dir: Path, *extra: str):
+    from speecheq.train import get_parser
+
+    return get_parser().parse_args([
+        "--train-cuts", str(data / "fbank/synth_cuts_train.jsonl.gz"),
+        "--dev-cuts", str(data / "fbank/synth_cuts_dev.jsonl.gz"),
+        "--lang-dir", str(data / "lang"), "--exp-dir", str(exp_dir), "--label-preset", "6class",
+        "--model-config", TINY_MODEL, "--max-duration", "30", "--warmup-batches", "5", "--tensorboard", "0",
+        "--num-epochs", "2", *extra,
+    ])
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    """A small synthetic corpus through stages 0-3 (manifests, lang, fbank, splits)."""
+    from speecheq.corpora import prepare_corpus, validate_and_split
+    from speecheq.corpora.synth import generate_synth
+    from speecheq.features import compute_corpus_fbank
+    from speecheq.text import G2P
+    from speecheq.text.lang import prepare_lang
+
+    root = tmp_path_factory.mktemp("synth")
+    corpus = generate_synth(root / "corpus", sentences_per_language=1, progress=False)
+    prepare_corpus("synth", corpus, root / "manifests", g2p=G2P(), progress=False)
+    prepare_lang([root / "manifests/synth_supervisions_all.jsonl.gz"], root / "lang")
+    compute_corpus_fbank("synth", root / "manifests", root / "fbank", nj=1)
+    validate_and_split("synth", root / "fbank", "6class")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_exp(synth_data, tmp_path_factory) -> Path:
+    """A tiny model trained for 2 epochs on the small synthetic corpus (exp dir with epoch-1/2.pt, best-valid.pt)."""
+    from speecheq.train import train
+
+    exp = tmp_path_factory.mktemp("exp") / "tiny"
+    train(train_args(synth_data, exp))
+    return exp
