@@ -173,8 +173,11 @@ def make_eval_sampler(cuts, max_duration: float):
     return SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
 
 
-def make_loader(dataset, sampler, num_workers: int = 0):
-    return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers)
+def make_loader(dataset, sampler, num_workers: int = 0, seed: int = 0):
+    """A DataLoader with its own generator: creating an iterator otherwise draws from the
+    global torch RNG, so a run resumed mid-epoch would see shifted dropout/SpecAugment masks."""
+    return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
+                                       generator=torch.Generator().manual_seed(seed))
 
 
 def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:

@@ -52,7 +52,7 @@ def cuts_from_manifests(recordings_path: Pathlike, supervisions_path: Pathlike):
     supervisions = load_manifest_lazy(check_readable_manifest(supervisions_path))
     return CutSet.from_manifests(recordings=recordings.to_eager(), supervisions=supervisions.to_eager()).trim_to_supervisions(
         keep_overlapping=False
-    )
+    ).to_eager()
 
 
 def compute_fbank(
@@ -76,6 +76,7 @@ def compute_fbank(
     from lhotse import LilcomChunkyWriter
 
     cuts_path, storage_path = Path(cuts_path), Path(storage_path)
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
     cuts = cuts_from_manifests(recordings_path, supervisions_path)
     feature_extractor = make_extractor(extractor, device, num_mel_bins)
 

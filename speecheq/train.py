@@ -194,12 +194,14 @@ class Trainer:
         from lhotse import CutSet
 
         sets = [load_cuts_lazy(p) for p in paths]
-        cuts = sets[0] if len(sets) == 1 else CutSet.mux(*sets) if False else CutSet.from_cuts(c for s in sets for c in s)
+        cuts = sets[0] if len(sets) == 1 else CutSet.from_cuts(c for s in sets for c in s)
         min_dur = MIN_INPUT_FRAMES * 0.01 + 0.015
         max_dur = self.args.max_utterance_duration if train else float("inf")
         dropped = {"too short": 0, "too long": 0}
 
         def keep(c) -> bool:
+            if not c.has_features:
+                raise SpeechEQError(f"cut {c.id} in {[str(p) for p in paths]} has no features (run the fbank stage on it)")
             if c.duration < min_dur:
                 dropped["too short"] += 1
                 return False
@@ -390,7 +392,7 @@ class Trainer:
             if resume_sampler is not None:
                 self.sampler.load_state_dict(resume_sampler)
                 batch_in_epoch, resume_sampler = skip_to, None
-            loader = make_loader(self.dataset, self.sampler, args.num_workers)
+            loader = make_loader(self.dataset, self.sampler, args.num_workers, seed=args.seed + epoch)
             totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
             t0 = time.time()
             audio_seconds = 0.0

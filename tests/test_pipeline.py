@@ -1,0 +1,170 @@
+"""Train, decode, align and resume on a small generated corpus, plus the stage's bad inputs."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from speecheq.errors import SpeechEQError
+from tests.conftest import TINY_MODEL, train_args
+
+
+def test_training_writes_checkpoints_logs_and_tensorboard_scalars(trained_exp):
+    names = {p.name for p in trained_exp.iterdir()}
+    assert {"epoch-1.pt", "epoch-2.pt", "best-valid.pt", "train-summary.json", "log"} <= names
+    log_text = next((trained_exp / "log").glob("log-train-*.txt")).read_text()
+    assert '"torch": "' in log_text and '"git_commit"' in log_text, "environment at the top of the log"
+    ckpt = torch.load(trained_exp / "epoch-2.pt", weights_only=False)
+    assert ckpt["categories"] == ["neutral", "happy", "sad", "angry", "fear", "surprise"]
+    assert ckpt["tokens"][0] == "<blk>" and ckpt["batch_idx_train"] > 0
+    assert not torch.equal(ckpt["model"]["feature_mean"], torch.zeros(80)), "normalisation stats stored"
+
+
+def test_decode_writes_predictions_metrics_and_confusion(trained_exp, synth_data):
+    from speecheq.decode import decode, get_parser
+
+    results = trained_exp / "RESULTS.md"
+    test_cuts = synth_data / "fbank/synth_cuts_test.jsonl.gz"
+    decode(get_parser().parse_args(["--exp-dir", str(trained_exp), "--epoch", "2", "--avg", "2",
+                                    "--cuts", str(test_cuts), "--results", str(results)]))
+    out = trained_exp / "decode/synth_test-epoch-2-avg-2"
+    m = json.loads((out / "metrics.json").read_text())
+    from lhotse import load_manifest_lazy
+
+    n = sum(1 for _ in load_manifest_lazy(test_cuts))
+    assert m["utterances"] == n and m["category"]["support"] and 0 <= m["headline"]["UA"] <= 100
+    assert set(m["headline"]) == {"UA", "WA", "macro_F1", "CCC", "gender_acc", "PER"}
+    rows = list(csv.DictReader(open(out / "predictions.tsv"), delimiter="\t"))
+    assert len(rows) == n
+    probs = [float(rows[0][f"p_{c}"]) for c in ("neutral", "happy", "sad", "angry", "fear", "surprise")]
+    assert math.isclose(sum(probs), 1.0, abs_tol=1e-3)
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "local/decode.py" in results.read_text() and "| " in results.read_text()
+
+
+def test_fold_summary_is_mean_and_sample_std(tmp_path):
+    from speecheq.decode import fold_summary
+
+    files = []
+    for k, ua in enumerate([40.0, 50.0, 60.0]):
+        f = tmp_path / f"m{k}.json"
+        f.write_text(json.dumps({"headline": {"UA": ua}}))
+        files.append(f)
+    s = fold_summary(files)
+    assert s["UA"]["mean"] == pytest.approx(50.0) and s["UA"]["std"] == pytest.approx(10.0) and s["UA"]["folds"] == 3
+
+
+def test_align_writes_phone_alignments_into_cuts(trained_exp, synth_data, tmp_path):
+    from lhotse import load_manifest_lazy
+
+    from speecheq.align import align_corpus
+
+    out = tmp_path / "ali" / "synth_cuts_test.jsonl.gz"
+    summary = align_corpus(trained_exp, synth_data / "fbank/synth_cuts_test.jsonl.gz", out, checkpoint="best-valid.pt",
+                           plot_path=tmp_path / "ali.png")
+    assert summary["aligned"] + summary["failed"] + summary["no_phones"] == summary["total"] > 0
+    assert summary["aligned"] > 0
+    cut = next(c for c in load_manifest_lazy(out) if c.supervisions[0].alignment)
+    items = cut.supervisions[0].alignment["phone"]
+    assert [i.symbol for i in items] == cut.supervisions[0].custom["phones"]
+    starts = [i.start for i in items]
+    assert starts == sorted(starts) and items[-1].start + items[-1].duration <= cut.duration + 1e-6
+    assert all(0 <= i.score <= 1 for i in items)
+    assert (tmp_path / "ali.png").stat().st_size > 1000
+
+
+def test_killed_training_resumes_to_the_same_weights(synth_data, tmp_path):
+    from speecheq.train import train
+
+    full = tmp_path / "full"
+    train(train_args(synth_data, full, "--deterministic", "--seed", "3"))
+    part = tmp_path / "part"
+    # "Killed" after batch 5, with batch checkpoints every 3: resume from checkpoint-3 as a user would.
+    train(train_args(synth_data, part, "--deterministic", "--seed", "3", "--save-every-n", "3",
+                     "--stop-after-batches", "5"))
+    assert (part / "checkpoint-3.pt").is_file() and not (part / "epoch-2.pt").exists()
+    train(train_args(synth_data, part, "--deterministic", "--seed", "3", "--save-every-n", "3", "--start-batch", "3"))
+    a = torch.load(full / "epoch-2.pt", weights_only=False)
+    b = torch.load(part / "epoch-2.pt", weights_only=False)
+    assert a["batch_idx_train"] == b["batch_idx_train"]
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k].float(), b["model"][k].float(), atol=1e-5, rtol=0), k
+    for k in a["model_avg"]:
+        assert torch.allclose(a["model_avg"][k].float(), b["model_avg"][k].float(), atol=1e-5, rtol=0), k
+
+
+def test_checkpoint_from_another_configuration_is_one_clear_error(trained_exp, synth_data, tmp_path):
+    import shutil
+
+    from speecheq.train import train
+
+    exp = tmp_path / "other"
+    shutil.copytree(trained_exp, exp)
+    bigger = TINY_MODEL.replace('"d_model": 32', '"d_model": 48')
+    args = train_args(synth_data, exp, "--start-epoch", "3", "--num-epochs", "3")
+    args.model_config = bigger
+    with pytest.raises(SpeechEQError, match="another model configuration"):
+        train(args)
+
+
+def test_truncated_checkpoint_and_missing_tokens(trained_exp, synth_data, tmp_path):
+    from speecheq.package import load_model
+    from speecheq.train import train
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = (trained_exp / "epoch-1.pt").read_bytes()
+    (bad / "epoch-1.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(SpeechEQError, match="corrupt or truncated"):
+        load_model(bad, epoch=1)
+    args = train_args(synth_data, tmp_path / "exp")
+    args.lang_dir = tmp_path / "nolang"
+    with pytest.raises(SpeechEQError, match="token table not found"):
+        train(args)
+
+
+def test_empty_training_set_after_filtering(synth_data, tmp_path):
+    from speecheq.train import train
+
+    args = train_args(synth_data, tmp_path / "exp", "--max-utterance-duration", "0.2")
+    with pytest.raises(SpeechEQError, match="no cuts after filtering"):
+        train(args)
+
+
+def test_cut_without_features_is_one_clear_error(synth_data, tmp_path):
+    from lhotse import CutSet, load_manifest_lazy
+
+    from speecheq.train import train
+
+    cuts = CutSet.from_cuts(c.drop_features() for c in load_manifest_lazy(synth_data / "fbank/synth_cuts_train.jsonl.gz"))
+    path = tmp_path / "nofeats.jsonl.gz"
+    cuts.to_file(path)
+    args = train_args(synth_data, tmp_path / "exp")
+    args.train_cuts = [path]
+    with pytest.raises(SpeechEQError, match="has no features"):
+        train(args)
+
+
+def test_non_finite_batch_is_skipped_and_counted(synth_data, tmp_path, monkeypatch):
+    from speecheq import data as data_module
+    from speecheq.train import train
+
+    original = data_module.SpeechEQDataset.__getitem__
+    calls = {"n": 0}
+
+    def poisoned(self, cuts):
+        batch = original(self, cuts)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            batch["features"][0, 0, 0] = float("nan")
+        return batch
+
+    monkeypatch.setattr(data_module.SpeechEQDataset, "__getitem__", poisoned)
+    exp = tmp_path / "exp"
+    train(train_args(synth_data, exp, "--num-epochs", "1"))
+    summary = json.loads((exp / "train-summary.json").read_text())
+    assert summary["skipped_nonfinite_batches"] == 1
+    ckpt = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
