@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
-num_epochs=20
+num_epochs=15
 max_duration=100
 label_preset=all
 jobs=2
@@ -26,7 +26,7 @@ declare -A task_sets=(
   [all4]=emotion,intensity,gender,ctc
 )
 mkdir -p exp/log
-for name in cat cat_int cat_int_gen all4; do
+for name in cat all4 cat_int cat_int_gen; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 5; done
   log "training $name (${task_sets[$name]}), log in exp/log/ablation-$name$name_suffix.log"
   OMP_NUM_THREADS=1 ./run.sh --stage 4 --stop-stage 5 --tasks ${task_sets[$name]} --exp-name $name$name_suffix \
