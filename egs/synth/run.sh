@@ -16,8 +16,9 @@ nj=2
 device=cpu            # cuda: batched fbank on the GPU and GPU training
 label_preset=6class   # the synthetic corpus speaks 6 emotions
 model_preset=small
-num_epochs=12
-max_duration=200
+num_epochs=30
+max_duration=60      # seconds of audio per batch: ~18 updates per epoch on 0.24 h of training audio
+warmup_batches=50
 tasks=emotion,intensity,ctc,gender
 exp_dir=exp/small_multitask
 . utils/parse_options.sh
@@ -50,8 +51,8 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   else
     local/train.py --train-cuts data/fbank/synth_cuts_train.jsonl.gz --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz \
       --lang-dir data/lang --exp-dir $exp_dir --label-preset $label_preset --model-preset $model_preset \
-      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
-      --start-epoch $(utils/next_epoch.sh $exp_dir)
+      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --warmup-batches $warmup_batches \
+      --device $device --seed $seed --start-epoch $(utils/next_epoch.sh $exp_dir)
   fi
 fi
 
