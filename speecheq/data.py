@@ -138,6 +138,22 @@ def balanced_weights(cuts, scheme: LabelScheme, corpus_weights: Optional[Dict[st
     return weights
 
 
+def balance_by_repetition(cuts, weights: Sequence[float], max_repeat: int = 20):
+    """Repeat cuts in proportion to their sampling weight (the heaviest group once).
+
+    Repetition instead of weighted sampling keeps duration bucketing, exact resume
+    and full coverage of the data every epoch; lhotse's weighted sampler draws
+    without replacement, which all but undoes the balance at one epoch's worth of
+    samples. Copies get ids ``<id>_rep<k>``; ``max_repeat`` bounds the blow-up.
+    """
+    w_min = min(weights)
+    for cut, w in zip(cuts, weights):
+        reps = min(max_repeat, max(1, round(w / w_min)))
+        yield cut
+        for k in range(1, reps):
+            yield cut.with_id(f"{cut.id}_rep{k}")
+
+
 def make_train_sampler(
     cuts,
     *,
@@ -150,17 +166,14 @@ def make_train_sampler(
     rank: Optional[int] = None,
     num_buckets: int = 10,
 ):
-    """Duration-bucketed shuffling by default; weighted sampling for class/corpus balance."""
+    """Duration-bucketed shuffling; class and corpus balance by repeating cuts."""
+    from lhotse import CutSet
     from lhotse.dataset import DynamicBucketingSampler
-    from lhotse.dataset.sampling.weighted_simple import WeightedSimpleCutSampler
 
     if balanced or corpus_weights:
         cuts = cuts.to_eager()
         weights = balanced_weights(cuts, scheme, corpus_weights, by_class=balanced)
-        return WeightedSimpleCutSampler(
-            cuts, weights, num_samples=len(cuts), max_duration=max_duration, shuffle=True,
-            world_size=world_size, rank=rank, seed=seed,
-        )
+        cuts = CutSet.from_cuts(balance_by_repetition(cuts, weights))
     return DynamicBucketingSampler(
         cuts, max_duration=max_duration, shuffle=True, num_buckets=num_buckets, seed=seed,
         world_size=world_size, rank=rank, drop_last=False,

@@ -14,6 +14,7 @@ corpus_dir=${SPEECHEQ_RAVDESS_DIR:-$SPEECHEQ_ROOT/../shared/data/ravdess}
 nj=2
 device=cpu
 folds="0 1 2 3"            # fold k tests actors 6k+1..6k+6
+fold=""                    # --fold k: shorthand for --folds k
 label_preset=all           # 8 RAVDESS emotions (calm, disgust included); 4class for the 4-class table
 model_preset=small
 model_config=""
@@ -25,6 +26,7 @@ exp_name=multitask
 seed=42
 results=RESULTS.md
 . utils/parse_options.sh
+[ -n "$fold" ] && folds=$fold
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
