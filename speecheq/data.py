@@ -176,7 +176,9 @@ def make_train_sampler(
         cuts = CutSet.from_cuts(balance_by_repetition(cuts, weights))
     return DynamicBucketingSampler(
         cuts, max_duration=max_duration, shuffle=True, num_buckets=num_buckets, seed=seed,
-        world_size=world_size, rank=rank, drop_last=False,
+        # Under DDP every rank must see the same number of batches, or the last
+        # all-reduce waits forever for a rank that has run out.
+        world_size=world_size, rank=rank, drop_last=bool(world_size and world_size > 1),
     )
 
 
