@@ -1,8 +1,18 @@
 #!/usr/bin/env python3
 """Stage 3: validate cuts (lhotse + manifest contract) and write the protocol's splits."""
 import argparse
+import importlib
+import inspect
 
 from speecheq.cli import script
+
+# corpus-specific protocol options: flag -> keyword of the corpus's protocol() (passed only when given)
+OPTIONS = {
+    "--protocol": ("kind", "esd: si or official; custom: split or si (default: split when the TSV has one)"),
+    "--language": ("language", "esd: zh, en or all speakers"),
+    "--corpus-dir": ("corpus_dir", "cremad: genders for balanced folds; custom: folder of metadata.tsv"),
+    "--tsv": ("tsv", "custom: metadata TSV (speakers, split column)"),
+}
 
 
 def main():
@@ -11,11 +21,20 @@ def main():
     p.add_argument("--fbank-dir", default="data/fbank")
     p.add_argument("--label-preset", default="4class")
     p.add_argument("--folds", nargs="*", default=None, help="only these folds (default: all of the protocol)")
+    for flag, (dest, help) in OPTIONS.items():
+        p.add_argument(flag, dest=dest, default=None, help=help)
     args = p.parse_args()
 
-    from speecheq.corpora import validate_and_split
+    from speecheq.corpora import get_corpus, validate_and_split
+    from speecheq.errors import SpeechEQError
 
-    validate_and_split(args.corpus, args.fbank_dir, args.label_preset, args.folds)
+    options = {dest: getattr(args, dest) for dest, _ in OPTIONS.values() if getattr(args, dest) is not None}
+    module = importlib.import_module(f"speecheq.corpora.{get_corpus(args.corpus).module}")
+    accepted = inspect.signature(module.protocol).parameters
+    for flag, (dest, _) in OPTIONS.items():
+        if dest in options and dest not in accepted:
+            raise SpeechEQError(f"corpus {args.corpus} takes no {flag} in the validate stage")
+    validate_and_split(args.corpus, args.fbank_dir, args.label_preset, args.folds, **options)
 
 
 if __name__ == "__main__":

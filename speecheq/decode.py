@@ -163,3 +163,34 @@ def decode(args) -> None:
         if args.results:
             append_result(args.results, format_row(args.run_name or f"{args.exp_dir.name} {set_name(cuts_path)}",
                                                    summary["headline"], command))
+
+
+def cross_corpus_matrix(cells: Dict[str, Dict[str, Path]], out_dir: Path, metric: str = "UA") -> Dict[str, Dict[str, float]]:
+    """Train-set x test-set table of one headline metric, as Markdown and a heat map.
+
+    ``cells[model][test_set]`` is a metrics.json path; a missing file leaves the cell
+    empty (NaN) so a partial matrix still renders.
+    """
+    from speecheq.plots import plot_heatmap
+
+    models = list(cells)
+    tests = sorted({t for row in cells.values() for t in row})
+    table: Dict[str, Dict[str, float]] = {}
+    for m in models:
+        table[m] = {}
+        for t in tests:
+            path = cells[m].get(t)
+            value = float("nan")
+            if path is not None and Path(path).is_file():
+                value = float(json.loads(Path(path).read_text())["headline"].get(metric, float("nan")))
+            table[m][t] = value
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"| train \\ test ({metric} %) | " + " | ".join(tests) + " |", "|---" * (len(tests) + 1) + "|"]
+    for m in models:
+        lines.append(f"| {m} | " + " | ".join("—" if np.isnan(v) else f"{v:.1f}" for v in table[m].values()) + " |")
+    write_text_atomic(out_dir / "cross_corpus.md", "\n".join(lines) + "\n")
+    write_json_atomic(out_dir / "cross_corpus.json", table)
+    plot_heatmap(np.array([[table[m][t] for t in tests] for m in models]), models, tests, out_dir / "cross_corpus.png",
+                 title=f"cross-corpus {metric} (%)")
+    print("\n".join(lines))
+    return table

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from speecheq.errors import SpeechEQError
-from speecheq.io import Pathlike, atomic_output, check_readable_manifest, write_cuts
+from speecheq.io import Pathlike, atomic_output, check_readable_manifest, temporary_path, write_cuts
 
 log = logging.getLogger("speecheq")
 
@@ -45,7 +45,7 @@ def make_extractor(name: str = "fbank", device: str = "cpu", num_mel_bins: int =
 
 
 def cuts_from_manifests(recordings_path: Pathlike, supervisions_path: Pathlike):
-    """One cut per supervision, on the supervision's channel, id = supervision id."""
+    """One cut per supervision, on the supervision's channel, id = supervision id (an eager CutSet)."""
     from lhotse import CutSet, load_manifest_lazy
 
     recordings = load_manifest_lazy(check_readable_manifest(recordings_path))
@@ -53,6 +53,80 @@ def cuts_from_manifests(recordings_path: Pathlike, supervisions_path: Pathlike):
     return CutSet.from_manifests(recordings=recordings.to_eager(), supervisions=supervisions.to_eager()).trim_to_supervisions(
         keep_overlapping=False
     ).to_eager()
+
+
+class ManifestCuts:
+    """The cuts of :func:`cuts_from_manifests`, streamed: memory stays flat in the corpus size.
+
+    Holds only the two paths, so it pickles small: worker processes and dask tasks
+    read the manifests themselves instead of receiving every cut. When the
+    supervisions follow the recordings' order (what ``build_manifests`` writes), cuts
+    are built one recording at a time; otherwise it falls back to the eager
+    construction. Both give the same cuts in the same order.
+    """
+
+    def __init__(self, recordings_path: Pathlike, supervisions_path: Pathlike):
+        self.recordings_path = str(check_readable_manifest(recordings_path))
+        self.supervisions_path = str(check_readable_manifest(supervisions_path))
+        self.count, self.in_order = self._scan()
+
+    def _scan(self):
+        """(number of supervisions, whether they are grouped in the recordings' order)."""
+        from lhotse import load_manifest_lazy
+
+        recording_ids = (r.id for r in load_manifest_lazy(self.recordings_path))
+        current, n, in_order = None, 0, True
+        for sup in load_manifest_lazy(self.supervisions_path):
+            n += 1
+            while in_order and sup.recording_id != current:
+                current = next(recording_ids, None)
+                in_order = current is not None
+        return n, in_order
+
+    def __iter__(self):
+        from lhotse import CutSet, RecordingSet, SupervisionSet, load_manifest_lazy
+
+        if not self.in_order:
+            yield from cuts_from_manifests(self.recordings_path, self.supervisions_path)
+            return
+        supervisions = iter(load_manifest_lazy(self.supervisions_path))
+        pending = next(supervisions, None)
+        for recording in load_manifest_lazy(self.recordings_path):
+            group = []
+            while pending is not None and pending.recording_id == recording.id:
+                group.append(pending)
+                pending = next(supervisions, None)
+            if group:
+                yield from CutSet.from_manifests(
+                    recordings=RecordingSet.from_recordings([recording]), supervisions=SupervisionSet.from_segments(group)
+                ).trim_to_supervisions(keep_overlapping=False)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _extract_chunk(cuts, k: int, n: int, extractor, storage_path: str, part_path: str, progress: bool = False) -> int:
+    """Features of every n-th cut from the k-th (lhotse's split for ``num_jobs``): storage into
+    ``storage_path``, cuts with features into ``part_path``. Runs in worker processes and
+    dask tasks; returns the number of cuts written."""
+    from lhotse import CutSet, LilcomChunkyWriter
+    from lhotse.audio.utils import null_result_on_audio_loading_error
+    from tqdm import tqdm
+
+    if n > 1:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core: intra-op threads would oversubscribe them
+    count = 0
+    compute = null_result_on_audio_loading_error(lambda c, s: c.compute_and_store_features(extractor=extractor, storage=s))
+    mine = (c for i, c in enumerate(cuts) if i % n == k)
+    with LilcomChunkyWriter(storage_path) as storage, CutSet.open_writer(part_path) as writer:
+        for cut in tqdm(mine, total=len(cuts), desc="Extracting and storing features", disable=not progress):
+            with_feats = compute(cut, storage)
+            if with_feats is not None:  # unreadable audio: dropped, as lhotse does
+                writer.write(with_feats)
+                count += 1
+    return count
 
 
 def compute_fbank(
@@ -72,15 +146,23 @@ def compute_fbank(
 
     ``cuts_path`` appears only when every feature is stored (atomic rename), so a
     later stage never sees a manifest that points at missing features.
-    """
-    from lhotse import LilcomChunkyWriter
 
+    CPU: the cuts are streamed from the manifests (memory flat in the corpus size)
+    and split into ``nj`` chunks as lhotse's ``compute_and_store_features`` does
+    (every ``nj``-th cut; storage ``<storage_path>/feats-<k>.lca``, or
+    ``<storage_path>.lca`` for ``nj=1``). The chunks run on ``executor`` when given
+    (a process pool, a dask client's executor), else on ``nj`` spawned processes;
+    each writes its cuts to a temporary part manifest that is concatenated in chunk
+    order, so the result does not depend on where the chunks ran.
+    """
     cuts_path, storage_path = Path(cuts_path), Path(storage_path)
     storage_path.parent.mkdir(parents=True, exist_ok=True)
-    cuts = cuts_from_manifests(recordings_path, supervisions_path)
     feature_extractor = make_extractor(extractor, device, num_mel_bins)
 
     if device.startswith("cuda"):
+        from lhotse import LilcomChunkyWriter
+
+        cuts = cuts_from_manifests(recordings_path, supervisions_path)
         if nj > 1:
             log.info("device %s: using one process with batched extraction (ignoring nj=%d)", device, nj)
         partial = cuts_path.with_name(f".partial.{cuts_path.name.replace('.gz', '')}")
@@ -97,11 +179,9 @@ def compute_fbank(
         partial.unlink(missing_ok=True)
         return count
 
-    if nj > 1:
-        # lhotse's workers each inherit torch's thread pool: nj x threads oversubscribes the cores.
-        import torch
+    from lhotse import load_manifest_lazy
 
-        torch.set_num_threads(1)
+    cuts = ManifestCuts(recordings_path, supervisions_path)
     # The CPU path is not resumable inside one run; a leftover storage from a
     # killed run is untrusted (no manifest points at it) and is started afresh.
     for leftover in (storage_path, storage_path.with_suffix(".lca")):
@@ -109,14 +189,32 @@ def compute_fbank(
             shutil.rmtree(leftover)
         elif leftover.exists():
             leftover.unlink()
-    with_feats = cuts.compute_and_store_features(
-        extractor=feature_extractor,
-        storage_path=storage_path,
-        num_jobs=nj if executor is None else None,
-        executor=executor,
-        storage_type=LilcomChunkyWriter,
-    )
-    return write_cuts(with_feats, cuts_path)
+    if nj <= 1 and executor is None:
+        with atomic_output(cuts_path) as tmp:
+            return _extract_chunk(cuts, 0, 1, feature_extractor, str(storage_path), str(tmp), progress=True)
+
+    n = max(nj, 1)
+    storage_path.mkdir(parents=True, exist_ok=True)
+    parts = [temporary_path(cuts_path.with_name(f"{cuts_path.name.replace('.jsonl.gz', '')}.part-{k}.jsonl.gz"))
+             for k in range(n)]
+    own_pool = None
+    if executor is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked child would inherit torch's thread pool in an unknown state
+        executor = own_pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [executor.submit(_extract_chunk, cuts, k, n, feature_extractor, str(storage_path / f"feats-{k}"),
+                                   str(parts[k])) for k in range(n)]
+        for f in futures:
+            f.result()
+        return write_cuts((c for part in parts for c in load_manifest_lazy(part)), cuts_path)
+    finally:
+        if own_pool is not None:
+            own_pool.shutdown(wait=True, cancel_futures=True)
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 def _drop_incomplete_last_line(path: Path) -> None:
@@ -159,25 +257,31 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
                          force: bool = False, **options) -> Optional[Path]:
     """The fbank stage for one corpus split: ``<corpus>_cuts_<split>`` + ``<corpus>_feats_<split>``.
 
-    Skipped when marked done; otherwise (re)computed and marked done last.
+    Skipped when marked done; otherwise (re)computed and marked done last. Takes the
+    lock of ``fbank_dir`` (a second run on the same folder stops with one line) and
+    removes the temporaries a killed run left there.
     """
-    from speecheq.io import is_done, mark_done
+    import time
+
+    from speecheq.io import clear_done, folder_lock, is_done, mark_done, remove_stale_temporaries
 
     manifest_dir, fbank_dir = Path(manifest_dir), Path(fbank_dir)
     cuts_path = fbank_dir / f"{corpus}_cuts_{split}.jsonl.gz"
     if is_done(cuts_path) and not force:
         log.info("%s: features already computed (%s); skipping", corpus, cuts_path)
         return None
-    import time
-
-    t0 = time.time()
-    n = compute_fbank(
-        manifest_dir / f"{corpus}_recordings_{split}.jsonl.gz",
-        manifest_dir / f"{corpus}_supervisions_{split}.jsonl.gz",
-        cuts_path,
-        fbank_dir / f"{corpus}_feats_{split}",
-        **options,
-    )
-    mark_done(cuts_path, {"cuts": n, "seconds": round(time.time() - t0, 1), **{k: str(v) for k, v in options.items()}})
+    with folder_lock(fbank_dir, f"fbank stage ({corpus})"):
+        remove_stale_temporaries(fbank_dir)
+        clear_done(cuts_path)  # a --force run killed half-way must not leave the old marker trusted
+        t0 = time.time()
+        n = compute_fbank(
+            manifest_dir / f"{corpus}_recordings_{split}.jsonl.gz",
+            manifest_dir / f"{corpus}_supervisions_{split}.jsonl.gz",
+            cuts_path,
+            fbank_dir / f"{corpus}_feats_{split}",
+            **options,
+        )
+        mark_done(cuts_path, {"cuts": n, "seconds": round(time.time() - t0, 1),
+                              **{k: str(v) for k, v in options.items() if k != "executor"}})
     log.info("%s: %d cuts with features in %.1f s -> %s", corpus, n, time.time() - t0, cuts_path)
     return cuts_path

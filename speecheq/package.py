@@ -1,13 +1,40 @@
-"""Loading trained models: from a recipe's exp folder (epoch averaging) and, later,
-from a self-contained package file."""
+"""Loading trained models: from a recipe's exp folder (epoch averaging), and the
+self-contained pretrained package that inference and export read.
+
+A package is one ``torch.save`` of a dict holding only tensors, strings, numbers,
+lists and dicts, so :func:`load_package` reads it with ``weights_only=True``: a
+package downloaded from someone else cannot run code when it is opened. It needs
+nothing from the recipe that trained it: the corpus -> categories map that the
+corpus-aware decision uses and the fbank settings travel inside it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
+import torch
+
+from speecheq import __version__
 from speecheq.checkpoint import load_model_state, resolve_model_weights
 from speecheq.errors import SpeechEQError
-from speecheq.model import ModelConfig, SpeechEQModel
+from speecheq.features import NUM_MEL_BINS
+from speecheq.io import Pathlike, atomic_output
+from speecheq.labels import EMOTION_MAPS, LabelScheme
+from speecheq.model import FRAME_SHIFT_SECONDS, ModelConfig, SpeechEQModel
+
+log = logging.getLogger("speecheq")
+
+PACKAGE_FORMAT = "speecheq-package"
+# Bump when a key changes meaning; readers refuse newer versions instead of guessing.
+FORMAT_VERSION = 1
+SAMPLING_RATE = 16000
+TASKS = ("emotion", "intensity", "ctc", "gender")
 
 
 def load_model(exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False, checkpoint: str = "",
@@ -21,3 +48,343 @@ def load_model(exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: 
     model = SpeechEQModel(config)
     load_model_state(model, weights, f"checkpoint {tag} in {exp_dir}")
     return model.to(device).eval(), meta, tag
+
+
+# --------------------------------------------------------------------------- #
+# Writing
+# --------------------------------------------------------------------------- #
+
+
+def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
+    """The front-end settings a package records; lhotse's full FbankConfig for "fbank"."""
+    cfg = {"extractor": extractor, "num_mel_bins": num_mel_bins, "frame_length": 0.025, "frame_shift": 0.01,
+           "sampling_rate": SAMPLING_RATE}
+    if extractor == "fbank":
+        from lhotse import FbankConfig
+
+        lhotse_cfg = FbankConfig(num_mel_bins=num_mel_bins).to_dict()
+        lhotse_cfg.pop("device", None)
+        cfg["lhotse"] = lhotse_cfg
+        cfg.update(frame_length=lhotse_cfg["frame_length"], frame_shift=lhotse_cfg["frame_shift"],
+                   sampling_rate=int(lhotse_cfg["sampling_rate"]))
+    return cfg
+
+
+def corpora_from_train_args(train_args: Optional[dict]) -> List[str]:
+    """Corpus names from the recipe's manifest names (``<corpus>_cuts_<split>``), without reading them."""
+    names = []
+    for p in _train_cut_paths(train_args):
+        m = re.match(r"(.+?)_cuts_", p.name)
+        if m and m.group(1) not in names:
+            names.append(m.group(1))
+    return names
+
+
+def _train_cut_paths(train_args: Optional[dict]) -> List[Path]:
+    paths = (train_args or {}).get("train_cuts") or []
+    return [Path(str(p)) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+
+
+def observed_corpora(train_args: Optional[dict], exp_dir: Path) -> Dict[str, List[str]]:
+    """corpus -> unified emotions of the training manifests, read where they still are ({} when not).
+
+    The manifests name the corpora that were really trained on, including in-house
+    ones whose label table was registered only inside the recipe (their file names
+    say ``custom``, their supervisions the corpus's own name).
+    """
+    from speecheq.io import load_cuts_lazy
+
+    paths = _train_cut_paths(train_args)
+    if not paths:
+        return {}
+    # Relative manifest paths are relative to the recipe folder training ran in: the exp dir minus its relative path.
+    roots = [Path.cwd()]
+    rel_exp = Path(str((train_args or {}).get("exp_dir", "")))
+    if rel_exp.parts and not rel_exp.is_absolute():
+        resolved = Path(exp_dir).resolve()
+        if resolved.parts[-len(rel_exp.parts):] == rel_exp.parts:
+            roots.insert(0, resolved.parents[len(rel_exp.parts) - 1])
+    seen: Dict[str, set] = {}
+    for p in paths:
+        found = p if p.is_absolute() else next((r / p for r in roots if (r / p).is_file()), None)
+        if found is None or not found.is_file():
+            log.info("training manifest %s is not reachable; corpus names come from the file names", p)
+            return {}
+        try:
+            for cut in load_cuts_lazy(found):
+                for sup in cut.supervisions:
+                    custom = sup.custom or {}
+                    if custom.get("corpus"):
+                        seen.setdefault(custom["corpus"], set()).add(custom.get("emotion"))
+        except Exception as e:  # a manifest that moved on since training is no reason to fail an export
+            log.warning("cannot read training manifest %s (%s); corpus names come from the file names", found, e)
+            return {}
+    return {c: sorted(e for e in emotions if e) for c, emotions in seen.items()}
+
+
+def corpus_categories(categories: Sequence[str], corpora: Sequence[str],
+                      observed: Optional[Dict[str, Sequence[str]]] = None) -> Dict[str, List[str]]:
+    """corpus -> the categories of this preset it can produce: speecheq.labels' table at export
+    time, else the emotions its training data actually had."""
+    scheme = LabelScheme("custom", tuple(categories))
+    out = {}
+    for corpus in corpora:
+        if corpus in EMOTION_MAPS:
+            out[corpus] = scheme.corpus_categories(corpus)
+        elif observed and corpus in observed:
+            out[corpus] = [c for c in categories if c in set(observed[corpus])]
+        else:
+            log.warning("corpus %r has no label table in speecheq.labels; it gets no corpus-aware decision", corpus)
+    return out
+
+
+def _plain(value):
+    """Only types weights_only=True can read back (paths and tuples from argparse become str and list)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
+    for plain in (int, float, str):  # subclasses (torch's TorchVersion is a str) are not allowed
+        if isinstance(value, plain):
+            return plain(value)
+    return str(value)
+
+
+def fingerprint(state: Dict[str, torch.Tensor]) -> str:
+    """Hash of the weights: exported graphs carry it, so a stale model.onnx next to a new package is caught."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label_preset: str = "custom",
+                       tokens: Optional[Sequence[str]] = None, tasks: Optional[Dict[str, float]] = None,
+                       corpora: Sequence[str] = (), observed: Optional[Dict[str, Sequence[str]]] = None,
+                       speaker_cmvn: bool = False, extractor: str = "fbank", source: Optional[dict] = None) -> dict:
+    """The package dict for a model in memory (trained or not: the benchmark packages an untrained one)."""
+    config = model.config
+    if len(categories) != config.num_emotions:
+        raise SpeechEQError(f"{len(categories)} categories for a model with {config.num_emotions} emotion outputs")
+    if tokens is not None and len(tokens) != config.vocab_size:
+        raise SpeechEQError(f"{len(tokens)} tokens for a model with a CTC vocabulary of {config.vocab_size}")
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {
+        "format": PACKAGE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "speecheq_version": __version__,
+        "torch_version": str(torch.__version__),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "fingerprint": fingerprint(state),
+        "model_state": state,
+        "model_config": config.to_dict(),
+        "label_preset": label_preset,
+        "categories": list(categories),
+        "corpus_categories": corpus_categories(categories, corpora, observed),
+        "tokens": list(tokens) if tokens is not None else None,
+        "tasks": _plain(dict(tasks) if tasks is not None else {t: 1.0 for t in TASKS}),
+        # Also inside model_state as buffers; stored apart so other tools can read them without torch modules.
+        "normalization": {"mean": state["feature_mean"].tolist(), "std": state["feature_std"].tolist()},
+        "feature_config": feature_config(extractor, config.num_mel_bins),
+        "speaker_cmvn": bool(speaker_cmvn),
+        "frame_shift": FRAME_SHIFT_SECONDS,
+        "source": _plain(source or {}),
+    }
+
+
+def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False,
+                     checkpoint: str = "", corpora: Optional[Sequence[str]] = None, extractor: str = "fbank") -> dict:
+    """The package dict of a recipe's trained model (weights as decode.py would use them)."""
+    exp_dir = Path(exp_dir)
+    model, meta, tag = load_model(exp_dir, epoch, avg, use_averaged_model, checkpoint, "cpu")
+    for key in ("categories", "label_preset"):
+        if key not in meta:
+            raise SpeechEQError(f"{exp_dir}: checkpoint {tag} has no {key!r}; was it written by speecheq's train.py?")
+    observed = observed_corpora(meta.get("train_args"), exp_dir)
+    if corpora is None:
+        corpora = list(observed) or corpora_from_train_args(meta.get("train_args"))
+        if not corpora:
+            log.warning("no corpus names in the training manifests' names; the package has no corpus-aware decision "
+                        "(give --corpora)")
+    return package_from_model(
+        model, categories=meta["categories"], label_preset=meta["label_preset"], tokens=meta.get("tokens"),
+        tasks=meta.get("tasks"), corpora=corpora, observed=observed, speaker_cmvn=bool(meta.get("speaker_cmvn")),
+        extractor=extractor,
+        source={"exp_dir": str(exp_dir.resolve()), "weights": tag, "epoch": meta.get("epoch"),
+                "checkpoint_version": meta.get("version"), "train_args": meta.get("train_args")},
+    )
+
+
+def save_package(package: dict, path: Pathlike) -> Path:
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        torch.save(package, tmp)
+    return path
+
+
+# --------------------------------------------------------------------------- #
+# Reading
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class Package:
+    """A loaded package: the eval-mode model and everything needed to feed it and read its outputs."""
+
+    path: Path
+    model: SpeechEQModel
+    config: ModelConfig
+    label_preset: str
+    categories: List[str]
+    corpus_categories: Dict[str, List[str]]
+    tokens: Optional[List[str]]
+    tasks: Dict[str, float]
+    feature_config: dict
+    speaker_cmvn: bool
+    normalization: dict
+    fingerprint: str
+    version: str
+    format_version: int
+    frame_shift: float = FRAME_SHIFT_SECONDS
+    source: dict = field(default_factory=dict)
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.feature_config["sampling_rate"])
+
+    def has_task(self, task: str) -> bool:
+        """Heads of tasks the model never trained give numbers that mean nothing; readers skip them."""
+        return float(self.tasks.get(task, 0.0) or 0.0) > 0
+
+    def allowed_categories(self, corpus: str) -> List[str]:
+        """Categories of ``corpus`` for the corpus-aware decision: the package's map first,
+        then speecheq.labels' tables (for a known corpus the training run did not see)."""
+        if corpus in self.corpus_categories:
+            return list(self.corpus_categories[corpus])
+        if corpus in EMOTION_MAPS:
+            log.warning("corpus %r was not in this model's training data; using speecheq.labels' table", corpus)
+            return LabelScheme("custom", tuple(self.categories)).corpus_categories(corpus)
+        known = sorted(set(self.corpus_categories) | set(EMOTION_MAPS))
+        raise SpeechEQError(f"unknown corpus {corpus!r} for --corpus; known: {', '.join(known)}")
+
+    def make_extractor(self, device="cpu"):
+        """The fbank front-end with the package's recorded settings."""
+        from speecheq.features import make_extractor
+
+        cfg = self.feature_config
+        extractor = make_extractor(cfg.get("extractor", "fbank"), str(device), int(cfg["num_mel_bins"]))
+        stored = cfg.get("lhotse")
+        if stored and cfg.get("extractor", "fbank") == "fbank":
+            from lhotse import Fbank, FbankConfig
+
+            # A later lhotse may change a default; the stored settings are what the model was trained on.
+            current = extractor.config.to_dict()
+            if any(current.get(k) != v for k, v in stored.items()):
+                extractor = Fbank(FbankConfig.from_dict({**stored, "device": str(device)}))
+        return extractor
+
+
+def _read_package_file(path: Path) -> dict:
+    if not path.is_file():
+        raise SpeechEQError(f"model package not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:120]
+        reason = f"{type(e).__name__}: {reason}" if reason else type(e).__name__
+        if "Unsupported global" in str(e):
+            raise SpeechEQError(
+                f"{path} is not a SpeechEQ package (it holds Python objects a package never has; "
+                "a training checkpoint? make a package with local/export.py)"
+            ) from None
+        raise SpeechEQError(f"{path} is not a readable SpeechEQ package (corrupt or truncated; {reason})") from None
+    if not isinstance(obj, dict) or obj.get("format") != PACKAGE_FORMAT:
+        hint = ""
+        if isinstance(obj, dict) and "model" in obj and "model_config" in obj:
+            hint = "; it looks like a training checkpoint: make a package with local/export.py"
+        raise SpeechEQError(f"{path} is not a SpeechEQ package (no format marker {PACKAGE_FORMAT!r}){hint}")
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise SpeechEQError(f"{path}: package format version {version!r} is newer than this speecheq reads "
+                            f"({FORMAT_VERSION}); upgrade speecheq")
+    return obj
+
+
+def load_package(path: Pathlike, device="cpu") -> Package:
+    """Read a package written by :func:`save_package`; any fault is one SpeechEQError line."""
+    path = Path(path)
+    obj = _read_package_file(path)
+    try:
+        config = ModelConfig.from_dict(obj["model_config"])
+        categories = list(obj["categories"])
+        state = obj["model_state"]
+        feature_cfg = dict(obj["feature_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SpeechEQError(f"{path}: package is incomplete or inconsistent ({type(e).__name__}: {e})") from None
+    if len(categories) != config.num_emotions:
+        raise SpeechEQError(f"{path}: {len(categories)} categories for {config.num_emotions} emotion outputs")
+    if int(feature_cfg.get("num_mel_bins", -1)) != config.num_mel_bins:
+        raise SpeechEQError(f"{path}: feature config has {feature_cfg.get('num_mel_bins')} mel bins, "
+                            f"the model takes {config.num_mel_bins}")
+    model = SpeechEQModel(config)
+    load_model_state(model, state, f"package {path}")
+    return Package(
+        path=path,
+        model=model.to(device).eval(),
+        config=config,
+        label_preset=str(obj.get("label_preset", "custom")),
+        categories=categories,
+        corpus_categories={k: list(v) for k, v in (obj.get("corpus_categories") or {}).items()},
+        tokens=list(obj["tokens"]) if obj.get("tokens") else None,
+        tasks=dict(obj.get("tasks") or {t: 1.0 for t in TASKS}),
+        feature_config=feature_cfg,
+        speaker_cmvn=bool(obj.get("speaker_cmvn")),
+        normalization=dict(obj.get("normalization") or {}),
+        fingerprint=str(obj.get("fingerprint", "")),
+        version=str(obj.get("speecheq_version", "")),
+        format_version=int(obj["format_version"]),
+        frame_shift=float(obj.get("frame_shift", FRAME_SHIFT_SECONDS)),
+        source=dict(obj.get("source") or {}),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# The inference graph shared by eager inference and the exported engines
+# --------------------------------------------------------------------------- #
+
+#: Outputs of :class:`InferenceGraph`, in order (also the ONNX output names).
+INFERENCE_OUTPUTS = ("emotion_probs", "intensity", "gender_probs", "ctc_log_probs", "encoder_lens")
+INFERENCE_INPUTS = ("features", "feature_lens")
+#: Files that ``local/export.py --torchscript --onnx`` writes next to the package.
+ENGINE_FILES = {"torchscript": "model.ts.pt", "onnx": "model.onnx"}
+
+
+class InferenceGraph(torch.nn.Module):
+    """The model as inference reads it: probabilities instead of logits, a tuple instead of a dict.
+
+    Every engine (eager, TorchScript, ONNX) runs this same module, so their outputs
+    can be compared one to one and the readout code is shared.
+    """
+
+    def __init__(self, model: SpeechEQModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, feature_lens: torch.Tensor):
+        out = self.model(features, feature_lens)
+        return (
+            torch.softmax(out["emotion_logits"].float(), dim=-1),
+            out["intensity"].float(),
+            torch.softmax(out["gender_logits"].float(), dim=-1),
+            out["ctc_log_probs"].float(),
+            out["encoder_lens"],
+        )
+
+
+def engine_path(package_path: Pathlike, engine: str) -> Path:
+    return Path(package_path).with_name(ENGINE_FILES[engine])

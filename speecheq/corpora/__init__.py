@@ -38,7 +38,7 @@ class CorpusRecipe:
 
 CORPORA: Dict[str, CorpusRecipe] = {
     name: CorpusRecipe(name, name)
-    for name in ("synth", "ravdess")
+    for name in ("synth", "ravdess", "casia", "esd", "iemocap", "emodb", "cremad", "custom")
 }
 
 
@@ -70,11 +70,15 @@ def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: 
         for split, speakers in splits.items():
             name = split_name(fold, split)
             path = output_dir / f"{corpus}_cuts_{name}.jsonl.gz"
-            keep = frozenset(speakers)
-            subset = (c for c in load_cuts_lazy(cuts_path) if c.supervisions[0].speaker in keep)
+            if callable(speakers):  # an utterance-level split (custom.UtteranceSplit)
+                select, what = speakers, repr(speakers)
+            else:
+                keep = frozenset(speakers)
+                select, what = (lambda s, keep=keep: s.speaker in keep), f"speakers {sorted(keep)[:4]}..."
+            subset = (c for c in load_cuts_lazy(cuts_path) if select(c.supervisions[0]))
             count = write_cuts(subset, path)
             if count == 0:
-                raise SpeechEQError(f"{corpus}: split {name} is empty (speakers {sorted(keep)[:4]}...)")
+                raise SpeechEQError(f"{corpus}: split {name} is empty ({what})")
             log.info("%s: %s %d cuts -> %s", corpus, name, count, path)
             written[name] = path
     return written
@@ -135,3 +139,34 @@ def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4c
         log.info("%s %s: %s", corpus, split, summaries[split])
     write_json_atomic(fbank_dir / f"{corpus}_splits.json", summaries)
     return summaries
+
+
+def link_prepared(corpora: List[str], egs_dir: Pathlike, data_dir: Pathlike = "data") -> Dict[str, List[Path]]:
+    """Make corpora prepared by their own recipes visible to a multi-corpus recipe.
+
+    Feature manifests store storage paths relative to the recipe folder
+    (``data/fbank/<corpus>_feats_all``), so the files are linked into the same
+    relative place here rather than copied: nothing is extracted twice.
+    """
+    egs_dir, data_dir = Path(egs_dir), Path(data_dir)
+    linked: Dict[str, List[Path]] = {}
+    for corpus in corpora:
+        get_corpus(corpus)
+        source = egs_dir / corpus / "data"
+        marker = source / "fbank" / f"{corpus}_cuts_all.jsonl.gz.done"
+        if not marker.exists():
+            raise SpeechEQError(
+                f"{corpus} is not prepared: run egs/{corpus}/run.sh --stop-stage 3 first (missing {marker})")
+        linked[corpus] = []
+        for sub in ("manifests", "fbank"):
+            (data_dir / sub).mkdir(parents=True, exist_ok=True)
+            for src in sorted((source / sub).glob(f"{corpus}_*")):
+                dst = data_dir / sub / src.name
+                if dst.is_symlink() or dst.exists():
+                    if dst.resolve() == src.resolve():
+                        continue
+                    dst.unlink()
+                dst.symlink_to(src.resolve())
+                linked[corpus].append(dst)
+        log.info("%s: linked %d prepared files from %s", corpus, len(linked[corpus]), source)
+    return linked

@@ -18,7 +18,7 @@ from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from speecheq import labels
 from speecheq.audio import inspect_audio
@@ -264,3 +264,89 @@ def speaker_folds(speakers: Sequence[str], test_groups: Sequence[Sequence[str]],
             raise ValueError(f"fold {k}: dev and test speakers overlap: {sorted(test & dev)}")
         folds[k] = {"train": all_speakers - test - dev, "dev": dev, "test": test}
     return folds
+
+
+# Helpers for corpus modules: counted pre-check skips, balanced folds, utterance-level splits.
+
+
+class Skips:
+    """Files a corpus module rejects before :func:`build_manifests` (wrong layout, bad
+    rows): counted in the summary, or, with ``on_error="stop"``, the first one ends the
+    stage with its one-line reason."""
+
+    def __init__(self, corpus: str, on_error: str = "skip"):
+        self.corpus = corpus
+        self.on_error = on_error
+        self.items: List[Tuple[str, str]] = []
+
+    def __call__(self, reason: str, detail: str) -> None:
+        if self.on_error == "stop":
+            raise SpeechEQError(f"{self.corpus}: {detail}")
+        self.items.append((reason, detail))
+
+    def counts(self) -> str:
+        c = Counter(reason for reason, _ in self.items)
+        return ", ".join(f"{k}: {v}" for k, v in sorted(c.items()))
+
+
+def finish(corpus: str, utterances: Sequence[Utterance], skips: Skips, output_dir=None, *,
+           manifest_name: Optional[str] = None, notes: Optional[Mapping[str, int]] = None, **build_options) -> dict:
+    """build_manifests + the module's own skips and notes in the summary + write_manifests."""
+    try:
+        recordings, supervisions, summary = build_manifests(corpus, utterances, **build_options)
+    except SpeechEQError as e:
+        if skips.items:
+            raise SpeechEQError(f"{e}; skipped before the audio checks: {skips.counts()}") from None
+        raise
+    for reason, detail in skips.items:
+        summary.skip(reason, detail)
+    for note, n in (notes or {}).items():
+        if n:
+            summary.notes[note] += n
+    if output_dir is not None:
+        write_manifests(recordings, supervisions, output_dir, manifest_name or corpus)
+    return {"recordings": recordings, "supervisions": supervisions, "summary": summary}
+
+
+def balanced_folds(speakers: Sequence[str], num_folds: int, group: Optional[Mapping[str, Hashable]] = None,
+                   prefix: str = "fold") -> Dict[str, Dict[str, set]]:
+    """Speaker-independent folds with every group (gender, language) spread over all folds.
+
+    Speakers are sorted within their group and the groups interleaved (g1[0], g2[0],
+    g1[1], g2[1], ...); fold k tests every ``num_folds``-th speaker of that order
+    starting at k; dev is the first half (at least one) of fold k+1's test group,
+    train is everyone else. Every speaker is tested exactly once.
+    """
+    speakers = sorted(set(speakers))
+    if len(speakers) < 3 or num_folds < 2:
+        raise SpeechEQError(f"a speaker-independent protocol needs at least 3 speakers and 2 folds "
+                            f"(got {len(speakers)} speakers, {num_folds} folds)")
+    num_folds = min(num_folds, len(speakers))
+    group = group or {}
+    buckets: Dict[str, List[str]] = {}
+    for s in speakers:
+        buckets.setdefault(str(group.get(s)), []).append(s)
+    order: List[str] = []
+    lists = [buckets[k] for k in sorted(buckets)]
+    for i in range(max(len(b) for b in lists)):
+        order.extend(b[i] for b in lists if i < len(b))
+    tests = [order[k::num_folds] for k in range(num_folds)]
+    devs = [tests[(k + 1) % num_folds][: max(1, len(tests[(k + 1) % num_folds]) // 2)] for k in range(num_folds)]
+    folds = speaker_folds(speakers, tests, devs)
+    return {f"{prefix}{k}": v for k, v in folds.items()}
+
+
+@dataclass(frozen=True)
+class UtteranceSplit:
+    """A split given per utterance by the corpus (ESD's train/evaluation/test folders, the
+    custom TSV's ``split`` column), not by speakers: selects the supervisions whose
+    ``custom["split"]`` equals ``value``. ``write_splits`` calls it on each cut's supervision."""
+
+    value: str
+
+    def __call__(self, supervision) -> bool:
+        return (supervision.custom or {}).get("split") == self.value
+
+
+def utterance_split_protocol() -> Dict[str, Dict[str, UtteranceSplit]]:
+    return {"": {s: UtteranceSplit(s) for s in ("train", "dev", "test")}}

@@ -8,13 +8,10 @@ dev is two actors (one male, one female) of the next group, train the other 16.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
-from speecheq.corpora.common import Utterance, build_manifests, require_corpus_dir, speaker_folds, write_manifests
-
-log = logging.getLogger("speecheq")
+from speecheq.corpora.common import Skips, Utterance, finish, require_corpus_dir, speaker_folds
 
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 NUM_ACTORS = 24
@@ -25,15 +22,15 @@ def actor_name(n: int) -> str:
     return f"Actor_{n:02d}"
 
 
-def iter_utterances(corpus_dir: Path, summary_skips: list) -> Iterator[Utterance]:
+def iter_utterances(corpus_dir: Path, skip: Skips) -> Iterator[Utterance]:
     for path in sorted(corpus_dir.glob("Actor_*/*.wav")):
         fields = path.stem.split("-")
         if len(fields) != 7 or fields[0] != "03" or fields[1] != "01":
-            summary_skips.append((path, "not a speech file name 03-01-EE-II-SS-RR-AA"))
+            skip("file name", f"{path}: not a speech file name 03-01-EE-II-SS-RR-AA")
             continue
         _, _, emotion, intensity, statement, repetition, actor = fields
         if statement not in STATEMENTS or not actor.isdigit():
-            summary_skips.append((path, f"unknown statement {statement!r} or actor {actor!r}"))
+            skip("file name", f"{path}: unknown statement {statement!r} or actor {actor!r}")
             continue
         yield Utterance(
             id=f"ravdess_{path.stem}",
@@ -50,16 +47,10 @@ def iter_utterances(corpus_dir: Path, summary_skips: list) -> Iterator[Utterance
 
 def prepare_ravdess(corpus_dir, output_dir=None, *, on_error: str = "skip", executor=None, g2p=None, progress=True):
     corpus_dir = require_corpus_dir(corpus_dir, "ravdess")
-    skips: list = []
+    skips = Skips("ravdess", on_error)
     utterances = list(iter_utterances(corpus_dir, skips))
-    recordings, supervisions, summary = build_manifests(
-        "ravdess", utterances, on_error=on_error, executor=executor, g2p=g2p, progress=progress
-    )
-    for path, reason in skips:
-        summary.skip("file name", f"{path}: {reason}")
-    if output_dir is not None:
-        write_manifests(recordings, supervisions, output_dir, "ravdess")
-    return {"recordings": recordings, "supervisions": supervisions, "summary": summary}
+    return finish("ravdess", utterances, skips, output_dir, on_error=on_error, executor=executor, g2p=g2p,
+                  progress=progress)
 
 
 def protocol(speakers=None):

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SpeechEQ on CREMA-D (91 actors, 12 English sentences, 6 emotions, 3 intensity levels).
+# Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + 5 speaker-independent folds,
+#         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+# The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. utils/log.sh
+
+stage=0
+stop_stage=6
+corpus_dir=${SPEECHEQ_CREMAD_DIR:-$SPEECHEQ_ROOT/../shared/data/cremad}
+nj=2
+device=cpu
+folds="0 1 2 3 4"          # fold k tests ~18 actors, genders interleaved (VideoDemographics.csv)
+label_preset=all           # CREMA-D's 6 emotions (disgust included); 4class for the cross-corpus table
+model_preset=small
+model_config=""
+num_epochs=20
+max_duration=200
+tasks=emotion,intensity,ctc,gender   # intensity LO/MD/HI; XX is masked
+extra_train_args=""
+exp_name=multitask
+seed=42
+results=RESULTS.md
+. utils/parse_options.sh
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: manifests from $corpus_dir"
+  local/prepare.py --corpus cremad --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: phone inventory -> data/lang/tokens.txt"
+  local/prepare_lang.py --supervisions data/manifests/cremad_supervisions_all.jsonl.gz --lang-dir data/lang
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: 80-dim fbank ($device)"
+  local/compute_fbank.py --corpus cremad --nj $nj --device $device
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: validate cuts and write 5 speaker-independent folds"
+  local/validate.py --corpus cremad --label-preset $label_preset --corpus-dir $corpus_dir
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for k in $folds; do
+    exp_dir=exp/${exp_name}_${label_preset}/fold$k
+    log "Stage 4: train fold $k -> $exp_dir"
+    [ -f $exp_dir/epoch-$num_epochs.pt ] && { log "already trained"; continue; }
+    local/train.py --train-cuts data/fbank/cremad_cuts_fold${k}_train.jsonl.gz \
+      --dev-cuts data/fbank/cremad_cuts_fold${k}_dev.jsonl.gz --lang-dir data/lang --exp-dir $exp_dir \
+      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
+      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
+      --start-epoch $(utils/next_epoch.sh $exp_dir) $extra_train_args
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  metrics=""
+  for k in $folds; do
+    exp_dir=exp/${exp_name}_${label_preset}/fold$k
+    log "Stage 5: decode fold $k (best-valid.pt, chosen on the fold's dev set)"
+    local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+      --cuts data/fbank/cremad_cuts_fold${k}_test.jsonl.gz
+    metrics="$metrics $exp_dir/decode/cremad_fold${k}_test-best-valid/metrics.json"
+  done
+  log "Stage 5: mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
+    --summary-out exp/${exp_name}_${label_preset}/folds-summary.json \
+    --results $results --run-name "cremad ${label_preset} ${exp_name} (${tasks}) folds: ${folds}"
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  k=${folds%% *}
+  exp_dir=exp/${exp_name}_${label_preset}/fold$k
+  log "Stage 6: CTC phone alignment of fold $k's test set -> data/fbank_ali"
+  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+    --cuts data/fbank/cremad_cuts_fold${k}_test.jsonl.gz --output data/fbank_ali/cremad_cuts_fold${k}_test.jsonl.gz \
+    --plot $exp_dir/alignment.png
+fi

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SpeechEQ on EmoDB (Berlin Database of Emotional Speech: 10 German speakers, 7 emotions).
+# Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + 5 folds of (male, female) speaker pairs,
+#         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+# The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. utils/log.sh
+
+stage=0
+stop_stage=6
+corpus_dir=${SPEECHEQ_EMODB_DIR:-$SPEECHEQ_ROOT/../shared/data/emodb}
+nj=2
+device=cpu
+folds="0 1 2 3 4"          # fold k tests one speaker pair; dev = the next pair
+label_preset=all           # EmoDB's 7 emotions (boredom, disgust included); 4class for the cross-corpus table
+model_preset=small
+model_config=""
+num_epochs=20
+max_duration=200
+tasks=emotion,ctc,gender   # no intensity labels; phones of the 10 German texts by espeak-ng
+extra_train_args=""
+exp_name=multitask
+seed=42
+results=RESULTS.md
+. utils/parse_options.sh
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: manifests from $corpus_dir"
+  local/prepare.py --corpus emodb --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: phone inventory -> data/lang/tokens.txt"
+  local/prepare_lang.py --supervisions data/manifests/emodb_supervisions_all.jsonl.gz --lang-dir data/lang
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: 80-dim fbank ($device)"
+  local/compute_fbank.py --corpus emodb --nj $nj --device $device
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: validate cuts and write 5 folds of (male, female) speaker pairs"
+  local/validate.py --corpus emodb --label-preset $label_preset
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for k in $folds; do
+    exp_dir=exp/${exp_name}_${label_preset}/fold$k
+    log "Stage 4: train fold $k -> $exp_dir"
+    [ -f $exp_dir/epoch-$num_epochs.pt ] && { log "already trained"; continue; }
+    local/train.py --train-cuts data/fbank/emodb_cuts_fold${k}_train.jsonl.gz \
+      --dev-cuts data/fbank/emodb_cuts_fold${k}_dev.jsonl.gz --lang-dir data/lang --exp-dir $exp_dir \
+      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
+      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
+      --start-epoch $(utils/next_epoch.sh $exp_dir) $extra_train_args
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  metrics=""
+  for k in $folds; do
+    exp_dir=exp/${exp_name}_${label_preset}/fold$k
+    log "Stage 5: decode fold $k (best-valid.pt, chosen on the fold's dev set)"
+    local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+      --cuts data/fbank/emodb_cuts_fold${k}_test.jsonl.gz
+    metrics="$metrics $exp_dir/decode/emodb_fold${k}_test-best-valid/metrics.json"
+  done
+  log "Stage 5: mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
+    --summary-out exp/${exp_name}_${label_preset}/folds-summary.json \
+    --results $results --run-name "emodb ${label_preset} ${exp_name} (${tasks}) folds: ${folds}"
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  k=${folds%% *}
+  exp_dir=exp/${exp_name}_${label_preset}/fold$k
+  log "Stage 6: CTC phone alignment of fold $k's test set -> data/fbank_ali"
+  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+    --cuts data/fbank/emodb_cuts_fold${k}_test.jsonl.gz --output data/fbank_ali/emodb_cuts_fold${k}_test.jsonl.gz \
+    --plot $exp_dir/alignment.png
+fi

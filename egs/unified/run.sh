@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SpeechEQ's claim: one model on several corpora mapped onto the unified metric.
+# Trains a single-corpus model per corpus and one unified model on all of them (same
+# preset, same model, same unified phone inventory), decodes every model on every
+# corpus's test set with the corpus-aware category decision, and writes the
+# cross-corpus table and heat map.
+# Prerequisite: each corpus prepared by its own recipe (egs/<corpus>/run.sh --stop-stage 3).
+# Stages: 0 link prepared corpora, 1 unified lang, 4 train, 5 decode + cross-corpus matrix.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. utils/log.sh
+
+stage=0
+stop_stage=5
+corpora="synth ravdess"
+fold=0                       # the fold of corpora that have several (RAVDESS: fold k tests actors 6k+1..6k+6)
+label_preset=4class          # the categories every corpus shares; corpus-aware decision inside it
+corpus_weights=""            # e.g. "synth=1,ravdess=1": equal sampling shares (default: as many cuts as each has)
+tasks=emotion,intensity,ctc,gender
+model_preset=small
+model_config=""              # JSON overrides of the preset
+num_epochs=15
+max_duration=100
+device=cpu
+seed=42
+single=true                  # also train one model per corpus for the matrix
+. utils/parse_options.sh
+
+split() {  # split CORPUS NAME -> the cut manifest of that split for the chosen fold
+  local f=data/fbank/${1}_cuts_fold${fold}_${2}.jsonl.gz
+  [ -e $f ] || f=data/fbank/${1}_cuts_${2}.jsonl.gz
+  echo $f
+}
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: link the prepared corpora ($corpora)"
+  local/link_corpora.py --corpora $corpora --egs-dir .. --data-dir data
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: one phone inventory over all corpora -> data/lang/tokens.txt"
+  local/prepare_lang.py --lang-dir data/lang --supervisions $(for c in $corpora; do echo data/manifests/${c}_supervisions_all.jsonl.gz; done)
+fi
+
+train() {  # train EXP_DIR CORPORA...: one model on the train splits of the given corpora
+  local exp_dir=$1; shift
+  [ -f $exp_dir/epoch-$num_epochs.pt ] && { log "$exp_dir already trained"; return; }
+  local train_args=(--train-cuts $(for c in "$@"; do split $c train; done)
+                    --dev-cuts $(for c in "$@"; do split $c dev; done))
+  local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir $exp_dir --label-preset $label_preset \
+    --model-preset $model_preset ${model_config:+--model-config "$model_config"} --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration \
+    --device $device --seed $seed --start-epoch $(utils/next_epoch.sh $exp_dir) \
+    ${corpus_weights:+--corpus-weights $corpus_weights}
+}
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: train the unified model on: $corpora"
+  train exp/unified_fold$fold $corpora
+  if $single; then
+    for c in $corpora; do
+      log "Stage 4: train the single-corpus model on $c"
+      train exp/single_${c}_fold$fold $c
+    done
+  fi
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  models=unified_fold$fold
+  $single && models="$models $(for c in $corpora; do echo single_${c}_fold$fold; done)"
+  tests=$(for c in $corpora; do split $c test; done)
+  for m in $models; do
+    log "Stage 5: decode $m on every corpus's test set"
+    local/decode.py --exp-dir exp/$m --checkpoint best-valid.pt --device $device --cuts $tests
+  done
+  local/cross_corpus.py --exp-root exp --models $models --out-dir exp/cross_corpus_fold$fold \
+    --test-sets $(for t in $tests; do basename $t .jsonl.gz | sed 's/_cuts_/_/'; done)
+fi

@@ -1,0 +1,192 @@
+"""Export a package's inference graph to TorchScript and ONNX, checked against eager.
+
+Both exports take raw fbank ``(B, T, 80)`` and ``feature_lens (B,)`` and return
+:data:`speecheq.package.INFERENCE_OUTPUTS` with a dynamic batch and length:
+
+* **TorchScript** by ``torch.jit.trace(strict=False)``: the eval forward has no
+  Python branch on tensor values (docs/model.md), so a trace at one shape follows
+  any other. torch 2.13 marks ``torch.jit`` deprecated; it still works, and it is
+  the format C++/libtorch deployments load without Python.
+* **ONNX** by the dynamo exporter (``torch.onnx.export(dynamo=True)``, needs
+  onnxscript) with ``Dim.DYNAMIC`` batch and time. torch.export specialises
+  dimensions of size 1, so the graph needs T >= ``MIN_EXPORT_FRAMES`` (11) frames;
+  the inference front-end pads shorter batches (padding never changes a result).
+
+Each file carries the package's weight fingerprint, so ``speecheq infer`` refuses
+an engine file left over from another package. Every export is compared with the
+eager model at lengths and a batch size other than the example's before it is
+kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+
+from speecheq.errors import SpeechEQError
+from speecheq.io import Pathlike, atomic_output
+from speecheq.model import MIN_EXPORT_FRAMES
+from speecheq.package import (
+    INFERENCE_INPUTS,
+    INFERENCE_OUTPUTS,
+    InferenceGraph,
+    Package,
+    engine_path,
+    load_package,
+    package_from_exp,
+    save_package,
+)
+
+log = logging.getLogger("speecheq")
+
+EXTRA_FILE = "speecheq.json"
+FINGERPRINT_KEY = "speecheq_fingerprint"
+# Example shape for tracing/export: lengths differ so that no mask logic is specialised away.
+EXAMPLE_LENS = (200, 150)
+TOLERANCE = 1e-4
+
+
+def example_inputs(num_mel_bins: int, lens: Sequence[int] = EXAMPLE_LENS, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(len(lens), max(lens), num_mel_bins, generator=g) * 3.0 - 8.0
+    return feats, torch.tensor(list(lens), dtype=torch.long)
+
+
+def engine_metadata(package: Package) -> dict:
+    return {"fingerprint": package.fingerprint, "speecheq_version": package.version,
+            "inputs": list(INFERENCE_INPUTS), "outputs": list(INFERENCE_OUTPUTS),
+            "categories": package.categories, "min_frames": MIN_EXPORT_FRAMES}
+
+
+@contextlib.contextmanager
+def _quiet_export():
+    """torch.jit's deprecation notices and the ONNX exporter's chatter are not the user's concern."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", message=".*torchvision.*")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
+def export_torchscript(package: Package, path: Pathlike) -> Path:
+    graph = InferenceGraph(package.model.cpu()).eval()
+    feats, lens = example_inputs(package.config.num_mel_bins)
+    with _quiet_export(), torch.no_grad():
+        traced = torch.jit.trace(graph, (feats, lens), strict=False, check_trace=False)
+        with atomic_output(path) as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files={EXTRA_FILE: json.dumps(engine_metadata(package))})
+    return Path(path)
+
+
+def export_onnx(package: Package, path: Pathlike, opset: Optional[int] = None) -> Path:
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise SpeechEQError("ONNX export needs onnxscript (pip install 'speecheq[export]')") from None
+    from torch.export import Dim
+
+    graph = InferenceGraph(package.model.cpu()).eval()
+    feats, lens = example_inputs(package.config.num_mel_bins)
+    dynamic = {"features": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}, "feature_lens": {0: Dim.DYNAMIC}}
+    with _quiet_export(), torch.no_grad():
+        try:
+            program = torch.onnx.export(graph, (feats, lens), dynamo=True, dynamic_shapes=dynamic,
+                                        input_names=list(INFERENCE_INPUTS), output_names=list(INFERENCE_OUTPUTS),
+                                        opset_version=opset, verbose=False)
+        except Exception as e:  # the exporter's errors are long; the first line says what failed
+            raise SpeechEQError(f"ONNX export failed: {str(e).strip().splitlines()[0][:300]}") from None
+    program.model.metadata_props[FINGERPRINT_KEY] = package.fingerprint
+    program.model.metadata_props[EXTRA_FILE] = json.dumps(engine_metadata(package))
+    with atomic_output(path) as tmp:
+        # One self-contained file: weights inline (these models are far below protobuf's 2 GB limit).
+        program.save(str(tmp), external_data=False)
+    return Path(path)
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |b|: one number per output, scale-free for log-probs and probabilities alike."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6)) if a.size else 0.0
+
+
+def run_torchscript(path: Pathlike, feats: torch.Tensor, lens: torch.Tensor):
+    with _quiet_export(), torch.no_grad():
+        module = torch.jit.load(str(path), map_location="cpu")
+        return [o.numpy() for o in module(feats, lens)]
+
+
+def run_onnx(path: Pathlike, feats: torch.Tensor, lens: torch.Tensor):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"features": feats.numpy(), "feature_lens": lens.numpy()})
+
+
+def compare_with_eager(package: Package, engine: str, path: Pathlike,
+                       lens: Sequence[int] = (313, 97, MIN_EXPORT_FRAMES)) -> Dict[str, float]:
+    """Relative error of each output of an exported engine against eager, at lengths
+    and a batch size the export never saw (including the shortest it supports)."""
+    feats, lens_t = example_inputs(package.config.num_mel_bins, lens, seed=1)
+    with torch.no_grad():
+        ref = [o.numpy() for o in InferenceGraph(package.model.cpu()).eval()(feats, lens_t)]
+    got = (run_torchscript if engine == "torchscript" else run_onnx)(path, feats, lens_t)
+    return {name: relative_error(g, r) for name, g, r in zip(INFERENCE_OUTPUTS, got, ref)}
+
+
+def export_engines(package_path: Pathlike, torchscript: bool = True, onnx: bool = True,
+                   check: bool = True) -> Dict[str, Path]:
+    """Write model.ts.pt / model.onnx next to a package; each is checked against eager first."""
+    package = load_package(package_path)
+    written = {}
+    for engine, wanted, fn in (("torchscript", torchscript, export_torchscript), ("onnx", onnx, export_onnx)):
+        if not wanted:
+            continue
+        path = engine_path(package_path, engine)
+        fn(package, path)
+        if check:
+            errors = compare_with_eager(package, engine, path)
+            worst = max(errors.values())
+            if not worst < TOLERANCE:
+                path.unlink(missing_ok=True)
+                raise SpeechEQError(f"{engine} export differs from the eager model (relative errors {errors}); removed {path}")
+            log.info("%s: %s (max relative error vs eager %.1e)", engine, path, worst)
+        written[engine] = path
+    return written
+
+
+def export(output: Pathlike, *, exp_dir: Optional[Pathlike] = None, epoch: int = 0, avg: int = 1,
+           use_averaged_model: bool = False, checkpoint: str = "", corpora: Optional[Sequence[str]] = None,
+           extractor: str = "fbank", torchscript: bool = False, onnx: bool = False) -> Dict[str, Path]:
+    """local/export.py and ``speecheq export``: package an exp dir's weights (when ``exp_dir``
+    is given), then optionally add the TorchScript / ONNX engines next to the package."""
+    output = Path(output)
+    written: Dict[str, Path] = {}
+    if exp_dir is not None:
+        package = package_from_exp(exp_dir, epoch, avg, use_averaged_model, checkpoint, corpora, extractor)
+        save_package(package, output)
+        log.info("package: %s (weights %s, %d categories, corpora %s, fingerprint %s)", output,
+                 package["source"]["weights"], len(package["categories"]), sorted(package["corpus_categories"]),
+                 package["fingerprint"])
+        written["package"] = output
+    elif not output.is_file():
+        raise SpeechEQError(f"model package not found: {output} (give --exp-dir to create it)")
+    if torchscript or onnx:
+        written.update(export_engines(output, torchscript=torchscript, onnx=onnx))
+    return written

@@ -1,0 +1,60 @@
+"""egs/unified: several prepared corpora, one model, the cross-corpus matrix."""
+
+import json
+import subprocess
+
+from tests.conftest import REPO, TINY_MODEL, tone, write_wav
+
+
+def recipe_copy(egs, name):
+    d = egs / name
+    d.mkdir(parents=True)
+    for item in ("run.sh", "local", "utils", "path.sh"):
+        (d / item).symlink_to((REPO / "egs" / name / item).resolve())
+    return d
+
+
+def run(cwd, *args, timeout=600):
+    r = subprocess.run(["bash", "run.sh", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r
+
+
+def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_path):
+    egs = tmp_path / "egs"
+    # synth: already prepared by the session fixture; link its data where its recipe would have it.
+    synth = egs / "synth" / "data"
+    synth.mkdir(parents=True)
+    for sub in ("manifests", "fbank", "lang"):
+        (synth / sub).symlink_to(synth_data / sub)
+    # ravdess: a small stand-in in the real layout (2 files per actor, all 24 actors), stages 0-3.
+    corpus = tmp_path / "ravdess_corpus"
+    for a in range(1, 25):
+        for e, inten in (("01", "01"), ("05", "02"), ("03", "01"), ("04", "02")):
+            write_wav(corpus / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav", tone(1.0, freq=100 + 5 * a, seed=a))
+    run(recipe_copy(egs, "ravdess"), "--stop-stage", "3", "--corpus-dir", str(corpus), "--label-preset", "4class")
+
+    unified = recipe_copy(egs, "unified")
+    run(unified, "--corpora", "synth ravdess", "--num-epochs", "1", "--max-duration", "30",
+        "--model-config", TINY_MODEL, "--corpus-weights", "synth=1,ravdess=1")
+    tokens = (unified / "data/lang/tokens.txt").read_text().split("\n")
+    assert any(t.startswith("AA ") for t in tokens), "English phones from RAVDESS"
+    assert any(t.startswith("iou4 ") or t.startswith("i4 ") for t in tokens), "Mandarin phones from synth"
+    matrix = json.loads((unified / "exp/cross_corpus_fold0/cross_corpus.json").read_text())
+    assert set(matrix) == {"unified_fold0", "single_synth_fold0", "single_ravdess_fold0"}
+    for row in matrix.values():
+        assert set(row) == {"synth_test", "ravdess_fold0_test"}
+        assert all(0 <= v <= 100 for v in row.values())
+    assert (unified / "exp/cross_corpus_fold0/cross_corpus.png").stat().st_size > 1000
+    # The corpus-aware decision: RAVDESS test predictions stay inside the 4 shared categories.
+    pred = (unified / "exp/unified_fold0/decode/ravdess_fold0_test-best-valid/predictions.tsv").read_text()
+    assert pred.count("\n") == 6 * 4 + 1
+
+
+def test_unprepared_corpus_is_one_clear_error(tmp_path):
+    egs = tmp_path / "egs"
+    unified = recipe_copy(egs, "unified")
+    r = subprocess.run(["bash", "run.sh", "--corpora", "ravdess", "--stop-stage", "0"], cwd=unified,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "ERROR: ravdess is not prepared: run egs/ravdess/run.sh --stop-stage 3 first" in r.stderr
