@@ -168,3 +168,47 @@ def test_non_finite_batch_is_skipped_and_counted(synth_data, tmp_path, monkeypat
     assert summary["skipped_nonfinite_batches"] == 1
     ckpt = torch.load(exp / "epoch-1.pt", weights_only=False)
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_import_mfa_textgrids_and_htk_labels_into_cuts(synth_data, tmp_path):
+    from lhotse import load_manifest_lazy
+    from praatio import textgrid
+
+    from speecheq.align import import_alignments
+
+    cuts_path = synth_data / "fbank/synth_cuts_test.jsonl.gz"
+    cuts = list(load_manifest_lazy(cuts_path))
+    first, second = cuts[0], cuts[1]
+    tg = textgrid.Textgrid()
+    tg.addTier(textgrid.IntervalTier("phones", [(0.0, 0.1, "sil"), (0.1, 0.25, "AA"), (0.25, 0.4, "B")], 0, first.duration))
+    (tmp_path / "tg").mkdir()
+    tg.save(str(tmp_path / "tg" / f"{first.recording_id}.TextGrid"), format="long_textgrid", includeBlankSpaces=True)
+    out = tmp_path / "tg_cuts.jsonl.gz"
+    summary = import_alignments(cuts_path, out, textgrid_dir=tmp_path / "tg")
+    assert summary == {"cuts": len(cuts), "alignments": 1, "missing": len(cuts) - 1}
+    got = {c.id: c for c in load_manifest_lazy(out)}
+    items = got[first.id].supervisions[0].alignment["phone"]
+    assert [(i.symbol, round(i.start, 3), round(i.duration, 3)) for i in items] == [("AA", 0.1, 0.15), ("B", 0.25, 0.15)]
+    assert not got[second.id].supervisions[0].alignment
+
+    (tmp_path / "htk").mkdir()
+    (tmp_path / "htk" / f"{second.recording_id}.lab").write_text("0 1000000 sil\n1000000 2500000 K\n2500000 3000000 AE\n")
+    out = tmp_path / "htk_cuts.jsonl.gz"
+    import_alignments(cuts_path, out, htk_dir=tmp_path / "htk")
+    items = {c.id: c for c in load_manifest_lazy(out)}[second.id].supervisions[0].alignment["phone"]
+    assert [(i.symbol, round(i.start, 3), round(i.duration, 3)) for i in items] == [
+        ("sil", 0.0, 0.1), ("K", 0.1, 0.15), ("AE", 0.25, 0.05)]
+
+
+def test_speaker_cmvn_trains_and_decodes(synth_data, tmp_path):
+    from speecheq.decode import decode, get_parser
+    from speecheq.train import train
+
+    exp = tmp_path / "cmvn"
+    train(train_args(synth_data, exp, "--speaker-cmvn", "--num-epochs", "1"))
+    ckpt = torch.load(exp / "epoch-1.pt", weights_only=False)
+    assert ckpt["speaker_cmvn"] is True
+    assert torch.equal(ckpt["model"]["feature_mean"], torch.zeros(80)), "features arrive speaker-normalised"
+    decode(get_parser().parse_args(["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz")]))
+    m = json.loads((exp / "decode/synth_test-epoch-1-avg-1/metrics.json").read_text())
+    assert m["speaker_cmvn"] is True and m["utterances"] > 0
