@@ -11,17 +11,26 @@ def main():
     p.add_argument("--manifest-dir", default="data/manifests")
     p.add_argument("--output-dir", default="data/fbank")
     p.add_argument("--split", default="all")
-    p.add_argument("--nj", type=int, default=2, help="CPU worker processes (ignored on CUDA)")
+    p.add_argument("--nj", type=int, default=2, help="CPU worker processes, or feature chunks with --executor dask (ignored on CUDA)")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="where the CPU chunks run: local processes, or a dask cluster (docs/scaling.md)")
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster of --nj workers)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda for batched GPU extraction")
     p.add_argument("--extractor", default="fbank", choices=["fbank", "kaldifeat"])
     p.add_argument("--batch-duration", type=float, default=600.0, help="seconds per batch on CUDA")
     p.add_argument("--force", action="store_true")
     args = p.parse_args()
 
+    from speecheq.executors import executor_scope
     from speecheq.features import compute_corpus_fbank
 
-    compute_corpus_fbank(args.corpus, args.manifest_dir, args.output_dir, args.split, force=args.force,
-                         extractor=args.extractor, device=args.device, nj=args.nj, batch_duration=args.batch_duration)
+    # local: compute_fbank starts its own nj spawned processes; dask: the chunks go to the cluster
+    kind = args.executor if not args.device.startswith("cuda") else "local"
+    with executor_scope(kind, args.nj if kind == "dask" else 1, args.dask_scheduler) as executor:
+        compute_corpus_fbank(args.corpus, args.manifest_dir, args.output_dir, args.split, force=args.force,
+                             extractor=args.extractor, device=args.device, nj=args.nj, batch_duration=args.batch_duration,
+                             executor=executor)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ def main():
     p.add_argument("--output-dir", default="data/manifests")
     p.add_argument("--on-error", default="skip", choices=["skip", "stop"], help="per-file faults: skip and count, or stop")
     p.add_argument("--nj", type=int, default=1, help="processes for the per-file audio checks")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="where the per-file checks run: local processes, or a dask cluster (docs/scaling.md)")
+    p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster of --nj workers)")
     p.add_argument("--force", action="store_true", help="redo even if marked done")
     for flag, (dest, help) in OPTIONS.items():
         p.add_argument(flag, dest=dest, default=None, help=help)
@@ -36,13 +40,11 @@ def main():
     for flag, (dest, _) in OPTIONS.items():
         if dest in options and dest not in accepted:
             raise SpeechEQError(f"corpus {args.corpus} takes no {flag}")
-    executor = None
-    if args.nj > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    from speecheq.executors import executor_scope
 
-        executor = ProcessPoolExecutor(args.nj)
-    prepare_corpus(args.corpus, args.corpus_dir, args.output_dir, force=args.force,
-                   on_error=args.on_error, executor=executor, g2p=G2P(), **options)
+    with executor_scope(args.executor, args.nj, args.dask_scheduler) as executor:
+        prepare_corpus(args.corpus, args.corpus_dir, args.output_dir, force=args.force,
+                       on_error=args.on_error, executor=executor, g2p=G2P(), **options)
 
 
 if __name__ == "__main__":

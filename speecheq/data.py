@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -176,9 +176,7 @@ def make_train_sampler(
         cuts = CutSet.from_cuts(balance_by_repetition(cuts, weights))
     return DynamicBucketingSampler(
         cuts, max_duration=max_duration, shuffle=True, num_buckets=num_buckets, seed=seed,
-        # Under DDP every rank must see the same number of batches, or the last
-        # all-reduce waits forever for a rank that has run out.
-        world_size=world_size, rank=rank, drop_last=bool(world_size and world_size > 1),
+        world_size=world_size, rank=rank, drop_last=False,
     )
 
 

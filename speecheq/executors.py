@@ -51,7 +51,8 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(nj, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(nj, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=exit_with_parent, initargs=(os.getpid(),))
 
     try:
         from distributed import Client
@@ -81,6 +82,22 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
     _OWNED[id(executor)] = (client, cluster)
     log.info("dask: %s, %d workers", client.scheduler.address, len(client.scheduler_info().get("workers", {})))
     return executor
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Pool initializer: die with the stage process. A worker of a stage killed with
+    kill -9 would otherwise finish its task and write into a folder that the re-run
+    is already cleaning (Linux; elsewhere a no-op)."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 # executor -> (client, cluster it started or None): what close_executor must close

@@ -11,6 +11,7 @@ own CUDA context and fight for the one GPU.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -202,8 +203,11 @@ def compute_fbank(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from speecheq.executors import exit_with_parent
+
         # spawn: a forked child would inherit torch's thread pool in an unknown state
-        executor = own_pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
+        executor = own_pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = [executor.submit(_extract_chunk, cuts, k, n, feature_extractor, str(storage_path / f"feats-{k}"),
                                    str(parts[k])) for k in range(n)]

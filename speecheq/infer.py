@@ -431,7 +431,7 @@ class Inferencer:
 
     def _align(self, log_probs: torch.Tensor, enc_lens: torch.Tensor, hyps, offsets) -> List[Optional[list]]:
         """Viterbi alignment of the model's own greedy phone string (there is no reference text)."""
-        from speecheq.align import ctc_forced_align, spans_to_alignment_items
+        from speecheq.ctc import ctc_forced_align, spans_to_alignment_items
 
         targets = torch.zeros(len(hyps), max([len(h) for h in hyps] + [1]), dtype=torch.long)
         for i, h in enumerate(hyps):

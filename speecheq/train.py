@@ -10,6 +10,7 @@ resumed run ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -38,7 +39,7 @@ from speecheq.checkpoint import (
 from speecheq.data import SpeechEQDataset, label_summary, make_eval_sampler, make_loader, make_train_sampler, require_nonempty, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
-from speecheq.io import folder_lock, load_cuts_lazy, write_json_atomic
+from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.labels import LabelScheme
 from speecheq.losses import MultitaskLoss
@@ -396,57 +397,61 @@ class Trainer:
             totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
             t0 = time.time()
             audio_seconds = 0.0
-            for batch in loader:
-                batch_in_epoch += 1
-                if not torch.isfinite(batch["features"]).all():
-                    skipped_nonfinite += 1
-                    log.warning("skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
-                                batch_in_epoch, epoch, batch["cut_ids"][:3], skipped_nonfinite)
-                    continue
-                batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    out = self.ddp_model(batch["features"], batch["feature_lens"])
-                    loss, stats = self.loss_fn({k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch)
-                if not torch.isfinite(loss):
-                    skipped_nonfinite += 1
-                    log.warning("skipping batch %d of epoch %d: non-finite loss (%d skipped so far)", batch_in_epoch, epoch, skipped_nonfinite)
+            # Ranks may get different numbers of batches; DDP's join() shadows the
+            # all-reduces of a rank that ran out instead of waiting for it forever.
+            uneven = self.ddp_model.join() if self.world_size > 1 else contextlib.nullcontext()
+            with uneven:
+                for batch in loader:
+                    batch_in_epoch += 1
+                    if not torch.isfinite(batch["features"]).all():
+                        skipped_nonfinite += 1
+                        log.warning("skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
+                                    batch_in_epoch, epoch, batch["cut_ids"][:3], skipped_nonfinite)
+                        continue
+                    batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                    with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                        out = self.ddp_model(batch["features"], batch["feature_lens"])
+                        loss, stats = self.loss_fn({k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch)
+                    if not torch.isfinite(loss):
+                        skipped_nonfinite += 1
+                        log.warning("skipping batch %d of epoch %d: non-finite loss (%d skipped so far)", batch_in_epoch, epoch, skipped_nonfinite)
+                        self.optimizer.zero_grad(set_to_none=True)
+                        continue
                     self.optimizer.zero_grad(set_to_none=True)
-                    continue
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                self.batch_idx_train += 1
-                audio_seconds += float(batch["feature_lens"].sum()) * 0.01
-                for task, s in stats.items():
-                    totals[task][0] += s["loss"]
-                    totals[task][1] += s["count"]
-                if self.batch_idx_train % args.average_period == 0:
-                    self.update_average()
-                if self.is_main and self.batch_idx_train % args.log_interval == 0:
-                    means = {t: s / max(n, 1) for t, (s, n) in totals.items()}
-                    lr = self.scheduler.get_last_lr()[0]
-                    log.info("epoch %d batch %d (global %d) lr %.2e losses %s", epoch, batch_in_epoch,
-                             self.batch_idx_train, lr, json.dumps({k: round(v, 4) for k, v in means.items()}))
-                    if tb is not None:
-                        for t, v in means.items():
-                            tb.add_scalar(f"train/loss_{t}", v, self.batch_idx_train)
-                        tb.add_scalar("train/lr", lr, self.batch_idx_train)
-                if args.save_every_n and self.batch_idx_train % args.save_every_n == 0:
-                    self.save(self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_in_epoch, self.sampler.state_dict())
-                    remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k) if self.is_main else None
-                    log.info("saved checkpoint-%d.pt (resume: --start-batch %d)", self.batch_idx_train, self.batch_idx_train)
-                if args.stop_after_batches and self.batch_idx_train >= args.stop_after_batches:
-                    log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
-                    return
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.grad_clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    self.scheduler.step()
+                    self.batch_idx_train += 1
+                    audio_seconds += float(batch["feature_lens"].sum()) * 0.01
+                    for task, s in stats.items():
+                        totals[task][0] += s["loss"]
+                        totals[task][1] += s["count"]
+                    if self.batch_idx_train % args.average_period == 0:
+                        self.update_average()
+                    if self.is_main and self.batch_idx_train % args.log_interval == 0:
+                        means = {t: s / max(n, 1) for t, (s, n) in totals.items()}
+                        lr = self.scheduler.get_last_lr()[0]
+                        log.info("epoch %d batch %d (global %d) lr %.2e losses %s", epoch, batch_in_epoch,
+                                 self.batch_idx_train, lr, json.dumps({k: round(v, 4) for k, v in means.items()}))
+                        if tb is not None:
+                            for t, v in means.items():
+                                tb.add_scalar(f"train/loss_{t}", v, self.batch_idx_train)
+                            tb.add_scalar("train/lr", lr, self.batch_idx_train)
+                    if args.save_every_n and self.batch_idx_train % args.save_every_n == 0:
+                        self.save(self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_in_epoch, self.sampler.state_dict())
+                        remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k) if self.is_main else None
+                        log.info("saved checkpoint-%d.pt (resume: --start-batch %d)", self.batch_idx_train, self.batch_idx_train)
+                    if args.stop_after_batches and self.batch_idx_train >= args.stop_after_batches:
+                        log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
+                        return
             elapsed = time.time() - t0
             means = {t: round(s / max(n, 1), 4) for t, (s, n) in totals.items()}
             log.info("epoch %d done in %.1f s (%.1f s of audio/s): train losses %s", epoch, elapsed,
                      audio_seconds / max(elapsed, 1e-9), json.dumps(means))
-            if batch_in_epoch == 0:
+            if batch_in_epoch == 0 and self.world_size == 1:
                 raise SpeechEQError(f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)")
             result = self.validate(epoch, tb) if self.is_main else None
             if result is not None and result.get("UA", -1) > self.best_valid_ua:
@@ -474,6 +479,7 @@ def train(args) -> None:
     log.info("arguments: %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
     if trainer.is_main:
         with folder_lock(args.exp_dir, "training"):
+            remove_stale_temporaries(args.exp_dir)  # half-saved checkpoints of a killed run
             trainer.train()
     else:
         trainer.train()

@@ -32,7 +32,15 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
     for a in range(1, 25):
         for e, inten in (("01", "01"), ("05", "02"), ("03", "01"), ("04", "02")):
             write_wav(corpus / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav", tone(1.0, freq=100 + 5 * a, seed=a))
-    run(recipe_copy(egs, "ravdess"), "--stop-stage", "3", "--corpus-dir", str(corpus), "--label-preset", "4class")
+    ravdess = recipe_copy(egs, "ravdess")
+    run(ravdess, "--stop-stage", "3", "--corpus-dir", str(corpus), "--label-preset", "4class")
+    # The corpus's own stages 4-6 (shared fold stages): one fold, one epoch, tiny model.
+    run(ravdess, "--stage", "4", "--fold", "1", "--label-preset", "4class", "--num-epochs", "1",
+        "--max-duration", "30", "--model-config", TINY_MODEL)
+    assert (ravdess / "exp/multitask_4class/fold1/decode/ravdess_fold1_test-best-valid/metrics.json").is_file()
+    row = (ravdess / "RESULTS.md").read_text().splitlines()[-1]
+    assert row.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) folds: 1 |") and "local/decode.py" in row
+    assert (ravdess / "data/fbank_ali/ravdess_cuts_fold1_test.jsonl.gz").is_file()
 
     unified = recipe_copy(egs, "unified")
     run(unified, "--corpora", "synth ravdess", "--num-epochs", "1", "--max-duration", "30",

@@ -25,6 +25,8 @@ exp_name=multitask
 seed=42
 results=RESULTS.md
 . utils/parse_options.sh
+corpus=cremad
+. utils/fold_stages.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
@@ -47,38 +49,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  for k in $folds; do
-    exp_dir=exp/${exp_name}_${label_preset}/fold$k
-    log "Stage 4: train fold $k -> $exp_dir"
-    [ -f $exp_dir/epoch-$num_epochs.pt ] && { log "already trained"; continue; }
-    local/train.py --train-cuts data/fbank/cremad_cuts_fold${k}_train.jsonl.gz \
-      --dev-cuts data/fbank/cremad_cuts_fold${k}_dev.jsonl.gz --lang-dir data/lang --exp-dir $exp_dir \
-      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
-      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
-      --start-epoch $(utils/next_epoch.sh $exp_dir) $extra_train_args
-  done
+  log "Stage 4: train each fold ($folds)"
+  train_folds
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  metrics=""
-  for k in $folds; do
-    exp_dir=exp/${exp_name}_${label_preset}/fold$k
-    log "Stage 5: decode fold $k (best-valid.pt, chosen on the fold's dev set)"
-    local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
-      --cuts data/fbank/cremad_cuts_fold${k}_test.jsonl.gz
-    metrics="$metrics $exp_dir/decode/cremad_fold${k}_test-best-valid/metrics.json"
-  done
-  log "Stage 5: mean and std over folds ($folds) -> $results"
-  local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
-    --summary-out exp/${exp_name}_${label_preset}/folds-summary.json \
-    --results $results --run-name "cremad ${label_preset} ${exp_name} (${tasks}) folds: ${folds}"
+  log "Stage 5: decode each fold, then mean and std over folds"
+  decode_folds
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  k=${folds%% *}
-  exp_dir=exp/${exp_name}_${label_preset}/fold$k
-  log "Stage 6: CTC phone alignment of fold $k's test set -> data/fbank_ali"
-  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
-    --cuts data/fbank/cremad_cuts_fold${k}_test.jsonl.gz --output data/fbank_ali/cremad_cuts_fold${k}_test.jsonl.gz \
-    --plot $exp_dir/alignment.png
+  log "Stage 6: CTC phone alignment of the first fold's test set"
+  align_fold ${folds%% *}
 fi

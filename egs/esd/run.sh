@@ -30,6 +30,8 @@ exp_name=multitask
 seed=42
 results=RESULTS.md
 . utils/parse_options.sh
+corpus=esd
+. utils/fold_stages.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
@@ -53,41 +55,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  for k in $folds; do
-    exp_dir=exp/${exp_name}_${label_preset}/$k
-    s=${k/#official/}; s=${s:+${s}_}   # fold "official": the single split <corpus>_cuts_{train,dev,test}
-    log "Stage 4: train fold $k -> $exp_dir"
-    [ -f $exp_dir/epoch-$num_epochs.pt ] && { log "already trained"; continue; }
-    local/train.py --train-cuts data/fbank/esd_cuts_${s}train.jsonl.gz \
-      --dev-cuts data/fbank/esd_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir $exp_dir \
-      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
-      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
-      --start-epoch $(utils/next_epoch.sh $exp_dir) $extra_train_args
-  done
+  log "Stage 4: train each fold ($folds)"
+  train_folds
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  metrics=""
-  for k in $folds; do
-    exp_dir=exp/${exp_name}_${label_preset}/$k
-    s=${k/#official/}; s=${s:+${s}_}   # fold "official": the single split <corpus>_cuts_{train,dev,test}
-    log "Stage 5: decode fold $k (best-valid.pt, chosen on the fold's dev set)"
-    local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
-      --cuts data/fbank/esd_cuts_${s}test.jsonl.gz
-    metrics="$metrics $exp_dir/decode/esd_${s}test-best-valid/metrics.json"
-  done
-  log "Stage 5: mean and std over folds ($folds) -> $results"
-  local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
-    --summary-out exp/${exp_name}_${label_preset}/folds-summary.json \
-    --results $results --run-name "esd ${label_preset} ${exp_name} (${tasks}) folds: ${folds}"
+  log "Stage 5: decode each fold, then mean and std over folds"
+  decode_folds
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  k=${folds%% *}
-  exp_dir=exp/${exp_name}_${label_preset}/$k
-  s=${k/#official/}; s=${s:+${s}_}
-  log "Stage 6: CTC phone alignment of fold $k's test set -> data/fbank_ali"
-  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
-    --cuts data/fbank/esd_cuts_${s}test.jsonl.gz --output data/fbank_ali/esd_cuts_${s}test.jsonl.gz \
-    --plot $exp_dir/alignment.png
+  log "Stage 6: CTC phone alignment of the first fold's test set"
+  align_fold ${folds%% *}
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SpeechEQ on the embedded synthetic corpus (espeak-ng): the demo, no download.
 # Stages: 0 corpus + manifests, 1 lang, 2 fbank, 3 validate + splits,
-#         4 train, 5 decode, 6 align, 7 export.
+#         4 train, 5 decode, 6 align, 7 export + infer.
 # Resume anywhere: ./run.sh --stage N --stop-stage M (finished work is skipped).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -68,4 +68,11 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
     --cuts data/fbank/synth_cuts_test.jsonl.gz --output data/fbank_ali/synth_cuts_test.jsonl.gz \
     --plot $exp_dir/alignment.png
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: self-contained package + TorchScript and ONNX engines, then speecheq infer on a held-out voice"
+  local/export.py --exp-dir $exp_dir --checkpoint best-valid.pt --output $exp_dir/speecheq-package.pt --torchscript --onnx
+  speecheq infer --model $exp_dir/speecheq-package.pt $corpus_dir/wav/en-gb_f2 --output $exp_dir/infer-en-gb_f2.jsonl --no-progress
+  head -2 $exp_dir/infer-en-gb_f2.jsonl
 fi

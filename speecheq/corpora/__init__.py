@@ -88,19 +88,24 @@ def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, for
     """Run ``prepare_<name>`` once: skipped when its manifests are marked done.
 
     Writes ``<name>_{recordings,supervisions}_all.jsonl.gz`` and a summary JSON
-    (utterances, hours, skips by reason) next to them.
+    (utterances, hours, skips by reason) next to them. Takes the lock of
+    ``output_dir`` (a second run on it stops with one line) and removes the
+    temporaries a killed run left there.
     """
     from speecheq.corpora.common import manifest_paths
-    from speecheq.io import is_done, mark_done, write_json_atomic
+    from speecheq.io import clear_done, folder_lock, is_done, mark_done, remove_stale_temporaries, write_json_atomic
 
     rec_path, sup_path = manifest_paths(output_dir, name, "all")
     if is_done(rec_path) and not force:
         log.info("%s: manifests already prepared (%s); skipping", name, rec_path)
         return None
-    result = get_corpus(name).prepare(corpus_dir, output_dir, **options)
-    summary = result["summary"]
-    write_json_atomic(Path(output_dir) / f"{name}_prepare_summary.json", summary.to_dict())
-    mark_done(rec_path, summary.to_dict())
+    with folder_lock(output_dir, f"preparation ({name})"):
+        remove_stale_temporaries(output_dir)
+        clear_done(rec_path)  # a --force run killed between the two manifests must not look done
+        result = get_corpus(name).prepare(corpus_dir, output_dir, **options)
+        summary = result["summary"]
+        write_json_atomic(Path(output_dir) / f"{name}_prepare_summary.json", summary.to_dict())
+        mark_done(rec_path, summary.to_dict())
     log.info("%s", summary.line())
     return summary
 
@@ -111,7 +116,17 @@ def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4c
 
     Returns {split: label summary} and writes it to ``<corpus>_splits.json``, so
     the stage summary shows what each task learns from and what the preset excludes.
+    Holds the lock of ``fbank_dir`` and removes the temporaries a killed run left there.
     """
+    from speecheq.io import folder_lock, remove_stale_temporaries
+
+    with folder_lock(fbank_dir, f"validate stage ({corpus})"):
+        remove_stale_temporaries(fbank_dir)
+        return _validate_and_split(corpus, fbank_dir, label_preset, folds, **protocol_options)
+
+
+def _validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str, folds: Optional[List[str]],
+                        **protocol_options) -> Dict[str, dict]:
     from lhotse.qa import validate
 
     from speecheq.corpora.common import validate_contract

@@ -43,10 +43,9 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from speecheq import labels
 from speecheq.corpora.common import Skips, Utterance, balanced_folds, finish, normalize_gender, require_corpus_dir, utterance_split_protocol

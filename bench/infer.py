@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Inference speed and memory on CPU: real-time factor and peak RSS, eager vs TorchScript vs ONNX.
+
+    python bench/infer.py                       # default + small presets, untrained, 10 min of audio
+    python bench/infer.py --package PKG.pt      # a real package instead
+
+Audio: espeak-ng speech from speecheq.corpora.synth (tones and noise when espeak-ng
+is missing), joined into files of about --file-seconds, --minutes in total. Models:
+untrained packages of each --presets entry (4 categories, 41 CTC symbols, like a
+4-class English model), so no trained model is needed; speed does not depend on
+the weights. Every (preset, engine, threads) runs in its own process, so that its
+peak RSS is its own; RTF is the processing time (read + fbank + model, after
+loading and one warm-up batch) over the audio duration. CPU-time RTF is the
+process's CPU time over the audio duration: with one thread it is what an idle
+core would take, whatever else the machine runs (with N threads it is the summed
+cost, not the latency). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=10.0, help="minutes of audio")
+    p.add_argument("--file-seconds", type=float, default=8.0, help="approximate length of each file")
+    p.add_argument("--presets", default="default,small", help="untrained model presets to package")
+    p.add_argument("--package", type=Path, default=None, help="benchmark this package instead of untrained presets")
+    p.add_argument("--engines", default="eager,torchscript,onnx")
+    p.add_argument("--threads", default="1,all", help="comma list of thread counts; 'all' = every CPU core")
+    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/speecheq-bench"), help="audio and packages (cached)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--engine", default="eager", help=argparse.SUPPRESS)
+    p.add_argument("--num-threads", type=int, default=1, help=argparse.SUPPRESS)
+    return p
+
+
+# --------------------------------------------------------------------- audio
+
+
+def make_audio(work: Path, minutes: float, file_seconds: float) -> Path:
+    """Files of about ``file_seconds`` seconds, ``minutes`` in total (cached by parameters)."""
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    out = work / f"audio-{minutes:g}min-{file_seconds:g}s"
+    if (out / "done").is_file():
+        return out
+    target = minutes * 60
+    pieces = []
+    if shutil.which("espeak-ng"):
+        from speecheq.corpora.synth import generate_synth
+
+        # About 1.6 s per utterance, 110 utterances per sentence and language.
+        n = max(1, int(np.ceil(target / 1.6 / 110)))
+        corpus = generate_synth(work / f"synth-{n}", sentences_per_language=n, progress=False)
+        for wav in sorted((corpus / "wav").rglob("*.wav")):
+            pieces.append(sf.read(str(wav), dtype="float32")[0])
+        source = f"espeak-ng speech (synth corpus, {len(pieces)} utterances)"
+    else:
+        rng = np.random.default_rng(0)
+        t = np.arange(32000) / 16000
+        for k in range(int(target / 2) + 1):
+            f0 = 100 + 150 * rng.random()
+            x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
+            pieces.append((0.1 * x + 0.01 * rng.standard_normal(t.shape)).astype(np.float32))
+        source = "harmonic tones with a syllable-rate envelope (espeak-ng not found)"
+    out.mkdir(parents=True, exist_ok=True)
+    total, k, i, buf = 0.0, 0, 0, []
+    while total < target:
+        buf.append(pieces[i % len(pieces)])
+        i += 1
+        if sum(len(b) for b in buf) / 16000 >= file_seconds:
+            x = np.concatenate(buf)[: int(min(file_seconds * 1.5, target - total + 0.01) * 16000)]
+            sf.write(str(out / f"bench_{k:04d}.wav"), x, 16000, subtype="PCM_16")
+            total += len(x) / 16000
+            k, buf = k + 1, []
+    (out / "done").write_text(json.dumps({"files": k, "seconds": round(total, 2), "source": source}))
+    return out
+
+
+# ------------------------------------------------------------------ packages
+
+
+def make_packages(work: Path, presets, package: Path | None, engines) -> dict:
+    """One folder per model with speecheq-package.pt (+ model.ts.pt, model.onnx); returns {name: path}."""
+    import shutil
+
+    import torch
+
+    from speecheq.export import export_engines
+    from speecheq.model import SpeechEQModel, config_from_preset
+    from speecheq.package import package_from_model, save_package
+
+    out = {}
+    if package is not None:
+        d = work / "given"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(package, d / "speecheq-package.pt")  # engines are written next to a copy, not the user's file
+        out[package.name] = d / "speecheq-package.pt"
+    else:
+        for preset in presets:
+            d = work / f"untrained-{preset}"
+            d.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(0)
+            model = SpeechEQModel(config_from_preset(preset, num_emotions=4, vocab_size=41)).eval()
+            # Plausible log-mel statistics, so that activations are in a realistic range.
+            model.set_normalization(torch.full((80,), -8.0), torch.full((80,), 3.0))
+            tokens = ["<blk>", *[f"P{i}" for i in range(40)]]
+            save_package(package_from_model(model, categories=["neutral", "happy", "sad", "angry"],
+                                            label_preset="4class", tokens=tokens), d / "speecheq-package.pt")
+            out[preset] = d / "speecheq-package.pt"
+    from speecheq.errors import SpeechEQError
+    from speecheq.infer import make_engine
+    from speecheq.package import load_package
+
+    for name, path in out.items():
+        pkg = load_package(path)
+        missing = []
+        for engine in ("torchscript", "onnx"):
+            try:
+                if engine in engines:
+                    make_engine(pkg, engine)  # an engine file of these very weights is reused
+            except SpeechEQError:
+                missing.append(engine)
+        t0 = time.perf_counter()
+        export_engines(path, torchscript="torchscript" in missing, onnx="onnx" in missing)
+        print(f"# exported {name}: {', '.join(missing) or 'nothing (cached)'} "
+              f"in {time.perf_counter() - t0:.1f} s", flush=True)
+    return out
+
+
+# -------------------------------------------------------------------- worker
+
+
+def worker(args) -> None:
+    """One measurement in a fresh process: load, warm up, run every file, print JSON stats."""
+    import torch
+
+    torch.set_num_threads(args.num_threads)
+    from speecheq.infer import Inferencer, collect_sources, make_engine
+    from speecheq.package import load_package
+
+    t0 = time.perf_counter()
+    pkg = load_package(args.package)
+    runner = Inferencer(pkg, make_engine(pkg, args.engine, "cpu", args.num_threads), max_duration=args.max_duration)
+    sources = collect_sources([args.work_dir])
+    load_seconds = time.perf_counter() - t0
+    for _ in runner.run(sources[:1]):  # warm-up: first-call allocations and kernel selection
+        pass
+    runner.stats = type(runner.stats)()
+    cpu0 = time.process_time()
+    n = sum(1 for _ in runner.run(sources))
+    cpu = time.process_time() - cpu0
+    s = runner.stats
+    print(json.dumps({"records": n, "audio_seconds": s.audio_seconds, "seconds": s.seconds, "read": s.read_seconds,
+                      "fbank": s.feature_seconds, "model": s.model_seconds, "load": load_seconds,
+                      "cpu": cpu, "failed": s.failed}))
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss over fork + exec, so a child would report the parent's peak when that is larger."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main() -> None:
+    args = get_parser().parse_args()
+    if args.worker:
+        worker(args)
+        print(f"PEAK_RSS_KB {peak_rss_kb()}", file=sys.stderr)
+        return
+    print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
+    import platform
+
+    import torch
+
+    engines = [e for e in args.engines.split(",") if e]
+    threads = sorted({os.cpu_count() or 1 if t == "all" else int(t) for t in args.threads.split(",") if t})
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"load average {os.getloadavg()[0]:.2f} (other jobs on the machine slow every figure)", flush=True)
+    t0 = time.perf_counter()
+    audio = make_audio(args.work_dir, args.minutes, args.file_seconds)
+    info = json.loads((audio / "done").read_text())
+    print(f"# audio: {info['files']} files, {info['seconds'] / 60:.1f} min, {info['source']} "
+          f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    packages = make_packages(args.work_dir, [p for p in args.presets.split(",") if p], args.package, engines)
+    print()
+    print("| model | engine | threads | RTF | RTF model only | CPU-time RTF | fbank s | model s | load s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for name, package in packages.items():
+        for engine in engines:
+            for n in threads:
+                r = run_worker(package, audio, engine, n, args.max_duration)
+                print(f"| {name} | {engine} | {n} | {r['seconds'] / r['audio_seconds']:.4f} | "
+                      f"{r['model'] / r['audio_seconds']:.4f} | {r['cpu'] / r['audio_seconds']:.4f} | {r['fbank']:.2f} | {r['model']:.2f} | {r['load']:.1f} | "
+                      f"{r['peak_rss_kb'] / 1024:.0f} |", flush=True)
+    print(f"\n# total {time.perf_counter() - t0:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+def run_worker(package: Path, audio: Path, engine: str, threads: int, max_duration: float) -> dict:
+    cmd = [sys.executable, __file__, "--worker", "--package", str(package), "--work-dir", str(audio),
+           "--engine", engine, "--num-threads", str(threads), "--max-duration", str(max_duration)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"worker failed: {shlex.join(cmd)}\n{r.stderr[-3000:]}")
+    stats = json.loads(r.stdout.strip().splitlines()[-1])
+    stats["peak_rss_kb"] = next(int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    return stats
+
+
+if __name__ == "__main__":
+    main()

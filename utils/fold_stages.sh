@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Stages 4-6 shared by every recipe whose protocol has folds; a recipe sources this after
+# parse_options.sh and calls one function per stage. A fold is named by its number (k ->
+# split files <corpus>_cuts_fold<k>_<split>), as fold<k>, or "official" (the corpus's own
+# single split: <corpus>_cuts_<split>).
+# Reads the recipe's variables: corpus folds exp_name label_preset model_preset model_config
+# tasks num_epochs max_duration device seed extra_train_args results.
+
+fold_prefix() {  # fold_prefix FOLD -> "fold0_" or "" (the split-file prefix)
+  case $1 in official|"") echo "" ;; fold*) echo "${1}_" ;; *) echo "fold${1}_" ;; esac
+}
+
+fold_exp_dir() {  # fold_exp_dir FOLD -> exp/<exp_name>_<label_preset>/fold<k>
+  case $1 in fold*|official) echo "exp/${exp_name}_${label_preset}/$1" ;; *) echo "exp/${exp_name}_${label_preset}/fold$1" ;; esac
+}
+
+train_folds() {  # stage 4: one model per fold, resumed from its last epoch, skipped when finished
+  local k exp_dir s
+  for k in $folds; do
+    exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
+    log "train fold $k -> $exp_dir"
+    if [ -f $exp_dir/epoch-$num_epochs.pt ]; then log "already trained"; continue; fi
+    local/train.py --train-cuts data/fbank/${corpus}_cuts_${s}train.jsonl.gz \
+      --dev-cuts data/fbank/${corpus}_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir $exp_dir \
+      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
+      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
+      --start-epoch $(utils/next_epoch.sh $exp_dir) $extra_train_args
+  done
+}
+
+decode_folds() {  # stage 5: decode each fold's test set with best-valid.pt, then mean and std over folds
+  local k exp_dir s metrics=""
+  for k in $folds; do
+    exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
+    log "decode fold $k (best-valid.pt, chosen on the fold's dev set)"
+    local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+      --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz
+    metrics="$metrics $exp_dir/decode/${corpus}_${s}test-best-valid/metrics.json"
+  done
+  log "mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
+    --summary-out exp/${exp_name}_${label_preset}/folds-summary.json \
+    --results $results --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) folds: ${folds}"
+}
+
+align_fold() {  # stage 6: CTC phone alignment of one fold's test set -> data/fbank_ali
+  local exp_dir s
+  exp_dir=$(fold_exp_dir $1); s=$(fold_prefix $1)
+  log "CTC phone alignment of fold $1's test set -> data/fbank_ali"
+  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+    --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz --output data/fbank_ali/${corpus}_cuts_${s}test.jsonl.gz \
+    --plot $exp_dir/alignment.png
+}
