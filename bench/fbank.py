@@ -22,30 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def make_corpus(work: Path, sentences: int, scale: int) -> Path:
-    """Manifests for the synthetic corpus, repeated ``scale`` times under new ids."""
-    from lhotse import RecordingSet, SupervisionSet, load_manifest
-    from lhotse.utils import fastcopy
-
-    from speecheq.corpora import prepare_corpus
-    from speecheq.corpora.synth import generate_synth
-
-    corpus = generate_synth(work / "corpus", sentences_per_language=sentences, progress=False)
-    base = work / "manifests-1x"
-    prepare_corpus("synth", corpus, base, progress=False)
-    if scale == 1:
-        return base
-    out = work / f"manifests-{scale}x"
-    out.mkdir(exist_ok=True)
-    recs = load_manifest(base / "synth_recordings_all.jsonl.gz")
-    sups = load_manifest(base / "synth_supervisions_all.jsonl.gz")
-    RecordingSet.from_recordings(fastcopy(r, id=f"{r.id}_x{k}") for k in range(scale) for r in recs).to_file(
-        out / "synth_recordings_all.jsonl.gz")
-    SupervisionSet.from_segments(fastcopy(s, id=f"{s.id}_x{k}", recording_id=f"{s.recording_id}_x{k}")
-                                 for k in range(scale) for s in sups).to_file(out / "synth_supervisions_all.jsonl.gz")
-    return out
+from scaled_corpus import make_corpus  # noqa: E402  (shared with bench/scale.py)
 
 
 def run_pipeline(manifests: Path, out: Path, nj: int) -> dict:

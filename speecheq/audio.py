@@ -8,6 +8,7 @@ with a one-line reason that names the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +39,15 @@ class AudioInfo:
 def _read(path: Path):
     import soundfile as sf
 
-    if path.is_symlink() and not path.exists():
-        raise AudioError(f"{path}: broken symbolic link")
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
+    try:
+        if path.is_symlink() and not path.exists():
+            raise AudioError(f"{path}: broken symbolic link")
+        if not path.exists():
+            raise AudioError(f"{path}: file not found")
+        if not os.access(path, os.R_OK):  # libsndfile would only say "System error"
+            raise PermissionError
+    except PermissionError:  # also a folder on the way without search (x) permission
+        raise AudioError(f"{path}: permission denied") from None
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except PermissionError:

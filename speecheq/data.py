@@ -105,9 +105,11 @@ def speaker_cmvn_stats(cuts) -> Dict[str, tuple]:
     """
     import numpy as np
 
+    from speecheq.features import load_features
+
     sums: Dict[str, list] = {}
     for cut in cuts:
-        f = cut.load_features().astype(np.float64)
+        f = load_features(cut).astype(np.float64)
         s = sums.setdefault(cut.supervisions[0].speaker, [0, 0.0, 0.0])
         s[0] += f.shape[0]
         s[1] = s[1] + f.sum(axis=0)

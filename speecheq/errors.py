@@ -9,12 +9,16 @@ Programming errors are left as tracebacks on purpose: they are bugs to fix.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sys
 from typing import Callable, TypeVar
 
 F = TypeVar("F", bound=Callable)
+
+# A full disk, a full quota, a file-size limit: the stage cannot go on, and it is no bug.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class SpeechEQError(Exception):
@@ -43,5 +47,13 @@ def exit_on_error(main: F) -> F:
         except KeyboardInterrupt:
             print("ERROR: interrupted; re-run the same command to resume", file=sys.stderr)
             sys.exit(130)
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            logging.getLogger("speecheq").debug("error details", exc_info=True)
+            where = f" writing {e.filename}" if e.filename else ""
+            print(f"ERROR: no space left{where} ({e.strerror or e}); free some space and re-run the same command "
+                  "to resume", file=sys.stderr)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

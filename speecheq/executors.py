@@ -6,8 +6,10 @@ scheduler)`` gives the ``concurrent.futures`` view of a ``dask.distributed`` cli
 so the same stage code runs on a cluster (SLURM through dask-jobqueue, see
 docs/scaling.md). The scheduler address comes from the argument, else from
 ``DASK_SCHEDULER_ADDRESS``; with neither, a local dask cluster of ``nj`` worker
-processes is started for the stage. Workers must import ``speecheq`` and see the
-corpus and output folders under the same paths (a shared file system).
+processes is started for the stage. Workers must import ``speecheq``, see the
+corpus and output folders under the same paths (a shared file system) and run in
+the recipe folder, since manifests hold paths relative to it (checked: a worker
+elsewhere is one clear error).
 
 Use :func:`executor_scope` in scripts: it closes the pool, the client and a
 cluster it started, also on errors and Ctrl-C.
@@ -68,7 +70,7 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
         log.info("no dask scheduler given (--dask-scheduler or $%s): starting a local cluster of %d workers",
                  SCHEDULER_ENV, nj)
         cluster = LocalCluster(n_workers=nj, threads_per_worker=1, processes=True, dashboard_address=None)
-        target = cluster
+        target = cluster  # its workers start in this folder
     else:
         target = address
     try:
@@ -78,6 +80,12 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
             cluster.close()
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise SpeechEQError(f"cannot reach the dask scheduler at {address} ({reason})") from None
+    elsewhere = sorted({d for d in client.run(os.getcwd).values() if d != os.getcwd()})
+    if elsewhere:
+        client.close()
+        raise SpeechEQError(
+            f"dask workers run in {elsewhere[0]}, this stage in {os.getcwd()}: the recipe's relative paths would not "
+            f"resolve there; start the workers in {os.getcwd()} (docs/scaling.md)")
     executor = client.get_executor(pure=False)
     _OWNED[id(executor)] = (client, cluster)
     log.info("dask: %s, %d workers", client.scheduler.address, len(client.scheduler_info().get("workers", {})))

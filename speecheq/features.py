@@ -109,11 +109,14 @@ class ManifestCuts:
 def _extract_chunk(cuts, k: int, n: int, extractor, storage_path: str, part_path: str, progress: bool = False) -> int:
     """Features of every n-th cut from the k-th (lhotse's split for ``num_jobs``): storage into
     ``storage_path``, cuts with features into ``part_path``. Runs in worker processes and
-    dask tasks; returns the number of cuts written."""
+    dask tasks, where ``extractor`` is the ``(name, device, num_mel_bins)`` of :func:`make_extractor`
+    (small to send, no tensors to share); returns the number of cuts written."""
     from lhotse import CutSet, LilcomChunkyWriter
     from lhotse.audio.utils import null_result_on_audio_loading_error
     from tqdm import tqdm
 
+    if isinstance(extractor, tuple):
+        extractor = make_extractor(*extractor)
     if n > 1:
         import torch
 
@@ -209,11 +212,12 @@ def compute_fbank(
         executor = own_pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
                                                   initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
-        futures = [executor.submit(_extract_chunk, cuts, k, n, feature_extractor, str(storage_path / f"feats-{k}"),
-                                   str(parts[k])) for k in range(n)]
-        for f in futures:
-            f.result()
-        return write_cuts((c for part in parts for c in load_manifest_lazy(part)), cuts_path)
+        spec = (extractor, device, num_mel_bins)  # the workers build their own extractor
+        futures = [executor.submit(_extract_chunk, cuts, k, n, spec, str(storage_path / f"feats-{k}"), str(parts[k]))
+                   for k in range(n)]
+        counts = [f.result() for f in futures]
+        filled = [part for part, count in zip(parts, counts) if count]  # more chunks than cuts: some are empty
+        return write_cuts((c for part in filled for c in load_manifest_lazy(part)), cuts_path)
     finally:
         if own_pool is not None:
             own_pool.shutdown(wait=True, cancel_futures=True)
@@ -231,6 +235,17 @@ def _drop_incomplete_last_line(path: Path) -> None:
             tmp.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
+def load_features(cut):
+    """``cut.load_features()``, with a missing or corrupt feature file as one line."""
+    try:
+        return cut.load_features()
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        where = cut.features.storage_path if cut.has_features else "no features"
+        raise SpeechEQError(f"cannot read the features of cut {cut.id} ({where}): {reason}; "
+                            "re-run the fbank stage with --force") from None
+
+
 def feature_statistics(cuts, max_cuts: Optional[int] = None):
     """Global per-bin mean and std over all frames (Chan et al. parallel update)."""
     import numpy as np
@@ -239,7 +254,7 @@ def feature_statistics(cuts, max_cuts: Optional[int] = None):
     for i, cut in enumerate(cuts):
         if max_cuts is not None and i >= max_cuts:
             break
-        feats = cut.load_features().astype(np.float64)
+        feats = load_features(cut).astype(np.float64)
         n = feats.shape[0]
         batch_mean = feats.mean(axis=0)
         batch_m2 = ((feats - batch_mean) ** 2).sum(axis=0)

@@ -1,0 +1,51 @@
+"""kill -9 at random moments, two runs on one folder, a full disk: each stage recovers (utils/kill_test.py).
+
+One kill per stage here (the tool takes --trials 5 and more by hand); the reference
+run of the recipe's stages is shared by every test of this module.
+"""
+
+import importlib.util
+import random
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+spec = importlib.util.spec_from_file_location("kill_test", REPO / "utils" / "kill_test.py")
+kill_test = sys.modules.setdefault("kill_test", importlib.util.module_from_spec(spec))
+spec.loader.exec_module(kill_test)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return kill_test.make_reference(tmp_path_factory.mktemp("kill"), sentences=1, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("stage", kill_test.STAGE_NAMES)
+def test_killed_stage_reruns_to_the_reference_outputs(reference, stage, tmp_path):
+    trial = kill_test.kill_trial(reference, stage, tmp_path / "trial", random.Random(f"kill-{stage}"))
+    assert trial.kill_after is not None, f"{stage} finished before every kill"
+    assert trial.problems == []
+    if stage == "4-train":  # killed after its first batch checkpoint: resumed from the logged one
+        assert "--start-batch" in trial.rerun
+
+
+@pytest.mark.parametrize("stage", ["0-prepare", "2-fbank", "4-train"])
+def test_second_run_on_the_same_folder_stops_with_one_line_naming_the_lock(reference, stage, tmp_path):
+    assert kill_test.lock_check(reference, stage, tmp_path / "trial") == []
+
+
+def test_full_disk_ends_with_one_line_and_the_next_run_continues(reference, tmp_path):
+    assert kill_test.disk_full_check(reference, "2-fbank", tmp_path / "trial") == []
+
+
+def test_resume_point_is_the_last_logged_checkpoint(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "log").mkdir(parents=True)
+    (exp / "log/log-train-1-rank0.txt").write_text(
+        "saved checkpoint-3.pt (resume: --start-batch 3)\nsaved checkpoint-4.pt (resume: --start-batch 4)\n")
+    (exp / "checkpoint-3.pt").write_bytes(b"x")
+    assert kill_test.last_logged_checkpoint(exp) == 3  # checkpoint-4.pt was removed (keep-last-k): not offered
+    (exp / "checkpoint-4.pt").write_bytes(b"x")
+    assert kill_test.last_logged_checkpoint(exp) == 4
