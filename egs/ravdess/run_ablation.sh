@@ -15,6 +15,7 @@ label_preset=all
 jobs=2
 extra_train_args=""
 name_suffix=""
+names="cat all4 cat_int cat_int_gen"   # which task sets to run
 . utils/parse_options.sh
 
 ./run.sh --stop-stage 3 --label-preset $label_preset
@@ -26,7 +27,7 @@ declare -A task_sets=(
   [all4]=emotion,intensity,gender,ctc
 )
 mkdir -p exp/log
-for name in cat all4 cat_int cat_int_gen; do
+for name in $names; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 5; done
   log "training $name (${task_sets[$name]}), log in exp/log/ablation-$name$name_suffix.log"
   OMP_NUM_THREADS=1 ./run.sh --stage 4 --stop-stage 5 --tasks ${task_sets[$name]} --exp-name $name$name_suffix \
