@@ -10,6 +10,8 @@ the stages run as run.sh runs them (local/*.py, same order, same folders):
   2-fbank     local/compute_fbank.py    data/fbank (cuts + lilcom features)
   3-validate  local/validate.py         data/fbank (splits)
   4-train     local/train.py            exp/tiny (tiny model, CPU, --deterministic, --save-every-n 1)
+  5-decode    local/decode.py           exp/tiny/decode (predictions.tsv, metrics.json)
+  6-align     local/align.py            data/fbank_ali
 
 First an uninterrupted reference run. Then, per stage and trial, from a copy of the
 reference taken just before that stage: start the stage, SIGKILL it at a seeded
@@ -88,6 +90,12 @@ def stages(sentences: int) -> List[Stage]:
               "data/fbank"),
         # killed after its first batch checkpoint, so that it resumes mid-epoch with --start-batch
         Stage("4-train", train, ["exp/tiny/epoch-2.pt"], "exp/tiny", started="exp/tiny/checkpoint-1.pt"),
+        Stage("5-decode", ["local/decode.py", "--exp-dir", "exp/tiny", "--epoch", "2",
+                           "--cuts", "data/fbank/synth_cuts_test.jsonl.gz"],
+              [f"exp/tiny/decode/synth_test-epoch-2-avg-1/{f}" for f in ("metrics.json", "predictions.tsv")]),
+        Stage("6-align", ["local/align.py", "--exp-dir", "exp/tiny", "--epoch", "2",
+                          "--cuts", "data/fbank/synth_cuts_test.jsonl.gz", "--output", "data/fbank_ali/synth_cuts_test.jsonl.gz"],
+              ["data/fbank_ali/synth_cuts_test.jsonl.gz"]),
     ]
 
 
