@@ -12,6 +12,7 @@ the stages run as run.sh runs them (local/*.py, same order, same folders):
   4-train     local/train.py            exp/tiny (tiny model, CPU, --deterministic, --save-every-n 1)
   5-decode    local/decode.py           exp/tiny/decode (predictions.tsv, metrics.json)
   6-align     local/align.py            data/fbank_ali
+  7-export    local/export.py           exp/tiny/speecheq-package.pt
 
 First an uninterrupted reference run. Then, per stage and trial, from a copy of the
 reference taken just before that stage: start the stage, SIGKILL it at a seeded
@@ -96,6 +97,8 @@ def stages(sentences: int) -> List[Stage]:
         Stage("6-align", ["local/align.py", "--exp-dir", "exp/tiny", "--epoch", "2",
                           "--cuts", "data/fbank/synth_cuts_test.jsonl.gz", "--output", "data/fbank_ali/synth_cuts_test.jsonl.gz"],
               ["data/fbank_ali/synth_cuts_test.jsonl.gz"]),
+        Stage("7-export", ["local/export.py", "--exp-dir", "exp/tiny", "--epoch", "2",
+                           "--output", "exp/tiny/speecheq-package.pt"], ["exp/tiny/speecheq-package.pt"]),
     ]
 
 
@@ -229,6 +232,17 @@ def compare_weights(ref: Path, got: Path, rel: str) -> List[str]:
     return [f"{rel}: weights differ from the uninterrupted run by {worst:.2e} ({where})"] if worst >= WEIGHT_TOL else []
 
 
+def compare_packages(ref: Path, got: Path, rel: str) -> List[str]:
+    """Same weights (the package's fingerprint) and labels; the creation time and the
+    source folder legitimately differ between the reference and a trial copy."""
+    import torch
+
+    a = torch.load(ref / rel, map_location="cpu", weights_only=True)
+    b = torch.load(got / rel, map_location="cpu", weights_only=True)
+    keys = ("fingerprint", "categories", "tokens", "model_config", "feature_config")
+    return [f"{rel}: {k} differs from the reference" for k in keys if a.get(k) != b.get(k)]
+
+
 def compare_outputs(ref: Path, got: Path, stage: Stage) -> List[str]:
     problems = []
     for rel in stage.outputs:
@@ -236,6 +250,8 @@ def compare_outputs(ref: Path, got: Path, stage: Stage) -> List[str]:
             problems.append(f"{rel}: missing after the re-run")
         elif rel.endswith(".jsonl.gz"):
             problems += compare_manifest(ref, got, rel)
+        elif rel.endswith("package.pt"):
+            problems += compare_packages(ref, got, rel)
         elif rel.endswith(".pt"):
             problems += compare_weights(ref, got, rel)
         elif (ref / rel).is_dir():
