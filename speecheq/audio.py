@@ -58,6 +58,16 @@ def _read(path: Path):
     return data, int(sr)
 
 
+def check_samples(name, samples: np.ndarray, sampling_rate: int, min_duration: float = MIN_DURATION) -> None:
+    """The faults every source of samples shares (file, manifest, memory): empty, non-finite, too short."""
+    if samples.shape[0] == 0:
+        raise AudioError(f"{name}: empty audio (0 samples)")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{name}: audio contains NaN or Inf samples")
+    if samples.shape[0] / sampling_rate < min_duration:
+        raise AudioError(f"{name}: too short ({samples.shape[0] / sampling_rate:.3f} s < {min_duration} s)")
+
+
 def inspect_audio(path, min_duration: float = MIN_DURATION) -> AudioInfo:
     """Check a file and choose its channel.
 
@@ -67,12 +77,7 @@ def inspect_audio(path, min_duration: float = MIN_DURATION) -> AudioInfo:
     """
     path = Path(path)
     data, sr = _read(path)
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio contains NaN or Inf samples")
-    if data.shape[0] / sr < min_duration:
-        raise AudioError(f"{path}: too short ({data.shape[0] / sr:.3f} s < {min_duration} s)")
+    check_samples(path, data, sr, min_duration)
     peak = float(np.abs(data).max())
     if peak < SILENCE_PEAK:
         raise AudioError(f"{path}: silent (peak {peak:.2e})")
@@ -100,13 +105,7 @@ def read_audio(path, sampling_rate: int = 16000, min_duration: float = MIN_DURAT
     """Mono float32 samples at ``sampling_rate``: down-mixed, resampled, checked."""
     path = Path(path)
     data, sr = _read(path)
-    if data.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio contains NaN or Inf samples")
-    mono = data.mean(axis=1)
-    if mono.shape[0] / sr < min_duration:
-        raise AudioError(f"{path}: too short ({mono.shape[0] / sr:.3f} s < {min_duration} s)")
-    return resample(mono, sr, sampling_rate)
+    check_samples(path, data, sr, min_duration)
+    return resample(data.mean(axis=1), sr, sampling_rate)
 
 

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextI
 import numpy as np
 import torch
 
-from speecheq.audio import MIN_DURATION, read_audio, resample
+from speecheq.audio import check_samples, read_audio, resample
 from speecheq.errors import AudioError, SpeechEQError
 from speecheq.io import Pathlike, atomic_output, check_readable_manifest
 from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
@@ -87,12 +87,7 @@ class Source:
 
 def _check_samples(name: str, mono: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
     # The same checks read_audio applies to files, for audio that comes through a manifest.
-    if mono.shape[0] == 0:
-        raise AudioError(f"{name}: empty audio (0 samples)")
-    if not np.isfinite(mono).all():
-        raise AudioError(f"{name}: audio contains NaN or Inf samples")
-    if mono.shape[0] / sr < MIN_DURATION:
-        raise AudioError(f"{name}: too short ({mono.shape[0] / sr:.3f} s < {MIN_DURATION} s)")
+    check_samples(name, mono, sr)
     return resample(mono.astype(np.float32), sr, target_sr)
 
 
