@@ -14,6 +14,8 @@ stop_stage=6
 corpus_dir=${SPEECHEQ_CASIA_DIR:-$SPEECHEQ_ROOT/../shared/data/casia}
 transcripts=""             # optional <nnn><TAB>text file (characters or tone-numbered pinyin)
 nj=2
+executor=local        # local processes, or dask (docs/scaling.md)
+dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
 folds="0 1 2 3"            # fold k tests one speaker; dev = one speaker of the other gender
 label_preset=6class        # CASIA's 6 emotions; 4class for the cross-corpus table
@@ -33,6 +35,7 @@ corpus=casia
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
   local/prepare.py --corpus casia --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} \
     ${transcripts:+--transcripts "$transcripts"}
 fi
 
@@ -43,7 +46,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus casia --nj $nj --device $device
+  local/compute_fbank.py --corpus casia --nj $nj --device $device \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -12,6 +12,8 @@ stage=0
 stop_stage=6
 corpus_dir=${SPEECHEQ_CREMAD_DIR:-$SPEECHEQ_ROOT/../shared/data/cremad}
 nj=2
+executor=local        # local processes, or dask (docs/scaling.md)
+dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
 folds="0 1 2 3 4"          # fold k tests ~18 actors, genders interleaved (VideoDemographics.csv)
 label_preset=all           # CREMA-D's 6 emotions (disgust included); 4class for the cross-corpus table
@@ -30,7 +32,8 @@ corpus=cremad
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus cremad --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj
+  local/prepare.py --corpus cremad --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -40,7 +43,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus cremad --nj $nj --device $device
+  local/compute_fbank.py --corpus cremad --nj $nj --device $device \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -16,6 +16,8 @@ corpus_dir=${SPEECHEQ_CUSTOM_DIR:-$SPEECHEQ_ROOT/../shared/data/custom}
 tsv=""                     # default: $corpus_dir/metadata.tsv
 mapping=""                 # default: $corpus_dir/labels.yaml
 nj=2
+executor=local        # local processes, or dask (docs/scaling.md)
+dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
 folds="official"          # the TSV's split column; "fold0 fold1 ..." without one
 label_preset=all           # whatever the mapping produces; the preset only filters the category task
@@ -35,6 +37,7 @@ corpus=custom
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
   local/prepare.py --corpus custom --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} \
     ${tsv:+--tsv "$tsv"} ${mapping:+--mapping "$mapping"}
 fi
 
@@ -45,7 +48,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus custom --nj $nj --device $device
+  local/compute_fbank.py --corpus custom --nj $nj --device $device \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -17,6 +17,8 @@ language=all               # zh (0001-0010), en (0011-0020) or all
 speaker_table=""           # optional speaker<TAB>M|F file
 protocol=si                # si: speaker-independent folds fold0..fold4; official: train/evaluation/test folders
 nj=2
+executor=local        # local processes, or dask (docs/scaling.md)
+dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
 folds="fold0 fold1 fold2 fold3 fold4"  # fold k tests 2 Mandarin + 2 English speakers; "official" with --protocol official
 label_preset=6class        # ESD's 5 emotions (no fear); 4class for the cross-corpus table
@@ -35,7 +37,8 @@ corpus=esd
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus esd --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj --language $language \
+  local/prepare.py --corpus esd --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} --language $language \
     ${speaker_table:+--speaker-table "$speaker_table"}
 fi
 
@@ -46,7 +49,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus esd --nj $nj --device $device
+  local/compute_fbank.py --corpus esd --nj $nj --device $device \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

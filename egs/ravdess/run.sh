@@ -12,6 +12,8 @@ stage=0
 stop_stage=6
 corpus_dir=${SPEECHEQ_RAVDESS_DIR:-$SPEECHEQ_ROOT/../shared/data/ravdess}
 nj=2
+executor=local        # local processes, or dask (docs/scaling.md)
+dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
 folds="0 1 2 3"            # fold k tests actors 6k+1..6k+6
 fold=""                    # --fold k: shorthand for --folds k
@@ -32,7 +34,8 @@ corpus=ravdess
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus ravdess --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj
+  local/prepare.py --corpus ravdess --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -42,7 +45,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus ravdess --nj $nj --device $device
+  local/compute_fbank.py --corpus ravdess --nj $nj --device $device \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -13,6 +13,8 @@ stop_stage=7
 corpus_dir=download/synth
 seed=0
 nj=2
+executor=local        # local processes, or dask (docs/scaling.md)
+dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu            # cuda: batched fbank on the GPU and GPU training
 label_preset=6class   # the synthetic corpus speaks 6 emotions
 model_preset=small
@@ -26,7 +28,8 @@ exp_dir=exp/small_multitask
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: generate the corpus with espeak-ng, then prepare manifests"
   local/generate_synth.py --corpus-dir $corpus_dir --seed $seed
-  local/prepare.py --corpus synth --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj
+  local/prepare.py --corpus synth --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -36,7 +39,8 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus synth --nj $nj --device $device
+  local/compute_fbank.py --corpus synth --nj $nj --device $device \
+    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
