@@ -263,12 +263,13 @@ class Trainer:
     def normalisation(self) -> None:
         cuts = self.train_cuts
         if self.speaker_cmvn is not None:
-            # Features reach the model speaker-normalised; the global layer then only centres the remainder.
+            # Features arrive normalised per speaker, so the model's global layer stays the identity.
             mean, std = np.zeros(self.model_config.num_mel_bins, np.float32), np.ones(self.model_config.num_mel_bins, np.float32)
         else:
             mean, std = feature_statistics(cuts)
         self.model.set_normalization(mean, std)
-        self.model_avg.set_normalization(mean, std) if self.model_avg is not None else None
+        if self.model_avg is not None:
+            self.model_avg.set_normalization(mean, std)
 
     # ---------------------------------------------------------- checkpoints
     def state(self, epoch: int, batch_in_epoch: int, sampler_state: Optional[dict]) -> dict:
@@ -442,7 +443,8 @@ class Trainer:
                             tb.add_scalar("train/lr", lr, self.batch_idx_train)
                     if args.save_every_n and self.batch_idx_train % args.save_every_n == 0:
                         self.save(self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_in_epoch, self.sampler.state_dict())
-                        remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k) if self.is_main else None
+                        if self.is_main:
+                            remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k)
                         log.info("saved checkpoint-%d.pt (resume: --start-batch %d)", self.batch_idx_train, self.batch_idx_train)
                     if args.stop_after_batches and self.batch_idx_train >= args.stop_after_batches:
                         log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
