@@ -37,42 +37,48 @@ def greedy_ctc(log_probs: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> L
     return out
 
 
+def records_from_outputs(out: dict, batch: dict, scheme: LabelScheme, corpus_aware: bool = True) -> List[dict]:
+    """One record per utterance of a batch the model has already run on: truths (where
+    known) next to predictions. Validation calls it with the outputs it computed its loss on."""
+    corpora = batch.get("corpus") or [""] * len(batch["cut_ids"])
+    if corpus_aware:
+        emo_lp = corpus_aware_log_probs(out["emotion_logits"], corpora, scheme)
+    else:
+        emo_lp = torch.log_softmax(out["emotion_logits"].float(), dim=-1)
+    probs = emo_lp.exp().cpu().numpy()
+    gender_p = torch.softmax(out["gender_logits"].float(), dim=-1).cpu().numpy()
+    intensity = out["intensity"].float().cpu().numpy()
+    hyps = greedy_ctc(out["ctc_log_probs"], out["encoder_lens"])
+    records = []
+    for i, cut_id in enumerate(batch["cut_ids"]):
+        n_ph = int(batch["phone_lens"][i]) if "phone_lens" in batch else 0
+        records.append({
+            "cut_id": cut_id,
+            "corpus": corpora[i],
+            "emotion_true": int(batch["emotion"][i]) if "emotion" in batch else -1,
+            "emotion_pred": int(probs[i].argmax()),
+            "emotion_probs": probs[i],
+            "intensity_true": float(batch["intensity"][i]) if "intensity" in batch else math.nan,
+            "intensity_pred": float(intensity[i]),
+            "gender_true": int(batch["gender"][i]) if "gender" in batch else -1,
+            "gender_pred": int(gender_p[i].argmax()),
+            "gender_prob": float(gender_p[i].max()),
+            "phones_true": batch["phones"][i, :n_ph].tolist() if n_ph else None,
+            "phones_pred": hyps[i],
+        })
+    return records
+
+
 @torch.inference_mode()
 def predict_batches(model, batches: Iterable[dict], scheme: LabelScheme, device="cpu", corpus_aware: bool = True,
                     amp_dtype: Optional[torch.dtype] = None) -> Iterator[dict]:
-    """Yield one record per utterance: truths (where known) next to predictions."""
+    """Run the model over batches and yield one record per utterance."""
     model.eval()
     device = torch.device(device)
     for batch in batches:
-        feats = batch["features"].to(device)
-        lens = batch["feature_lens"].to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            out = model(feats, lens)
-        corpora = batch.get("corpus") or [""] * feats.shape[0]
-        if corpus_aware:
-            emo_lp = corpus_aware_log_probs(out["emotion_logits"], corpora, scheme)
-        else:
-            emo_lp = torch.log_softmax(out["emotion_logits"].float(), dim=-1)
-        probs = emo_lp.exp().cpu().numpy()
-        gender_p = torch.softmax(out["gender_logits"].float(), dim=-1).cpu().numpy()
-        intensity = out["intensity"].float().cpu().numpy()
-        hyps = greedy_ctc(out["ctc_log_probs"], out["encoder_lens"])
-        for i, cut_id in enumerate(batch["cut_ids"]):
-            n_ph = int(batch["phone_lens"][i]) if "phone_lens" in batch else 0
-            yield {
-                "cut_id": cut_id,
-                "corpus": corpora[i],
-                "emotion_true": int(batch["emotion"][i]) if "emotion" in batch else -1,
-                "emotion_pred": int(probs[i].argmax()),
-                "emotion_probs": probs[i],
-                "intensity_true": float(batch["intensity"][i]) if "intensity" in batch else math.nan,
-                "intensity_pred": float(intensity[i]),
-                "gender_true": int(batch["gender"][i]) if "gender" in batch else -1,
-                "gender_pred": int(gender_p[i].argmax()),
-                "gender_prob": float(gender_p[i].max()),
-                "phones_true": batch["phones"][i, :n_ph].tolist() if n_ph else None,
-                "phones_pred": hyps[i],
-            }
+            out = model(batch["features"].to(device), batch["feature_lens"].to(device))
+        yield from records_from_outputs(out, batch, scheme, corpus_aware)
 
 
 def summarize(records: Sequence[dict], scheme: LabelScheme) -> Dict[str, object]:

@@ -44,7 +44,7 @@ from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.labels import LabelScheme
 from speecheq.losses import MultitaskLoss
 from speecheq.model import MIN_INPUT_FRAMES, PRESETS as MODEL_PRESETS, SpeechEQModel, config_from_preset
-from speecheq.predict import headline, predict_batches, summarize
+from speecheq.predict import headline, records_from_outputs, summarize
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
@@ -345,7 +345,7 @@ class Trainer:
                 for task, s in stats.items():
                     totals[task][0] += s["loss"]
                     totals[task][1] += s["count"]
-                records.extend(predict_batches(self.model, [batch], self.scheme, self.device))
+                records.extend(records_from_outputs(out, batch, self.scheme))
         self.model.train()
         result = headline(summarize(records, self.scheme))
         result.update({f"loss_{t}": (s / n if n else float("nan")) for t, (s, n) in totals.items()})
