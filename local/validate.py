@@ -21,6 +21,8 @@ def main():
     p.add_argument("--fbank-dir", default="data/fbank")
     p.add_argument("--label-preset", default="4class")
     p.add_argument("--folds", nargs="*", default=None, help="only these folds (default: all of the protocol)")
+    p.add_argument("--trim-silence-db", type=float, default=0.0,
+                   help="cut leading/trailing frames more than this many dB below each cut's peak (0: keep all)")
     for flag, (dest, help) in OPTIONS.items():
         p.add_argument(flag, dest=dest, default=None, help=help)
     args = p.parse_args()
@@ -34,7 +36,7 @@ def main():
     for flag, (dest, _) in OPTIONS.items():
         if dest in options and dest not in accepted:
             raise SpeechEQError(f"corpus {args.corpus} takes no {flag} in the validate stage")
-    validate_and_split(args.corpus, args.fbank_dir, args.label_preset, args.folds, **options)
+    validate_and_split(args.corpus, args.fbank_dir, args.label_preset, args.folds, args.trim_silence_db, **options)
 
 
 if __name__ == "__main__":

@@ -202,8 +202,10 @@ def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
     emotion = Counter()
     excluded = Counter()
     has = Counter()
+    seconds = 0.0
     for cut in cuts:
         n += 1
+        seconds += cut.duration
         sup = cut.supervisions[0]
         custom = sup.custom or {}
         e = custom.get("emotion")
@@ -214,7 +216,7 @@ def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
         has["intensity"] += custom.get("intensity") is not None
         has["gender"] += sup.gender in GENDERS
         has["phones"] += bool(custom.get("phones"))
-    return {"cuts": n, "emotion": dict(emotion), "excluded": dict(excluded), **{f"with_{k}": v for k, v in has.items()}}
+    return {"cuts": n, "hours": round(seconds / 3600, 4), "emotion": dict(emotion), "excluded": dict(excluded), **{f"with_{k}": v for k, v in has.items()}}
 
 
 def require_nonempty(summary: Dict[str, object], what: str, tasks: Sequence[str]) -> None:

@@ -83,6 +83,10 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=1e-3)
     g.add_argument("--weight-decay", type=float, default=1e-2)
     g.add_argument("--warmup-batches", type=int, default=100)
+    g.add_argument("--lr-schedule", default="noam", choices=["noam", "cosine"],
+                   help="after warm-up: inverse square root (open-ended), or cosine down to --final-lr-ratio "
+                        "at the end of --num-epochs (anneals within a fixed budget)")
+    g.add_argument("--final-lr-ratio", type=float, default=0.01, help="cosine: last learning rate / --lr")
     g.add_argument("--grad-clip", type=float, default=5.0)
     g.add_argument("--use-fp16", action="store_true", help="float16 autocast with a grad scaler (CUDA)")
     g.add_argument("--use-bf16", action="store_true", help="bfloat16 autocast")
@@ -159,12 +163,41 @@ def setup_logging(exp_dir: Path, rank: int) -> None:
     log.propagate = False
 
 
-def lr_lambda(warmup: int):
-    """Linear warm-up, then inverse square-root decay (Noam), as a function of the batch."""
-    def f(step: int) -> float:
+def lr_lambda(warmup: int, schedule: str = "noam", total: int = 0, final_ratio: float = 0.01):
+    """Learning-rate factor as a function of the batch: linear warm-up, then either
+    inverse square-root decay (Noam) or a cosine that reaches ``final_ratio`` at batch ``total``.
+
+    Both depend on the batch index alone, so a resumed run follows the same curve;
+    the cosine's ``total`` comes from ``--num-epochs``, so extending a finished cosine
+    run re-shapes its tail (a Noam run can be extended freely).
+    """
+    warmup = max(warmup, 1)
+
+    def noam(step: int) -> float:
         step = max(step, 1)
-        return min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
-    return f
+        return min(step / warmup, math.sqrt(warmup / step))
+
+    def cosine(step: int) -> float:
+        step = max(step, 1)
+        if step < warmup:
+            return step / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    if schedule == "noam":
+        return noam
+    if schedule == "cosine":
+        if total <= 0:
+            raise SpeechEQError("--lr-schedule cosine needs the number of training batches")
+        return cosine
+    raise SpeechEQError(f"--lr-schedule: unknown schedule {schedule!r}")
+
+
+def batches_per_epoch(sampler) -> int:
+    """How many batches one epoch of this sampler yields (iterates a copy: metadata only, no features)."""
+    probe = copy.deepcopy(sampler)
+    probe.set_epoch(1)
+    return sum(1 for _ in probe)
 
 
 class Trainer:
@@ -243,13 +276,19 @@ class Trainer:
         self.dataset = SpeechEQDataset(self.scheme, self.tokens if "ctc" in self.weights else None, self.speaker_cmvn)
         self.loss_fn = MultitaskLoss(self.weights, intensity_loss=args.intensity_loss)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(args.warmup_batches))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.sampler = make_train_sampler(
             self.train_cuts, max_duration=args.max_duration, seed=args.seed, balanced=args.balanced,
             scheme=self.scheme, corpus_weights=parse_corpus_weights(args.corpus_weights) or None,
             world_size=self.world_size, rank=self.rank,
         )
+        total = 0
+        if args.lr_schedule == "cosine":
+            per_epoch = batches_per_epoch(self.sampler)
+            total = per_epoch * args.num_epochs
+            log.info("cosine schedule over %d batches (%d per epoch x %d epochs)", total, per_epoch, args.num_epochs)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(args.warmup_batches, args.lr_schedule, total, args.final_lr_ratio))
         self.ddp_model = self.model
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel

@@ -4,7 +4,8 @@
 # split files <corpus>_cuts_fold<k>_<split>), as fold<k>, or "official" (the corpus's own
 # single split: <corpus>_cuts_<split>).
 # Reads the recipe's variables: corpus folds exp_name label_preset model_preset model_config
-# tasks num_epochs max_duration device seed extra_train_args results.
+# tasks num_epochs max_duration device seed extra_train_args results, and decode_checkpoint if
+# the recipe has it (default "--checkpoint best-valid.pt"; e.g. "--epoch 25 --avg 5").
 
 fold_prefix() {  # fold_prefix FOLD -> "fold0_" or "" (the split-file prefix)
   case $1 in official|"") echo "" ;; fold*) echo "${1}_" ;; *) echo "fold${1}_" ;; esac
@@ -28,19 +29,38 @@ train_folds() {  # stage 4: one model per fold, resumed from its last epoch, ski
   done
 }
 
-decode_folds() {  # stage 5: decode each fold's test set with best-valid.pt, then mean and std over folds
-  local k exp_dir s metrics=""
+decode_tag() {  # decode_tag CHECKPOINT-ARGS -> the name local/decode.py gives those weights
+  local epoch="" avg=1 file="" averaged=""
+  set -- $1
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --checkpoint) file=$2; shift ;;
+      --epoch) epoch=$2; shift ;;
+      --avg) avg=$2; shift ;;
+      --use-averaged-model) averaged=-use-averaged ;;
+    esac
+    shift
+  done
+  if [ -n "$file" ]; then basename $file .pt
+  elif [ -n "$epoch" ]; then echo epoch-$epoch-avg-$avg$averaged
+  else echo "decode_tag: give --checkpoint FILE or --epoch E [--avg A]" >&2; return 1
+  fi
+}
+
+decode_folds() {  # stage 5: decode each fold's test set, then mean and std over folds
+  local k exp_dir s metrics="" weights=${decode_checkpoint:---checkpoint best-valid.pt} tag
+  tag=$(decode_tag "$weights")
   for k in $folds; do
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
-    log "decode fold $k (best-valid.pt, chosen on the fold's dev set)"
-    local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+    log "decode fold $k ($weights; best-valid.pt is chosen on the fold's dev set)"
+    local/decode.py --exp-dir $exp_dir $weights --device $device \
       --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz
-    metrics="$metrics $exp_dir/decode/${corpus}_${s}test-best-valid/metrics.json"
+    metrics="$metrics $exp_dir/decode/${corpus}_${s}test-$tag/metrics.json"
   done
   log "mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
-    --summary-out exp/${exp_name}_${label_preset}/folds-summary.json \
-    --results $results --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) folds: ${folds}"
+    --summary-out exp/${exp_name}_${label_preset}/folds-summary-$tag.json \
+    --results $results --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
 }
 
 align_fold() {  # stage 6: CTC phone alignment of one fold's test set -> data/fbank_ali

@@ -18,12 +18,14 @@ device=cpu
 folds="0 1 2 3"            # fold k tests actors 6k+1..6k+6
 fold=""                    # --fold k: shorthand for --folds k
 label_preset=all           # 8 RAVDESS emotions (calm, disgust included); 4class for the 4-class table
+trim_silence_db=30         # splits without the ~1.5 s of room silence around each clip (0: keep it)
 model_preset=small
 model_config=""
 num_epochs=20
 max_duration=200
 tasks=emotion,intensity,ctc,gender
-extra_train_args=""        # e.g. "--speaker-cmvn --balanced"
+extra_train_args=""        # e.g. "--speaker-cmvn --balanced --lr-schedule cosine"
+decode_checkpoint="--checkpoint best-valid.pt"   # or "--epoch 25 --avg 5": the last 5 epochs averaged
 exp_name=multitask
 seed=42
 results=RESULTS.md
@@ -51,7 +53,7 @@ fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write the 4 speaker-independent folds"
-  local/validate.py --corpus ravdess --label-preset $label_preset
+  local/validate.py --corpus ravdess --label-preset $label_preset --trim-silence-db $trim_silence_db
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

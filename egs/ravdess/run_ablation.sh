@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # The RAVDESS task ablation behind RESULTS.md: 4 task sets x 4 speaker-independent folds.
 #   category only; + intensity; + gender; + CTC phones (all four SpeechEQ tasks).
-# Two task sets run at a time, one thread each (a small model on 2 cores trains
-# faster as two single-thread jobs than as one two-thread job).
-# Budget on 2 CPU cores: about 2 hours for the whole table.
+# Every (task set, fold) is one single-thread job; --jobs of them run at a time (a small
+# model on 2 cores trains faster as two single-thread jobs than as one two-thread job).
+# Training is stage 4 of run.sh, so a killed ablation resumes where each fold stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
-num_epochs=15
+num_epochs=25
 max_duration=100
 label_preset=all
 jobs=2
-extra_train_args=""
+extra_train_args="--lr-schedule cosine"
 name_suffix=""
 names="cat all4 cat_int cat_int_gen"   # which task sets to run
+folds="0 1 2 3"
+stop_stage=5                           # 4: train only; 5: also decode and add the rows
+decode_checkpoint="--epoch $num_epochs --avg 5"   # or "--checkpoint best-valid.pt"
 . utils/parse_options.sh
-
-./run.sh --stop-stage 3 --label-preset $label_preset
 
 declare -A task_sets=(
   [cat]=emotion
@@ -26,14 +27,26 @@ declare -A task_sets=(
   [cat_int_gen]=emotion,intensity,gender
   [all4]=emotion,intensity,gender,ctc
 )
-mkdir -p exp/log
 for name in $names; do
-  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 5; done
-  log "training $name (${task_sets[$name]}), log in exp/log/ablation-$name$name_suffix.log"
-  OMP_NUM_THREADS=1 ./run.sh --stage 4 --stop-stage 5 --tasks ${task_sets[$name]} --exp-name $name$name_suffix \
-    --label-preset $label_preset --num-epochs $num_epochs --max-duration $max_duration \
-    --extra-train-args "--num-workers 0 $extra_train_args" --results exp/ablation-RESULTS.md \
-    > exp/log/ablation-$name$name_suffix.log 2>&1 &
+  [ -n "${task_sets[$name]:-}" ] || { echo "$0: unknown task set '$name' (known: ${!task_sets[*]})" >&2; exit 1; }
+done
+
+./run.sh --stop-stage 3 --label-preset $label_preset
+mkdir -p exp/log
+common=(--label-preset $label_preset --num-epochs $num_epochs --max-duration $max_duration)
+for name in $names; do
+  for k in $folds; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 5; done
+    log "training $name (${task_sets[$name]}) fold $k, log in exp/log/ablation-$name$name_suffix-fold$k.log"
+    OMP_NUM_THREADS=1 ./run.sh --stage 4 --stop-stage 4 --fold $k --tasks ${task_sets[$name]} \
+      --exp-name $name$name_suffix "${common[@]}" --extra-train-args "--num-workers 0 $extra_train_args" \
+      > exp/log/ablation-$name$name_suffix-fold$k.log 2>&1 &
+  done
 done
 wait
+[ $stop_stage -ge 5 ] || exit 0
+for name in $names; do
+  ./run.sh --stage 5 --stop-stage 5 --folds "$folds" --tasks ${task_sets[$name]} --exp-name $name$name_suffix \
+    "${common[@]}" --decode-checkpoint "$decode_checkpoint" --results exp/ablation-RESULTS.md
+done
 cat exp/ablation-RESULTS.md

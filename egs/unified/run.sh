@@ -25,7 +25,10 @@ max_duration=100
 device=cpu
 seed=42
 single=true                  # also train one model per corpus for the matrix
+extra_train_args=""          # e.g. "--lr-schedule cosine --num-workers 0"
+decode_checkpoint="--checkpoint best-valid.pt"   # or "--epoch 25 --avg 5"
 . utils/parse_options.sh
+. utils/fold_stages.sh   # decode_tag
 
 split() {  # split CORPUS NAME -> the cut manifest of that split for the chosen fold
   local f=data/fbank/${1}_cuts_fold${fold}_${2}.jsonl.gz
@@ -51,7 +54,7 @@ train() {  # train EXP_DIR CORPORA...: one model on the train splits of the give
   local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir $exp_dir --label-preset $label_preset \
     --model-preset $model_preset ${model_config:+--model-config "$model_config"} --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration \
     --device $device --seed $seed --start-epoch $(utils/next_epoch.sh $exp_dir) \
-    ${corpus_weights:+--corpus-weights $corpus_weights}
+    ${corpus_weights:+--corpus-weights $corpus_weights} $extra_train_args
 }
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
@@ -71,8 +74,8 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   tests=$(for c in $corpora; do split $c test; done)
   for m in $models; do
     log "Stage 5: decode $m on every corpus's test set"
-    local/decode.py --exp-dir exp/$m --checkpoint best-valid.pt --device $device --cuts $tests
+    local/decode.py --exp-dir exp/$m $decode_checkpoint --device $device --cuts $tests
   done
-  local/cross_corpus.py --exp-root exp --models $models --out-dir exp/cross_corpus_fold$fold \
+  local/cross_corpus.py --exp-root exp --models $models --out-dir exp/cross_corpus_fold$fold --tag $(decode_tag "$decode_checkpoint") \
     --test-sets $(for t in $tests; do basename $t .jsonl.gz | sed 's/_cuts_/_/'; done)
 fi

@@ -11,6 +11,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from functools import partial
 from typing import Callable, Dict, List, Optional
 
 from speecheq.errors import SpeechEQError
@@ -52,11 +53,13 @@ def split_name(fold: str, split: str) -> str:
     return f"{fold}_{split}" if fold else split
 
 
-def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: Optional[List[str]] = None, **protocol_options) -> Dict[str, Path]:
+def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: Optional[List[str]] = None,
+                 transform: Optional[Callable] = None, **protocol_options) -> Dict[str, Path]:
     """Write the protocol's splits as cut subsets of the feature manifest.
 
     Subsets share the feature storage of ``<corpus>_cuts_all``, so features are
-    extracted once however many folds a protocol has. Returns {split name: path}.
+    extracted once however many folds a protocol has. ``transform`` maps each
+    selected cut (e.g. silence trimming). Returns {split name: path}.
     """
     protocol = get_corpus(corpus).protocol(**protocol_options)
     if folds:
@@ -76,6 +79,8 @@ def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: 
                 keep = frozenset(speakers)
                 select, what = (lambda s, keep=keep: s.speaker in keep), f"speakers {sorted(keep)[:4]}..."
             subset = (c for c in load_cuts_lazy(cuts_path) if select(c.supervisions[0]))
+            if transform is not None:
+                subset = map(transform, subset)
             count = write_cuts(subset, path)
             if count == 0:
                 raise SpeechEQError(f"{corpus}: split {name} is empty ({what})")
@@ -111,8 +116,11 @@ def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, for
 
 
 def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4class", folds: Optional[List[str]] = None,
-                       **protocol_options) -> Dict[str, dict]:
+                       trim_silence_db: float = 0.0, **protocol_options) -> Dict[str, dict]:
     """The validate stage: lhotse's checks plus ours on every cut, then the protocol's splits.
+
+    ``trim_silence_db > 0`` cuts leading and trailing silence (frames more than that
+    many dB below the cut's peak, see ``features.trim_silence``) out of every split.
 
     Returns {split: label summary} and writes it to ``<corpus>_splits.json``, so
     the stage summary shows what each task learns from and what the preset excludes.
@@ -122,11 +130,11 @@ def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4c
 
     with folder_lock(fbank_dir, f"validate stage ({corpus})"):
         remove_stale_temporaries(fbank_dir)
-        return _validate_and_split(corpus, fbank_dir, label_preset, folds, **protocol_options)
+        return _validate_and_split(corpus, fbank_dir, label_preset, folds, trim_silence_db, **protocol_options)
 
 
 def _validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str, folds: Optional[List[str]],
-                        **protocol_options) -> Dict[str, dict]:
+                        trim_silence_db: float, **protocol_options) -> Dict[str, dict]:
     from lhotse.qa import validate
 
     from speecheq.corpora.common import validate_contract
@@ -148,8 +156,14 @@ def _validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str, fol
         n += 1
     log.info("%s: %d cuts validated", corpus, n)
     scheme = LabelScheme.from_preset(label_preset)
+    transform = None
+    if trim_silence_db > 0:
+        from speecheq.features import trim_silence
+
+        transform = partial(trim_silence, threshold_db=trim_silence_db)
+        log.info("%s: trimming leading and trailing silence (%.0f dB below each cut's peak)", corpus, trim_silence_db)
     summaries = {}
-    for split, path in write_splits(corpus, cuts_path, fbank_dir, folds, **protocol_options).items():
+    for split, path in write_splits(corpus, cuts_path, fbank_dir, folds, transform, **protocol_options).items():
         summaries[split] = label_summary(load_cuts_lazy(path), scheme)
         log.info("%s %s: %s", corpus, split, summaries[split])
     write_json_atomic(fbank_dir / f"{corpus}_splits.json", summaries)
