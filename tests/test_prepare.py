@@ -98,12 +98,16 @@ def test_ravdess_recipe_prepares_all_1440_files(ravdess_dir, tmp_path, monkeypat
     splits = json.loads((recipe / "data/fbank/ravdess_splits.json").read_text())
     assert splits["fold0_test"]["cuts"] == 360 and splits["fold0_train"]["cuts"] == 960
     assert splits["fold0_train"]["with_phones"] == 960
+    # The recipe trims room silence: the splits keep between half and 80 % of the audio.
+    split_hours = sum(splits[f"fold0_{s}"]["hours"] for s in ("train", "dev", "test"))
+    assert 0.5 * summary["hours"] < split_hours < 0.8 * summary["hours"]
     from lhotse import load_manifest_lazy
 
     monkeypatch.chdir(recipe)  # feature paths are relative to the recipe, as in icefall
     cut = next(iter(load_manifest_lazy("data/fbank/ravdess_cuts_fold1_test.jsonl.gz")))
     feats = cut.load_features()
     assert feats.shape[1] == 80 and abs(feats.shape[0] - cut.duration * 100) <= 2
+    assert cut.start > 0 and cut.supervisions[0].start == 0 and cut.supervisions[0].duration == cut.duration
     # Re-running a finished stage skips its work.
     r = subprocess.run(["bash", "run.sh", "--stage", "0", "--stop-stage", "2", "--corpus-dir", str(ravdess_dir)],
                        cwd=recipe, capture_output=True, text=True, timeout=120)
