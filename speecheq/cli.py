@@ -53,6 +53,9 @@ def infer_parser(prog: str = "speecheq infer") -> argparse.ArgumentParser:
     p.add_argument("--corpus", default=None,
                    help="decide the category among the categories this corpus has (corpus-aware decision)")
     p.add_argument("--num-threads", type=int, default=0, help="CPU threads for torch/onnxruntime (0: their default)")
+    p.add_argument("--trim-silence-db", type=float, default=None,
+                   help="trim leading/trailing silence this many dB below each segment's peak (0: off); "
+                        "default: as the model's training cuts were trimmed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -75,6 +78,9 @@ def export_parser(prog: str = "speecheq export") -> argparse.ArgumentParser:
                    help="comma list of corpora for the corpus-aware decision; from the training manifests' names when not given")
     p.add_argument("--extractor", default="fbank", choices=["fbank", "kaldifeat"],
                    help="the fbank extractor the training features were computed with")
+    p.add_argument("--trim-silence-db", type=float, default=None,
+                   help="inference trims silence this many dB below each segment's peak (0: off); "
+                        "default: as the training cuts were trimmed")
     p.add_argument("--torchscript", action="store_true", help="also write model.ts.pt next to the package")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx next to the package")
     return p
@@ -93,7 +99,7 @@ def run_export(argv=None, prog: str = "speecheq export") -> None:
     corpora = [c for c in args.corpora.split(",") if c] if args.corpora is not None else None
     export(output, exp_dir=args.exp_dir, epoch=args.epoch, avg=args.avg, use_averaged_model=args.use_averaged_model,
            checkpoint=args.checkpoint, corpora=corpora, extractor=args.extractor, torchscript=args.torchscript,
-           onnx=args.onnx)
+           onnx=args.onnx, trim_silence_db=args.trim_silence_db)
 
 
 def run_infer(argv=None) -> None:
@@ -102,7 +108,7 @@ def run_infer(argv=None) -> None:
 
     stats = infer(args.inputs, args.model, output=args.output, fmt=args.format, device=args.device, engine=args.engine,
                   max_duration=args.max_duration, max_segment=args.max_segment, align=args.align, corpus=args.corpus,
-                  num_threads=args.num_threads, progress=not args.no_progress)
+                  num_threads=args.num_threads, progress=not args.no_progress, trim_silence_db=args.trim_silence_db)
     if stats.failed:
         where = f" (see the error records in {args.output})" if args.output else ""
         print(f"ERROR: {stats.failed} of {stats.files} inputs could not be processed{where}", file=sys.stderr)

@@ -173,13 +173,15 @@ def export_engines(package_path: Pathlike, torchscript: bool = True, onnx: bool 
 
 def export(output: Pathlike, *, exp_dir: Optional[Pathlike] = None, epoch: int = 0, avg: int = 1,
            use_averaged_model: bool = False, checkpoint: str = "", corpora: Optional[Sequence[str]] = None,
-           extractor: str = "fbank", torchscript: bool = False, onnx: bool = False) -> Dict[str, Path]:
+           extractor: str = "fbank", torchscript: bool = False, onnx: bool = False,
+           trim_silence_db: Optional[float] = None) -> Dict[str, Path]:
     """local/export.py and ``speecheq export``: package an exp dir's weights (when ``exp_dir``
     is given), then optionally add the TorchScript / ONNX engines next to the package."""
     output = Path(output)
     written: Dict[str, Path] = {}
     if exp_dir is not None:
-        package = package_from_exp(exp_dir, epoch, avg, use_averaged_model, checkpoint, corpora, extractor)
+        package = package_from_exp(exp_dir, epoch, avg, use_averaged_model, checkpoint, corpora, extractor,
+                                   trim_silence_db)
         save_package(package, output)
         log.info("package: %s (weights %s, %d categories, corpora %s, fingerprint %s)", output,
                  package["source"]["weights"], len(package["categories"]), sorted(package["corpus_categories"]),

@@ -309,6 +309,7 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
 # Acted corpora (RAVDESS, CREMA-D) put 1-2 s of room silence around 2 s of speech: trimming it
 # drops about 40 % of RAVDESS's frames, so training costs less and pooling sees the speech.
 TRIM_MARGIN = 0.25  # seconds kept on each side: onsets, breaths and release bursts stay in
+TRIM_MARK = "trim_silence_db"  # cut.custom key: the threshold a cut was trimmed with
 
 
 def speech_bounds(feats, threshold_db: float, margin_frames: int) -> tuple:
@@ -340,8 +341,21 @@ def trim_silence(cut, threshold_db: float = 30.0, margin: float = TRIM_MARGIN):
     feats = load_features(cut)
     shift = cut.features.frame_shift
     first, last = speech_bounds(feats, threshold_db, int(round(margin / shift)))
+    # The mark travels into the model package, so inference trims as training did.
+    custom = {**(cut.custom or {}), TRIM_MARK: float(threshold_db)}
     if first == 0 and last >= feats.shape[0]:
-        return cut
+        return fastcopy(cut, custom=custom)
     offset, duration = first * shift, (last - first) * shift
     trimmed = cut.truncate(offset=offset, duration=min(duration, cut.duration - offset), keep_excessive_supervisions=True)
-    return fastcopy(trimmed, supervisions=[fastcopy(s, start=0.0, duration=trimmed.duration) for s in trimmed.supervisions])
+    return fastcopy(trimmed, custom=custom,
+                    supervisions=[fastcopy(s, start=0.0, duration=trimmed.duration) for s in trimmed.supervisions])
+
+
+def trim_frames(feats, threshold_db: float, margin: float = TRIM_MARGIN, frame_shift: float = 0.01,
+                min_frames: int = 1) -> tuple:
+    """(first, last) frames to keep of a feature matrix, as ``trim_silence`` keeps them for a cut;
+    the whole matrix when trimming is off or would leave fewer than ``min_frames``."""
+    if threshold_db <= 0 or len(feats) == 0:
+        return 0, len(feats)
+    first, last = speech_bounds(feats, threshold_db, int(round(margin / frame_shift)))
+    return (first, last) if last - first >= min_frames else (0, len(feats))

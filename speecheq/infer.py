@@ -28,6 +28,7 @@ import torch
 
 from speecheq.audio import check_samples, read_audio, resample
 from speecheq.errors import AudioError, SpeechEQError
+from speecheq.features import trim_frames
 from speecheq.io import Pathlike, atomic_output, check_readable_manifest
 from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
 from speecheq.package import INFERENCE_OUTPUTS, InferenceGraph, Package, engine_path, load_package
@@ -343,13 +344,16 @@ class Inferencer:
     """Turns sources into records with one package and engine (usable from Python)."""
 
     def __init__(self, package: Package, engine: Engine, *, device="cpu", max_duration: float = 200.0,
-                 max_segment: float = 30.0, align: bool = False, corpus: Optional[str] = None):
+                 max_segment: float = 30.0, align: bool = False, corpus: Optional[str] = None,
+                 trim_silence_db: Optional[float] = None):
         if max_duration <= 0:
             raise SpeechEQError("--max-duration must be positive")
         if 0 < max_segment < MIN_MAX_SEGMENT:
             raise SpeechEQError(f"--max-segment must be 0 (never split) or at least {MIN_MAX_SEGMENT} s")
         self.package = package
         self.engine = engine
+        # None: trim as the training cuts were trimmed (recorded in the package); 0: never.
+        self.trim_silence_db = package.trim_silence_db if trim_silence_db is None else trim_silence_db
         self.max_duration = max_duration
         self.max_segment = max_segment
         self.sr = package.sampling_rate
@@ -385,7 +389,11 @@ class Inferencer:
             if feats.shape[0] < MIN_INPUT_FRAMES:  # only possible for a pathological segment
                 item.error = f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
                 return item
-            item.units.append(_Unit(start / self.sr, end / self.sr, np.asarray(feats, dtype=np.float32)))
+            shift = float(self.package.feature_config.get("frame_shift", 0.01))
+            first, last = trim_frames(feats, self.trim_silence_db, frame_shift=shift, min_frames=MIN_INPUT_FRAMES)
+            t0 = start / self.sr + first * shift
+            item.units.append(_Unit(t0, min(end / self.sr, t0 + (last - first) * shift),
+                                    np.asarray(feats[first:last], dtype=np.float32)))
         if self.package.speaker_cmvn:
             # Trained on per-speaker normalised fbank: the only speaker statistics at hand are the file's own.
             frames = np.concatenate([u.feats for u in item.units]).astype(np.float64)
@@ -572,7 +580,8 @@ def write_records(records: Iterable[dict], stream: TextIO, fmt: str, categories:
 
 def infer(inputs: Sequence[Pathlike], model: Pathlike, *, output: Optional[Pathlike] = None, fmt: Optional[str] = None,
           device: str = "cpu", engine: str = "eager", max_duration: float = 200.0, max_segment: float = 30.0,
-          align: bool = False, corpus: Optional[str] = None, num_threads: int = 0, progress: bool = True) -> InferStats:
+          align: bool = False, corpus: Optional[str] = None, num_threads: int = 0, progress: bool = True,
+          trim_silence_db: Optional[float] = None) -> InferStats:
     """``speecheq infer``: write records for every input to ``output`` (stdout when None)."""
     fmt = output_format(output, fmt)
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -581,10 +590,14 @@ def infer(inputs: Sequence[Pathlike], model: Pathlike, *, output: Optional[Pathl
         torch.set_num_threads(num_threads)
     package = load_package(model, device)
     runner = Inferencer(package, make_engine(package, engine, device, num_threads), device=device,
-                        max_duration=max_duration, max_segment=max_segment, align=align, corpus=corpus)
+                        max_duration=max_duration, max_segment=max_segment, align=align, corpus=corpus,
+                        trim_silence_db=trim_silence_db)
     sources = collect_sources(inputs, package.sampling_rate)
     if not sources:
         raise SpeechEQError(f"no audio found in {', '.join(map(str, inputs))}")
+    if runner.trim_silence_db > 0:
+        log.info("trimming leading and trailing silence (%.0f dB below each segment's peak), as in training",
+                 runner.trim_silence_db)
     if package.speaker_cmvn:
         log.info("this model was trained with per-speaker CMVN: each file is normalised by its own statistics")
     records = runner.run(sources, progress=progress, total=len(sources))

@@ -85,6 +85,37 @@ def _train_cut_paths(train_args: Optional[dict]) -> List[Path]:
     return [Path(str(p)) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
 
 
+def reachable_train_manifests(train_args: Optional[dict], exp_dir: Path) -> List[Path]:
+    """The training manifests where they are now; [] when any of them is gone."""
+    paths = _train_cut_paths(train_args)
+    # Relative manifest paths are relative to the recipe folder training ran in: the exp dir minus its relative path.
+    roots = [Path.cwd()]
+    rel_exp = Path(str((train_args or {}).get("exp_dir", "")))
+    if rel_exp.parts and not rel_exp.is_absolute():
+        resolved = Path(exp_dir).resolve()
+        if resolved.parts[-len(rel_exp.parts):] == rel_exp.parts:
+            roots.insert(0, resolved.parents[len(rel_exp.parts) - 1])
+    found = []
+    for p in paths:
+        hit = p if p.is_absolute() else next((r / p for r in roots if (r / p).is_file()), None)
+        if hit is None or not hit.is_file():
+            log.info("training manifest %s is not reachable; corpus names come from the file names", p)
+            return []
+        found.append(hit)
+    return found
+
+
+def training_trim_db(train_args: Optional[dict], exp_dir: Path) -> float:
+    """The silence-trimming threshold the training cuts carry (0 when untrimmed or unreachable)."""
+    from speecheq.features import TRIM_MARK
+    from speecheq.io import load_cuts_lazy
+
+    for path in reachable_train_manifests(train_args, exp_dir):
+        for cut in load_cuts_lazy(path):
+            return float((cut.custom or {}).get(TRIM_MARK, 0.0))
+    return 0.0
+
+
 def observed_corpora(train_args: Optional[dict], exp_dir: Path) -> Dict[str, List[str]]:
     """corpus -> unified emotions of the training manifests, read where they still are ({} when not).
 
@@ -94,22 +125,8 @@ def observed_corpora(train_args: Optional[dict], exp_dir: Path) -> Dict[str, Lis
     """
     from speecheq.io import load_cuts_lazy
 
-    paths = _train_cut_paths(train_args)
-    if not paths:
-        return {}
-    # Relative manifest paths are relative to the recipe folder training ran in: the exp dir minus its relative path.
-    roots = [Path.cwd()]
-    rel_exp = Path(str((train_args or {}).get("exp_dir", "")))
-    if rel_exp.parts and not rel_exp.is_absolute():
-        resolved = Path(exp_dir).resolve()
-        if resolved.parts[-len(rel_exp.parts):] == rel_exp.parts:
-            roots.insert(0, resolved.parents[len(rel_exp.parts) - 1])
     seen: Dict[str, set] = {}
-    for p in paths:
-        found = p if p.is_absolute() else next((r / p for r in roots if (r / p).is_file()), None)
-        if found is None or not found.is_file():
-            log.info("training manifest %s is not reachable; corpus names come from the file names", p)
-            return {}
+    for found in reachable_train_manifests(train_args, exp_dir):
         try:
             for cut in load_cuts_lazy(found):
                 for sup in cut.supervisions:
@@ -166,7 +183,8 @@ def fingerprint(state: Dict[str, torch.Tensor]) -> str:
 def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label_preset: str = "custom",
                        tokens: Optional[Sequence[str]] = None, tasks: Optional[Dict[str, float]] = None,
                        corpora: Sequence[str] = (), observed: Optional[Dict[str, Sequence[str]]] = None,
-                       speaker_cmvn: bool = False, extractor: str = "fbank", source: Optional[dict] = None) -> dict:
+                       speaker_cmvn: bool = False, extractor: str = "fbank", source: Optional[dict] = None,
+                       trim_silence_db: float = 0.0) -> dict:
     """The package dict for a model in memory (trained or not: the benchmark packages an untrained one)."""
     config = model.config
     if len(categories) != config.num_emotions:
@@ -190,7 +208,7 @@ def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label
         "tasks": _plain(dict(tasks) if tasks is not None else {t: 1.0 for t in TASKS}),
         # Also inside model_state as buffers; stored apart so other tools can read them without torch modules.
         "normalization": {"mean": state["feature_mean"].tolist(), "std": state["feature_std"].tolist()},
-        "feature_config": feature_config(extractor, config.num_mel_bins),
+        "feature_config": {**feature_config(extractor, config.num_mel_bins), "trim_silence_db": float(trim_silence_db)},
         "speaker_cmvn": bool(speaker_cmvn),
         "frame_shift": FRAME_SHIFT_SECONDS,
         "source": _plain(source or {}),
@@ -198,8 +216,12 @@ def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label
 
 
 def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False,
-                     checkpoint: str = "", corpora: Optional[Sequence[str]] = None, extractor: str = "fbank") -> dict:
-    """The package dict of a recipe's trained model (weights as decode.py would use them)."""
+                     checkpoint: str = "", corpora: Optional[Sequence[str]] = None, extractor: str = "fbank",
+                     trim_silence_db: Optional[float] = None) -> dict:
+    """The package dict of a recipe's trained model (weights as decode.py would use them).
+
+    ``trim_silence_db`` None: the threshold the training cuts were trimmed with, if any.
+    """
     exp_dir = Path(exp_dir)
     model, meta, tag = load_model(exp_dir, epoch, avg, use_averaged_model, checkpoint, "cpu")
     for key in ("categories", "label_preset"):
@@ -215,6 +237,7 @@ def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averag
         model, categories=meta["categories"], label_preset=meta["label_preset"], tokens=meta.get("tokens"),
         tasks=meta.get("tasks"), corpora=corpora, observed=observed, speaker_cmvn=bool(meta.get("speaker_cmvn")),
         extractor=extractor,
+        trim_silence_db=training_trim_db(meta.get("train_args"), exp_dir) if trim_silence_db is None else trim_silence_db,
         source={"exp_dir": str(exp_dir.resolve()), "weights": tag, "epoch": meta.get("epoch"),
                 "checkpoint_version": meta.get("version"), "train_args": meta.get("train_args")},
     )
@@ -252,6 +275,11 @@ class Package:
     format_version: int
     frame_shift: float = FRAME_SHIFT_SECONDS
     source: dict = field(default_factory=dict)
+
+    @property
+    def trim_silence_db(self) -> float:
+        """Inference trims leading/trailing silence as the training cuts were trimmed (0: off)."""
+        return float(self.feature_config.get("trim_silence_db", 0.0) or 0.0)
 
     @property
     def sampling_rate(self) -> int:

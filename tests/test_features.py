@@ -44,7 +44,8 @@ def test_trim_silence_leaves_a_cut_without_silence_alone(tmp_path):
     from speecheq.features import trim_silence
 
     cut = _cut_with_features(tmp_path, lead=0.0, speech=1.2, tail=0.0)
-    assert trim_silence(cut, threshold_db=30) is cut
+    same = trim_silence(cut, threshold_db=30)
+    assert (same.start, same.duration) == (cut.start, cut.duration) and same.custom == {"trim_silence_db": 30.0}
 
 
 def test_a_higher_threshold_keeps_more(tmp_path):
@@ -55,3 +56,19 @@ def test_a_higher_threshold_keeps_more(tmp_path):
     f10, l10 = speech_bounds(feats, 10, 0)
     f60, l60 = speech_bounds(feats, 60, 0)
     assert f60 <= f10 and l60 >= l10
+
+
+def test_trimmed_cuts_carry_their_threshold_into_the_package(tmp_path):
+    from lhotse import CutSet
+
+    from speecheq.features import trim_silence
+    from speecheq.package import training_trim_db
+
+    cut = _cut_with_features(tmp_path, lead=0.5, speech=1.0, tail=0.5)
+    plain = tmp_path / "plain_cuts_train.jsonl.gz"
+    CutSet.from_cuts([cut]).to_file(plain)
+    trimmed = tmp_path / "trimmed_cuts_train.jsonl.gz"
+    CutSet.from_cuts([trim_silence(cut, threshold_db=35)]).to_file(trimmed)
+    assert training_trim_db({"train_cuts": [str(trimmed)]}, tmp_path) == 35
+    assert training_trim_db({"train_cuts": [str(plain)]}, tmp_path) == 0
+    assert training_trim_db({"train_cuts": [str(tmp_path / "gone_cuts_train.jsonl.gz")]}, tmp_path) == 0

@@ -246,3 +246,24 @@ def test_fatal_errors_are_one_line(package_path, tmp_path, capsys):
     assert "file not found" in capsys.readouterr().out
     assert run_cli("--model", package_path, tmp_path, "--engine", "onnx") == 1
     assert "model.onnx not found" in capsys.readouterr().err
+
+
+def test_inference_trims_silence_as_the_package_says(trained_exp, tmp_path):
+    path = tmp_path / "trimmed-package.pt"
+    save_package(package_from_exp(trained_exp, epoch=2, trim_silence_db=30), path)
+    package = load_package(path)
+    assert package.trim_silence_db == 30
+    rng = np.random.default_rng(4)
+    quiet = (1e-4 * rng.standard_normal(16000)).astype(np.float32)
+    wav = write_wav(tmp_path / "padded.wav", np.concatenate([quiet, tone(1.5, seed=5), quiet]))
+    durations = {}
+    for db in (None, 0.0):
+        runner = Inferencer(package, make_engine(package), trim_silence_db=db)
+        (rec,) = list(runner.run(collect_sources([wav])))
+        durations[db] = rec["duration"]
+    assert durations[0.0] == pytest.approx(3.5, abs=0.02)
+    assert durations[None] == pytest.approx(1.5 + 2 * 0.25, abs=0.05)
+
+
+def test_a_package_from_untrimmed_training_cuts_does_not_trim(package_path):
+    assert load_package(package_path).trim_silence_db == 0
