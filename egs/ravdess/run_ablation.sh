@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 num_epochs=25
-max_duration=100
+max_duration=50
 label_preset=all
 jobs=2
 extra_train_args="--lr-schedule cosine"
