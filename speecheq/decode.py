@@ -116,6 +116,31 @@ def fold_summary(metric_files: Sequence[Path]) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def fold_values(metric_files: Sequence[Path], metric: str) -> List[float]:
+    """One headline figure per fold, in the order given."""
+    out = []
+    for f in metric_files:
+        if not f.is_file():
+            raise SpeechEQError(f"fold metrics not found: {f}")
+        headline = json.loads(f.read_text())["headline"]
+        if headline.get(metric) is None:
+            raise SpeechEQError(f"{f}: no {metric!r} in the headline ({', '.join(headline)})")
+        out.append(float(headline[metric]))
+    return out
+
+
+def paired_difference(a_files: Sequence[Path], b_files: Sequence[Path], metric: str = "UA") -> Dict[str, object]:
+    """B minus A fold by fold: on the same test speakers, the spread between folds (which
+    speakers are hard) cancels, so the paired mean and std say more than two mean ± std."""
+    if len(a_files) != len(b_files) or not a_files:
+        raise SpeechEQError(f"paired comparison needs the same folds on both sides ({len(a_files)} vs {len(b_files)})")
+    a, b = fold_values(a_files, metric), fold_values(b_files, metric)
+    diff = [y - x for x, y in zip(a, b)]
+    mean, std = metrics.mean_std(diff)
+    return {"metric": metric, "a": a, "b": b, "difference": diff, "mean": mean, "std": std,
+            "b_better": sum(d > 0 for d in diff), "folds": len(diff)}
+
+
 def format_row(name: str, figures: Dict[str, object], command: str) -> str:
     cols = ["UA", "WA", "macro_F1", "CCC", "gender_acc", "PER"]
 

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,6 +55,34 @@ def test_fold_summary_is_mean_and_sample_std(tmp_path):
         files.append(f)
     s = fold_summary(files)
     assert s["UA"]["mean"] == pytest.approx(50.0) and s["UA"]["std"] == pytest.approx(10.0) and s["UA"]["folds"] == 3
+
+
+def test_paired_fold_difference_and_its_script(tmp_path):
+    import subprocess
+    import sys
+
+    from speecheq.decode import paired_difference
+    from speecheq.errors import SpeechEQError
+
+    for run, uas in (("a", [40.0, 50.0, 60.0]), ("b", [44.0, 49.0, 66.0])):
+        for k, ua in enumerate(uas):
+            (tmp_path / f"{run}{k}.json").write_text(json.dumps({"headline": {"UA": ua, "PER": None}}))
+    a = [tmp_path / f"a{k}.json" for k in range(3)]
+    b = [tmp_path / f"b{k}.json" for k in range(3)]
+    r = paired_difference(a, b)
+    assert r["difference"] == [4.0, -1.0, 6.0] and r["b_better"] == 2
+    assert r["mean"] == pytest.approx(3.0) and r["std"] == pytest.approx(3.6056, abs=1e-4)
+    with pytest.raises(SpeechEQError, match="same folds"):
+        paired_difference(a, b[:2])
+    with pytest.raises(SpeechEQError, match="no 'PER'"):
+        paired_difference(a, b, "PER")
+    script = Path(__file__).resolve().parents[1] / "local/compare_folds.py"
+    out = subprocess.run([sys.executable, str(script), "--a", str(tmp_path / "a{k}.json"), "--b", str(tmp_path / "b{k}.json"),
+                          "--folds", "0", "1", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "| 2 | 60.00 | 66.00 | +6.00 |" in out.stdout and "+3.00 ± 3.61 (B better on 2 of 3 folds)" in out.stdout
+    bad = subprocess.run([sys.executable, str(script), "--a", "x.json", "--b", "y.json"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no {k}" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_align_writes_phone_alignments_into_cuts(trained_exp, synth_data, tmp_path):
