@@ -27,10 +27,11 @@ def main():
     table = {name: convergence(curves, args.window) for name, curves in runs.items()}
     plot_curves(runs, args.out)
     write_json_atomic(args.out.with_suffix(".json"), table)
-    print("| run | epochs | best dev epoch per fold | dev UA, last 5 | dev UA, 5 before | train loss, last 5 | 5 before |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | epochs | training min per fold | best dev epoch per fold | dev UA, last 5 | dev UA, 5 before | "
+          "train loss, last 5 | 5 before |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, t in table.items():
-        print(f"| {name} | {t['epochs']} | {', '.join(map(str, t['best_dev_epochs']))} | {t['dev_ua_last']} | "
+        print(f"| {name} | {t['epochs']} | {t['train_minutes_per_run']} | {', '.join(map(str, t['best_dev_epochs']))} | {t['dev_ua_last']} | "
               f"{t['dev_ua_previous']} | {t['train_emotion_loss_last']} | {t['train_emotion_loss_previous']} |")
 
 

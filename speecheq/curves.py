@@ -17,22 +17,24 @@ import numpy as np
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike
 
-_TRAIN = re.compile(r"epoch (\d+) done in .* train losses (\{.*\})")
+_TRAIN = re.compile(r"epoch (\d+) done in ([0-9.]+) s.* train losses (\{.*\})")
 _VALID = re.compile(r"epoch (\d+) validation: (\{.*\})")
 
 
 def read_curves(exp_dir: Pathlike) -> Dict[int, dict]:
-    """{epoch: {"train": {task: loss}, "valid": {metric: value}}} from ``exp_dir/log``."""
+    """{epoch: {"train": {task: loss}, "valid": {metric: value}, "seconds": training time}} from ``exp_dir/log``."""
     logs = sorted(Path(exp_dir).glob("log/log-train-*-rank0.txt"))  # names carry the start time
     if not logs:
         raise SpeechEQError(f"{exp_dir}: no training log (log/log-train-*-rank0.txt)")
     curves: Dict[int, dict] = {}
     for path in logs:
         for line in path.read_text(errors="replace").splitlines():
-            for key, pattern in (("train", _TRAIN), ("valid", _VALID)):
-                m = pattern.search(line)
-                if m:
-                    curves.setdefault(int(m.group(1)), {})[key] = json.loads(m.group(2))
+            m = _TRAIN.search(line)
+            if m:
+                curves.setdefault(int(m.group(1)), {}).update(train=json.loads(m.group(3)), seconds=float(m.group(2)))
+            m = _VALID.search(line)
+            if m:
+                curves.setdefault(int(m.group(1)), {})["valid"] = json.loads(m.group(2))
     return dict(sorted(curves.items()))
 
 
@@ -58,6 +60,8 @@ def convergence(fold_curves: Sequence[Dict[int, dict]], window: int = 5, loss: s
     return {
         "epochs": epochs,
         "best_dev_epochs": best,
+        "train_minutes_per_run": round(float(np.mean([sum(e.get("seconds", 0.0) for e in c.values())
+                                                       for c in fold_curves])) / 60, 1),
         "dev_ua_last": round(float(np.nanmean(ua[-window:])), 2),
         "dev_ua_previous": round(float(np.nanmean(ua[-2 * window:-window])), 2),
         f"train_{loss}_loss_last": round(float(np.nanmean(tl[-window:])), 4),

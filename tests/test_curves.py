@@ -16,9 +16,10 @@ def test_curves_have_every_epoch_of_the_run(trained_exp):
 
     curves = read_curves(trained_exp)
     assert list(curves) == [1, 2]
-    assert all("emotion" in c["train"] and "UA" in c["valid"] for c in curves.values())
+    assert all("emotion" in c["train"] and "UA" in c["valid"] and c["seconds"] > 0 for c in curves.values())
     table = convergence([curves, curves], window=1)
     assert table["epochs"] == 2 and len(table["best_dev_epochs"]) == 2
+    assert table["train_minutes_per_run"] == pytest.approx(sum(c["seconds"] for c in curves.values()) / 60, abs=0.06)
     assert table["dev_ua_last"] == pytest.approx(curves[2]["valid"]["UA"], abs=0.01)
     with pytest.raises(Exception, match="need at least 10"):
         convergence([curves], window=5)
@@ -43,7 +44,7 @@ def test_curves_script_writes_png_and_table(trained_exp, tmp_path):
                         "--out", str(out), "--window", "1"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.with_suffix(".json").is_file()
-    assert "| tiny | 2 |" in r.stdout
+    assert "| tiny | 2 | " in r.stdout
     bad = subprocess.run([sys.executable, str(REPO / "local/curves.py"), "--runs", str(tmp_path), "--out", str(out)],
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "NAME=EXP_DIR" in bad.stderr and "Traceback" not in bad.stderr
