@@ -9,7 +9,7 @@ from speecheq.cli import script
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--runs", nargs="+", required=True, help="NAME=EXP_DIR, EXP_DIR holding fold*/ runs (or one run)")
+    p.add_argument("--runs", nargs="+", required=True, help="NAME=EXP_DIR: EXP_DIR holding fold*/ runs, one run, or a glob of runs ('exp/unified_fold*')")
     p.add_argument("--out", type=Path, required=True, help="PNG path; the table goes next to it as .json")
     p.add_argument("--window", type=int, default=5)
     args = p.parse_args()

@@ -70,7 +70,15 @@ def convergence(fold_curves: Sequence[Dict[int, dict]], window: int = 5, loss: s
 
 
 def fold_dirs(run_dir: Pathlike) -> List[Path]:
-    """The fold runs of a recipe's experiment (``fold*/``), or the run itself."""
+    """The fold runs of an experiment: a glob (``exp/unified_fold*``), the ``fold*/`` folders
+    of a recipe's experiment, or the run itself."""
+    text = str(run_dir)
+    if any(ch in text for ch in "*?["):
+        parent = Path(text).parent
+        folds = sorted(p for p in parent.glob(Path(text).name) if p.is_dir())
+        if not folds:
+            raise SpeechEQError(f"no run folder matches {text}")
+        return folds
     run_dir = Path(run_dir)
     folds = sorted(p for p in run_dir.glob("fold*") if p.is_dir())
     return folds or [run_dir]

@@ -48,3 +48,15 @@ def test_curves_script_writes_png_and_table(trained_exp, tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "local/curves.py"), "--runs", str(tmp_path), "--out", str(out)],
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "NAME=EXP_DIR" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_fold_dirs_takes_a_folder_of_folds_or_a_glob(tmp_path):
+    from speecheq.curves import fold_dirs
+
+    for name in ("exp/cat_all/fold0", "exp/cat_all/fold1", "exp/unified_fold0", "exp/unified_fold1", "exp/other"):
+        (tmp_path / name).mkdir(parents=True)
+    assert [p.name for p in fold_dirs(tmp_path / "exp/cat_all")] == ["fold0", "fold1"]
+    assert [p.name for p in fold_dirs(tmp_path / "exp/unified_fold*")] == ["unified_fold0", "unified_fold1"]
+    assert fold_dirs(tmp_path / "exp/other") == [tmp_path / "exp/other"]
+    with pytest.raises(Exception, match="no run folder matches"):
+        fold_dirs(tmp_path / "exp/nothing_fold*")
