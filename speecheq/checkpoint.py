@@ -118,6 +118,15 @@ def averaged_model_between(start: dict, end: dict) -> Dict[str, torch.Tensor]:
     return out
 
 
+def weights_tag(epoch: Optional[int] = None, avg: int = 1, use_averaged_model: bool = False,
+                checkpoint: Optional[str] = None) -> str:
+    """The name decoding gives a choice of weights (its output folders end in it):
+    ``best-valid`` for a file, ``epoch-E-avg-A[-use-averaged]`` for epochs."""
+    if checkpoint:
+        return Path(checkpoint).stem
+    return f"epoch-{epoch}-avg-{avg}" + ("-use-averaged" if use_averaged_model else "")
+
+
 def resolve_model_weights(exp_dir: Pathlike, epoch: Optional[int], avg: int = 1, use_averaged_model: bool = False,
                           checkpoint: Optional[str] = None):
     """The weights that decoding/export use, and a tag naming them.
@@ -129,7 +138,7 @@ def resolve_model_weights(exp_dir: Pathlike, epoch: Optional[int], avg: int = 1,
     exp_dir = Path(exp_dir)
     if checkpoint:
         ckpt = load_checkpoint(exp_dir / checkpoint if not Path(checkpoint).is_file() else checkpoint)
-        return ckpt, ckpt["model"], Path(checkpoint).stem
+        return ckpt, ckpt["model"], weights_tag(checkpoint=checkpoint)
     available = epoch_checkpoints(exp_dir)
     if not available:
         raise SpeechEQError(f"no epoch-*.pt checkpoints in {exp_dir} (train first)")
@@ -137,15 +146,15 @@ def resolve_model_weights(exp_dir: Pathlike, epoch: Optional[int], avg: int = 1,
     if avg < 1:
         raise SpeechEQError("--avg must be at least 1")
     last = load_checkpoint(exp_dir / f"epoch-{epoch}.pt")
-    tag = f"epoch-{epoch}-avg-{avg}"
+    tag = weights_tag(epoch, avg, use_averaged_model)
     if avg == 1:
-        return last, (last["model_avg"] if use_averaged_model else last["model"]), tag + ("-use-averaged" if use_averaged_model else "")
+        return last, (last["model_avg"] if use_averaged_model else last["model"]), tag
     if use_averaged_model:
         start_epoch = epoch - avg
         if start_epoch < 1:
             raise SpeechEQError(f"--use-averaged-model with --epoch {epoch} --avg {avg} needs epoch-{start_epoch}.pt")
         start = load_checkpoint(exp_dir / f"epoch-{start_epoch}.pt")
-        return last, averaged_model_between(start, last), tag + "-use-averaged"
+        return last, averaged_model_between(start, last), tag
     epochs = list(range(epoch - avg + 1, epoch + 1))
     missing = [e for e in epochs if e not in available]
     if missing:

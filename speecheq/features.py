@@ -340,7 +340,7 @@ def trim_silence(cut, threshold_db: float = 30.0, margin: float = TRIM_MARGIN):
 
     feats = load_features(cut)
     shift = cut.features.frame_shift
-    first, last = speech_bounds(feats, threshold_db, int(round(margin / shift)))
+    first, last = trim_frames(feats, threshold_db, margin, shift)
     # The mark travels into the model package, so inference trims as training did.
     custom = {**(cut.custom or {}), TRIM_MARK: float(threshold_db)}
     if first == 0 and last >= feats.shape[0]:

@@ -354,6 +354,7 @@ class Inferencer:
         self.engine = engine
         # None: trim as the training cuts were trimmed (recorded in the package); 0: never.
         self.trim_silence_db = package.trim_silence_db if trim_silence_db is None else trim_silence_db
+        self.feature_shift = float(package.feature_config.get("frame_shift", 0.01))
         self.max_duration = max_duration
         self.max_segment = max_segment
         self.sr = package.sampling_rate
@@ -389,7 +390,7 @@ class Inferencer:
             if feats.shape[0] < MIN_INPUT_FRAMES:  # only possible for a pathological segment
                 item.error = f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
                 return item
-            shift = float(self.package.feature_config.get("frame_shift", 0.01))
+            shift = self.feature_shift
             first, last = trim_frames(feats, self.trim_silence_db, frame_shift=shift, min_frames=MIN_INPUT_FRAMES)
             t0 = start / self.sr + first * shift
             item.units.append(_Unit(t0, min(end / self.sr, t0 + (last - first) * shift),

@@ -30,6 +30,7 @@ train_folds() {  # stage 4: one model per fold, resumed from its last epoch, ski
 }
 
 decode_tag() {  # decode_tag CHECKPOINT-ARGS -> the name local/decode.py gives those weights
+  # (speecheq.checkpoint.weights_tag; tests/test_schedule.py holds the two together)
   local epoch="" avg=1 file="" averaged=""
   set -- $1
   while [ $# -gt 0 ]; do
