@@ -9,6 +9,7 @@ wall of missing-key errors.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
@@ -39,8 +40,48 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def fingerprint(state: Dict[str, torch.Tensor]) -> str:
+    """Hash of a state dict's names, dtypes and bytes.
+
+    Checkpoints and packages store it next to their weights: torch.load does not
+    check the zip's CRCs, so bytes damaged inside a tensor would load as other
+    weights. Exported graphs carry it too, so a stale model.onnx next to a new
+    package is caught.
+    """
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+# The state dicts of a checkpoint that hold weights (optimizer moments are not checked:
+# damage there changes how training goes on, and resuming recomputes nothing from them).
+WEIGHT_KEYS = ("model", "model_avg")
+HASH_KEY = "weights_fingerprint"
+
+
+def _weight_fingerprints(content: dict) -> Dict[str, str]:
+    return {k: fingerprint(content[k]) for k in WEIGHT_KEYS if isinstance(content.get(k), dict)}
+
+
+def check_fingerprint(path: Pathlike, what: str, stored: Optional[str], state: Dict[str, torch.Tensor]) -> None:
+    """Refuse weights whose bytes changed since they were written; note files older than the hash."""
+    if not stored:
+        log.info("%s has no weight fingerprint (written before speecheq stored one); its weights are not checked", path)
+        return
+    found = fingerprint(state)
+    if found != stored:
+        raise SpeechEQError(f"{path}: the {what} weights do not match their stored fingerprint ({found} != {stored}); "
+                            "the file is damaged: restore or re-create it")
+
+
 def save_checkpoint(path: Pathlike, **content) -> Path:
-    """torch.save under a temporary name, then rename: a kill never leaves half a checkpoint."""
+    """torch.save under a temporary name, then rename: a kill never leaves half a checkpoint.
+    The weights' fingerprints go with them, so damage inside a tensor is caught on load."""
+    content[HASH_KEY] = _weight_fingerprints(content)
     with atomic_output(path) as tmp:
         torch.save(content, tmp)
     return Path(path)
@@ -51,9 +92,32 @@ def load_checkpoint(path: Pathlike, map_location="cpu") -> dict:
     if not path.is_file():
         raise SpeechEQError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # truncated zip, pickle errors...
         raise SpeechEQError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(ckpt, dict):
+        raise SpeechEQError(f"checkpoint {path} is not a SpeechEQ checkpoint (a {type(ckpt).__name__})")
+    if HASH_KEY not in ckpt:
+        check_fingerprint(path, "model", None, {})  # the note for files written before the hash
+        return ckpt
+    for key, stored in ckpt[HASH_KEY].items():
+        if not isinstance(ckpt.get(key), dict):
+            raise SpeechEQError(f"{path}: the {key} weights are missing (the file is damaged)")
+        check_fingerprint(path, key, stored, ckpt[key])
+    return ckpt
+
+
+def weights_epoch(ckpt: dict) -> Optional[int]:
+    """The epoch whose weights a checkpoint holds.
+
+    Its ``epoch`` is where training resumes: the next epoch for the end-of-epoch
+    files (epoch-N.pt, best-valid.pt: ``batch_in_epoch`` 0), the running one for
+    mid-epoch checkpoint-B.pt files.
+    """
+    epoch = ckpt.get("epoch")
+    if epoch is None:
+        return None
+    return int(epoch) - 1 if not ckpt.get("batch_in_epoch") else int(epoch)
 
 
 def load_model_state(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:

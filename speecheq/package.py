@@ -10,7 +10,6 @@ corpus-aware decision uses and the fbank settings travel inside it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -21,7 +20,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from speecheq import __version__
-from speecheq.checkpoint import load_model_state, resolve_model_weights
+# fingerprint is re-exported: export.py and the engines know it from here.
+from speecheq.checkpoint import check_fingerprint, fingerprint, load_model_state, resolve_model_weights, weights_epoch
 from speecheq.errors import SpeechEQError
 from speecheq.features import NUM_MEL_BINS
 from speecheq.io import Pathlike, atomic_output
@@ -169,17 +169,6 @@ def _plain(value):
     return str(value)
 
 
-def fingerprint(state: Dict[str, torch.Tensor]) -> str:
-    """Hash of the weights: exported graphs carry it, so a stale model.onnx next to a new package is caught."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(t.dtype).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
-
-
 def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label_preset: str = "custom",
                        tokens: Optional[Sequence[str]] = None, tasks: Optional[Dict[str, float]] = None,
                        corpora: Sequence[str] = (), observed: Optional[Dict[str, Sequence[str]]] = None,
@@ -238,7 +227,7 @@ def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averag
         tasks=meta.get("tasks"), corpora=corpora, observed=observed, speaker_cmvn=bool(meta.get("speaker_cmvn")),
         extractor=extractor,
         trim_silence_db=training_trim_db(meta.get("train_args"), exp_dir) if trim_silence_db is None else trim_silence_db,
-        source={"exp_dir": str(exp_dir.resolve()), "weights": tag, "epoch": meta.get("epoch"),
+        source={"exp_dir": str(exp_dir.resolve()), "weights": tag, "epoch": weights_epoch(meta),
                 "checkpoint_version": meta.get("version"), "train_args": meta.get("train_args")},
     )
 
@@ -359,6 +348,9 @@ def load_package(path: Pathlike, device="cpu") -> Package:
     if int(feature_cfg.get("num_mel_bins", -1)) != config.num_mel_bins:
         raise SpeechEQError(f"{path}: feature config has {feature_cfg.get('num_mel_bins')} mel bins, "
                             f"the model takes {config.num_mel_bins}")
+    if not isinstance(state, dict):
+        raise SpeechEQError(f"{path}: package is incomplete or inconsistent (model_state is a {type(state).__name__})")
+    check_fingerprint(path, "model", obj.get("fingerprint"), state)
     model = SpeechEQModel(config)
     load_model_state(model, state, f"package {path}")
     return Package(
