@@ -6,6 +6,7 @@ A batch is a dict that the model and the loss share:
 (B,), ``emotion`` (B,) class index of the run's preset or -1, ``intensity`` (B,)
 in [0, 1] or NaN, ``gender`` (B,) 0 = M, 1 = F or -1, ``phones`` (B, U) token ids
 padded with 0 and ``phone_lens`` (B,) with 0 where a cut has no phones,
+``speaker`` (B,) index among the training speakers or -1 (the adversary's target),
 ``corpus`` and ``cut_ids`` (lists). Missing labels are marked, never guessed: the
 loss masks each task per utterance.
 """
@@ -19,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from speecheq.augment import CutAugment
 from speecheq.errors import SpeechEQError
 from speecheq.labels import LabelScheme
 from speecheq.text.tokens import TokenTable
@@ -54,10 +56,14 @@ def cut_targets(cut, scheme: LabelScheme, tokens: Optional[TokenTable]) -> dict:
 class SpeechEQDataset(torch.utils.data.Dataset):
     """lhotse map-style dataset: a sampler hands it a CutSet, it returns a batch dict."""
 
-    def __init__(self, scheme: LabelScheme, tokens: Optional[TokenTable] = None, speaker_cmvn: Optional[dict] = None):
+    def __init__(self, scheme: LabelScheme, tokens: Optional[TokenTable] = None, speaker_cmvn: Optional[dict] = None,
+                 augment: Optional[CutAugment] = None, speakers: Optional[Dict[str, int]] = None):
         self.scheme = scheme
         self.tokens = tokens
         self.speaker_cmvn = speaker_cmvn
+        # Training only: cut-level augmentation, and the speaker index the adversary predicts.
+        self.augment = augment
+        self.speakers = speakers
 
     def __getitem__(self, cuts) -> Dict[str, object]:
         from lhotse.dataset.collation import collate_features
@@ -66,20 +72,27 @@ class SpeechEQDataset(torch.utils.data.Dataset):
         for cut in cuts:
             if not cut.has_features:
                 raise SpeechEQError(f"cut {cut.id} has no features (run the fbank stage on its manifest)")
-        try:
-            features, feature_lens = collate_features(cuts)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            first = next(iter(cuts))
-            raise SpeechEQError(
-                f"cannot read features for {len(cuts)} cuts starting at {first.id} "
-                f"({first.features.storage_path}): {e}; re-run the fbank stage"
-            ) from None
+        phones_valid = [True] * len(cuts)
+        if self.augment is not None and self.augment.active:
+            features, feature_lens, phones_valid = self._augmented_features(cuts)
+        else:
+            try:
+                features, feature_lens = collate_features(cuts)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                first = next(iter(cuts))
+                raise SpeechEQError(
+                    f"cannot read features for {len(cuts)} cuts starting at {first.id} "
+                    f"({first.features.storage_path}): {e}; re-run the fbank stage"
+                ) from None
         if self.speaker_cmvn is not None:
             for i, cut in enumerate(cuts):
                 mean, std = self.speaker_cmvn[cut.supervisions[0].speaker]
                 n = int(feature_lens[i])
                 features[i, :n] = (features[i, :n] - mean) / std
         targets = [cut_targets(c, self.scheme, self.tokens) for c in cuts]
+        for t, valid in zip(targets, phones_valid):
+            if not valid:
+                t["phones"] = []
         max_u = max([len(t["phones"]) for t in targets] + [1])
         phones = torch.zeros(len(targets), max_u, dtype=torch.long)
         for i, t in enumerate(targets):
@@ -92,9 +105,27 @@ class SpeechEQDataset(torch.utils.data.Dataset):
             "gender": torch.tensor([t["gender"] for t in targets], dtype=torch.long),
             "phones": phones,
             "phone_lens": torch.tensor([len(t["phones"]) for t in targets], dtype=torch.long),
+            "speaker": torch.tensor([self.speakers.get(c.supervisions[0].speaker, -1) if self.speakers else -1
+                                     for c in cuts], dtype=torch.long),
             "corpus": [t["corpus"] for t in targets],
             "cut_ids": [c.id for c in cuts],
         }
+
+    def _augmented_features(self, cuts):
+        """Per cut: the stored features, or on-the-fly ones for a perturbed cut; cropped
+        cuts read only their window. Padded with 0 like lhotse's collate_features."""
+        from speecheq.features import load_features
+
+        mats, phones_valid = [], []
+        for cut in cuts:
+            new_cut, feats, valid = self.augment.apply(cut)
+            mats.append(feats if feats is not None else torch.from_numpy(load_features(new_cut)))
+            phones_valid.append(valid)
+        lens = torch.tensor([m.shape[0] for m in mats], dtype=torch.long)
+        features = torch.zeros(len(mats), int(lens.max()), mats[0].shape[1])
+        for i, m in enumerate(mats):
+            features[i, : m.shape[0]] = m
+        return features, lens, phones_valid
 
 
 def speaker_cmvn_stats(cuts) -> Dict[str, tuple]:

@@ -19,8 +19,10 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-TASKS = ("emotion", "intensity", "ctc", "gender")
-DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1}
+# "speaker" is the gradient-reversal adversary (training only): its head learns the
+# training speakers, the encoder gets the reversed gradient (speecheq.model.heads).
+TASKS = ("emotion", "intensity", "ctc", "gender", "speaker")
+DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1, "speaker": 0.1}
 INTENSITY_LOSSES = ("mse", "ccc")
 MISSING_CLASS = -1
 
@@ -110,6 +112,7 @@ class MultitaskLoss:
             "intensity": self._intensity,
             "ctc": self._ctc,
             "gender": self._gender,
+            "speaker": self._speaker,
         }
         total = None
         stats: dict[str, dict[str, float | int]] = {}
@@ -142,9 +145,28 @@ class MultitaskLoss:
         return per_utterance.sum(), count, {}
 
     def _emotion(self, outputs, batch):
-        return self._classification(
-            outputs["emotion_logits"], _label(batch, "emotion", "emotion"), "emotion", self.class_weights
-        )
+        logits, targets = outputs["emotion_logits"], _label(batch, "emotion", "emotion")
+        loss_sum, count, extra = self._classification(logits, targets, "emotion", self.class_weights)
+        if "mix_partner" not in batch:
+            return loss_sum, count, extra
+        # Mixup: lam on the utterance's own class, 1 - lam on its partner's (where the
+        # partner has a label; otherwise the utterance's own class keeps all the weight).
+        targets = targets.to(logits.device).long()
+        partner = targets[batch["mix_partner"].to(logits.device)]
+        lam = batch["mix_lam"].to(device=logits.device, dtype=logits.dtype)
+        own = F.cross_entropy(logits, targets, ignore_index=MISSING_CLASS, reduction="none")
+        other = F.cross_entropy(logits, partner, ignore_index=MISSING_CLASS, reduction="none")
+        lam = torch.where(partner == MISSING_CLASS, torch.ones_like(lam), lam)
+        mixed = lam * own + (1 - lam) * other
+        if self.class_weights is not None:
+            w = self.class_weights.to(device=logits.device, dtype=logits.dtype)
+            mixed = mixed * torch.where(targets == MISSING_CLASS, torch.zeros_like(lam), w[targets.clamp(min=0)])
+        return torch.where(targets == MISSING_CLASS, torch.zeros_like(mixed), mixed).sum(), count, extra
+
+    def _speaker(self, outputs, batch):
+        if "speaker_logits" not in outputs:
+            raise ValueError("the speaker task needs a model with an adversary head (ModelConfig.num_speakers > 0)")
+        return self._classification(outputs["speaker_logits"], _label(batch, "speaker", "speaker"), "speaker", None)
 
     def _gender(self, outputs, batch):
         return self._classification(outputs["gender_logits"], _label(batch, "gender", "gender"), "gender", None)

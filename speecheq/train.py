@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from speecheq import __version__
+from speecheq.augment import CutAugment, mixup, parse_factors
 from speecheq.checkpoint import (
     load_checkpoint,
     load_model_state,
@@ -42,15 +43,12 @@ from speecheq.features import feature_statistics
 from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.labels import LabelScheme
-from speecheq.losses import MultitaskLoss
+from speecheq.losses import DEFAULT_WEIGHTS, TASKS, MultitaskLoss
 from speecheq.model import MIN_INPUT_FRAMES, PRESETS as MODEL_PRESETS, SpeechEQModel, config_from_preset
 from speecheq.predict import headline, records_from_outputs, summarize
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
-
-TASKS = ("emotion", "intensity", "ctc", "gender")
-DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1}
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -68,11 +66,20 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--speaker-cmvn", action="store_true",
                    help="normalise fbank per speaker over each speaker's own utterances (uses test speakers' unlabelled audio)")
     g.add_argument("--num-workers", type=int, default=0, help="dataloader workers (0 keeps resume bit-exact)")
+    g = p.add_argument_group("augmentation (training cuts only)")
+    g.add_argument("--speed-perturb", default="", metavar="FACTORS",
+                   help="e.g. 0.9,1.1: each training cut runs at one of these speeds or 1.0, drawn per epoch; "
+                        "perturbed features are computed on the fly")
+    g.add_argument("--random-crop", type=float, default=0.0, metavar="SECONDS",
+                   help="train on a random window of this length of longer cuts (their phones are not used)")
+    g.add_argument("--mixup-alpha", type=float, default=0.0,
+                   help="mix fbank within each batch with lam ~ Beta(a, a) and soft emotion targets (0: off)")
     g = p.add_argument_group("model")
     g.add_argument("--model-preset", default="small", choices=sorted(MODEL_PRESETS))
     g.add_argument("--model-config", default="", help="JSON overrides of the preset, e.g. '{\"num_layers\": 2}'")
     g = p.add_argument_group("tasks and loss")
-    g.add_argument("--tasks", default="emotion,intensity,ctc,gender", help="comma list of active tasks")
+    g.add_argument("--tasks", default="emotion,intensity,ctc,gender",
+                   help="comma list of active tasks; 'speaker' adds a gradient-reversal speaker adversary")
     for t in TASKS:
         g.add_argument(f"--{t}-weight", type=float, default=DEFAULT_WEIGHTS[t])
     g.add_argument("--intensity-loss", default="mse", choices=["mse", "ccc"])
@@ -260,6 +267,13 @@ class Trainer:
         if "ctc" in self.weights or (args.lang_dir / "tokens.txt").is_file():
             self.tokens = TokenTable.from_file(args.lang_dir / "tokens.txt")
         overrides = json.loads(args.model_config) if args.model_config else {}
+        # The adversary predicts the training speakers; dev and test speakers are unknown to it.
+        self.speakers = None
+        if "speaker" in self.weights:
+            self.speakers = {spk: i for i, spk in enumerate(sorted({c.supervisions[0].speaker for c in self.train_cuts}))}
+            overrides.setdefault("num_speakers", len(self.speakers))
+        # The model's input is whatever the feature stage stored (fbank, fbank + pitch, ...).
+        overrides.setdefault("num_mel_bins", self.train_cuts[0].num_features)
         try:
             self.model_config = config_from_preset(
                 args.model_preset, num_emotions=self.scheme.num_classes,
@@ -273,7 +287,12 @@ class Trainer:
             self.speaker_cmvn = speaker_cmvn_stats(self.train_cuts)
             if self.dev_cuts is not None:
                 self.speaker_cmvn.update(speaker_cmvn_stats(self.dev_cuts))
-        self.dataset = SpeechEQDataset(self.scheme, self.tokens if "ctc" in self.weights else None, self.speaker_cmvn)
+        tokens = self.tokens if "ctc" in self.weights else None
+        self.augment = CutAugment(parse_factors(args.speed_perturb), args.random_crop, args.seed)
+        if args.mixup_alpha < 0 or args.random_crop < 0:
+            raise SpeechEQError("--mixup-alpha and --random-crop must be >= 0")
+        self.dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn, augment=self.augment, speakers=self.speakers)
+        self.eval_dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn)
         self.loss_fn = MultitaskLoss(self.weights, intensity_loss=args.intensity_loss)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -372,7 +391,7 @@ class Trainer:
     def validate(self, epoch: int, tb) -> Optional[dict]:
         if self.dev_cuts is None:
             return None
-        loader = make_loader(self.dataset, make_eval_sampler(self.dev_cuts, self.args.max_duration))
+        loader = make_loader(self.eval_dataset, make_eval_sampler(self.dev_cuts, self.args.max_duration))
         # Dev loss and metrics in one pass: collect batches' losses while predicting.
         totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
         records = []
@@ -429,6 +448,7 @@ class Trainer:
         skipped_nonfinite = 0
         for epoch in range(start_epoch, args.num_epochs + 1):
             self.sampler.set_epoch(epoch)
+            self.augment.epoch = epoch
             batch_in_epoch = 0
             if resume_sampler is not None:
                 self.sampler.load_state_dict(resume_sampler)
@@ -448,6 +468,9 @@ class Trainer:
                         log.warning("skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
                                     batch_in_epoch, epoch, batch["cut_ids"][:3], skipped_nonfinite)
                         continue
+                    if args.mixup_alpha > 0:
+                        batch["features"], batch["mix_partner"], batch["mix_lam"] = mixup(
+                            batch["features"], batch["feature_lens"], args.mixup_alpha)
                     batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                     with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                         out = self.ddp_model(batch["features"], batch["feature_lens"])

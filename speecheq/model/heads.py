@@ -51,10 +51,34 @@ class AttentiveStatisticsPooling(nn.Module):
         return torch.cat([mean, std], dim=-1)
 
 
-class UtteranceHeads(nn.Module):
-    """Emotion logits, intensity in [0, 1] and gender logits from one pooled embedding."""
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale: float):
+        ctx.scale = scale
+        return x.view_as(x)
 
-    def __init__(self, d_model: int, pooling_dim: int, num_emotions: int, dropout: float):
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+class GradientReversal(nn.Module):
+    """Identity forward, gradient times -scale backward (Ganin & Lempitsky 2015): the head
+    after it learns to tell speakers apart while the encoder learns to make that hard."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReverseGradient.apply(x, self.scale)
+
+
+class UtteranceHeads(nn.Module):
+    """Emotion logits, intensity in [0, 1] and gender logits from one pooled embedding,
+    and with ``num_speakers`` > 0 a training-only speaker adversary behind gradient reversal."""
+
+    def __init__(self, d_model: int, pooling_dim: int, num_emotions: int, dropout: float, num_speakers: int = 0):
         super().__init__()
         self.pooling = AttentiveStatisticsPooling(d_model, pooling_dim)
         pooled_dim = 2 * d_model
@@ -67,11 +91,22 @@ class UtteranceHeads(nn.Module):
             nn.Sigmoid(),
         )
         self.gender = nn.Linear(pooled_dim, len(GENDER_LABELS))
+        self.speaker = None
+        if num_speakers > 0:
+            self.speaker = nn.Sequential(
+                GradientReversal(),
+                nn.Linear(pooled_dim, pooling_dim),
+                nn.ReLU(),
+                nn.Linear(pooling_dim, num_speakers),
+            )
 
     def forward(self, encoded: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled = self.dropout(self.pooling(encoded, valid))
-        return {
+        out = {
             "emotion_logits": self.emotion(pooled),
             "intensity": self.intensity(pooled).squeeze(-1),
             "gender_logits": self.gender(pooled),
         }
+        if self.speaker is not None:
+            out["speaker_logits"] = self.speaker(pooled)
+        return out

@@ -58,7 +58,7 @@ class SpeechEQModel(nn.Module):
         )
         self.phoneme_head = PhonemeHead(config.d_model, config.vocab_size)
         self.utterance_heads = UtteranceHeads(
-            config.d_model, config.pooling_dim, config.num_emotions, config.dropout
+            config.d_model, config.pooling_dim, config.num_emotions, config.dropout, config.num_speakers
         )
 
     def set_normalization(self, mean, std) -> None:

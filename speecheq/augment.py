@@ -1,0 +1,126 @@
+"""Training-time augmentation: speed perturbation, random crops and mixup.
+
+Cut-level choices (speed factor, crop window) are drawn from a generator seeded by
+(seed, epoch, cut id), so they do not depend on batch composition or worker count,
+and a resumed run draws the same ones. Mixup draws from the trainer's torch RNG,
+which checkpoints restore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from speecheq.errors import SpeechEQError
+
+log = logging.getLogger("speecheq")
+
+
+def parse_factors(text: str) -> Tuple[float, ...]:
+    """'0.9,1.1' -> (1.0, 0.9, 1.1): the original speed always stays among the choices."""
+    if not text:
+        return ()
+    try:
+        factors = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SpeechEQError(f"--speed-perturb: expected comma-separated factors, got {text!r}") from None
+    if any(not 0.5 <= f <= 2.0 for f in factors):
+        raise SpeechEQError(f"--speed-perturb: factors must be in [0.5, 2.0], got {factors}")
+    return tuple(dict.fromkeys([1.0, *factors]))
+
+
+def cut_rng(seed: int, epoch: int, cut_id: str) -> random.Random:
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{cut_id}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "little"))
+
+
+@dataclass
+class CutAugment:
+    """What happens to each training cut before its features are read.
+
+    speed_factors: choose one factor per cut and epoch, uniformly (1.0 included); a
+        perturbed cut gets lhotse's id (``<id>_sp0.9``) and its features are computed on
+        the fly with the extractor that made the stored ones.
+    crop: cuts longer than this many seconds are cropped to a random window of it.
+        A cropped cut keeps its utterance labels and loses its phone transcript (the
+        window holds an unknown part of it), so CTC skips it.
+    """
+
+    speed_factors: Sequence[float] = ()
+    crop: float = 0.0
+    seed: int = 0
+    epoch: int = 0
+
+    @property
+    def active(self) -> bool:
+        return len(self.speed_factors) > 1 or self.crop > 0
+
+    def apply(self, cut):
+        """Returns (cut, features or None when the stored ones apply, phones_valid)."""
+        rng = cut_rng(self.seed, self.epoch, cut.id)
+        factor = rng.choice(list(self.speed_factors)) if len(self.speed_factors) > 1 else 1.0
+        phones_valid = True
+        if self.crop > 0 and cut.duration * factor > self.crop:
+            # Crop in the original time base; speed perturbation then rescales the window.
+            length = self.crop / factor
+            offset = rng.uniform(0.0, cut.duration - length)
+            cut = cut.truncate(offset=offset, duration=length, preserve_id=True)
+            phones_valid = False
+        if factor == 1.0:
+            return cut, None, phones_valid
+        perturbed = cut.drop_features().perturb_speed(factor)
+        return perturbed, compute_like(cut, perturbed), phones_valid
+
+
+_EXTRACTORS: dict = {}
+
+
+def compute_like(reference, cut):
+    """Features of ``cut`` from the extractor type that made ``reference``'s stored features."""
+    from lhotse.features.base import create_default_feature_extractor
+
+    kind = reference.features.type
+    if kind not in _EXTRACTORS:
+        if kind == "kaldi-fbank":
+            from speecheq.features import make_extractor
+
+            _EXTRACTORS[kind] = make_extractor("fbank")
+        else:
+            _EXTRACTORS[kind] = create_default_feature_extractor(kind)
+    feats = cut.compute_features(_EXTRACTORS[kind])
+    if feats.shape[1] != reference.num_features:
+        raise SpeechEQError(
+            f"on-the-fly features of {cut.id} have {feats.shape[1]} dims, the stored ones "
+            f"{reference.num_features}: the extractor config differs from the fbank stage's")
+    return torch.from_numpy(feats)
+
+
+def mixup(features: torch.Tensor, feature_lens: torch.Tensor, alpha: float,
+          generator: Optional[torch.Generator] = None):
+    """Mix each utterance with another of the batch: x = lam * x_a + (1 - lam) * x_b.
+
+    lam ~ Beta(alpha, alpha), folded to >= 0.5 so that utterance a dominates: the
+    batch keeps a's length, phones (CTC), intensity and gender, and only the emotion
+    target becomes soft (lam on a's class, 1 - lam on b's). Frames past b's end stay
+    a's alone. Mixing raw log-mel equals mixing normalised features (the model's
+    normalisation is affine). Returns (features, partner index, lam per utterance).
+    """
+    import numpy as np
+
+    batch = features.shape[0]
+    perm = torch.randperm(batch, generator=generator)
+    # torch's Beta takes no generator: seed numpy's from ours, so resume repeats the draws.
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=batch)).float()
+    lam = torch.maximum(lam, 1.0 - lam)
+    frames = torch.arange(features.shape[1])
+    partner_valid = frames.unsqueeze(0) < feature_lens[perm].unsqueeze(1)
+    weight = torch.where(partner_valid, lam.unsqueeze(1), torch.ones_like(lam).unsqueeze(1)).unsqueeze(-1)
+    mixed = weight * features + (1.0 - weight) * features[perm]
+    return mixed, perm, lam
+
