@@ -20,12 +20,12 @@ train_folds() {  # stage 4: one model per fold, resumed from its last epoch, ski
   for k in $folds; do
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
     log "train fold $k -> $exp_dir"
-    if [ -f $exp_dir/epoch-$num_epochs.pt ]; then log "already trained"; continue; fi
+    if [ -f "$exp_dir/epoch-$num_epochs.pt" ]; then log "already trained"; continue; fi
     local/train.py --train-cuts data/fbank/${corpus}_cuts_${s}train.jsonl.gz \
-      --dev-cuts data/fbank/${corpus}_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir $exp_dir \
+      --dev-cuts data/fbank/${corpus}_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir "$exp_dir" \
       --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
       --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
-      --start-epoch $(utils/next_epoch.sh $exp_dir) $extra_train_args
+      --start-epoch $(utils/next_epoch.sh "$exp_dir") $extra_train_args
   done
 }
 
@@ -54,21 +54,21 @@ decode_folds() {  # stage 5: decode each fold's test set, then mean and std over
   for k in $folds; do
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
     log "decode fold $k ($weights; best-valid.pt is chosen on the fold's dev set)"
-    local/decode.py --exp-dir $exp_dir $weights --device $device \
+    local/decode.py --exp-dir "$exp_dir" $weights --device $device \
       --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz
     metrics="$metrics $exp_dir/decode/${corpus}_${s}test-$tag/metrics.json"
   done
   log "mean and std over folds ($folds) -> $results"
-  local/decode.py --exp-dir exp/${exp_name}_${label_preset} --folds $metrics \
-    --summary-out exp/${exp_name}_${label_preset}/folds-summary-$tag.json \
-    --results $results --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
+  local/decode.py --exp-dir "exp/${exp_name}_${label_preset}" --folds $metrics \
+    --summary-out "exp/${exp_name}_${label_preset}/folds-summary-$tag.json" \
+    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
 }
 
 align_fold() {  # stage 6: CTC phone alignment of one fold's test set -> data/fbank_ali
   local exp_dir s
   exp_dir=$(fold_exp_dir $1); s=$(fold_prefix $1)
   log "CTC phone alignment of fold $1's test set -> data/fbank_ali"
-  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+  local/align.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --device $device \
     --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz --output data/fbank_ali/${corpus}_cuts_${s}test.jsonl.gz \
-    --plot $exp_dir/alignment.png
+    --plot "$exp_dir/alignment.png"
 }

@@ -3,6 +3,10 @@
 # with defaults, Kaldi style. Dashes and underscores are the same: --stop-stage
 # and --stop_stage both set $stop_stage. An option the script did not declare is
 # an error (a typo must not silently run the default), and so is a missing value.
+# A recipe takes no positional arguments: a stray word (a path with an unquoted space,
+# a value after a flag that takes none) is an error, not silently dropped. --stage and
+# --stop-stage must be integers; the default of stop_stage is the recipe's last stage, and
+# a --stage after it (or after --stop-stage) is an error: it would exit 0 doing nothing.
 # Source it after declaring the variables: . utils/parse_options.sh
 
 __usage_help() {
@@ -23,6 +27,8 @@ for __v in $(compgen -v); do
   __declared_options="$__declared_options $__v"
 done
 
+__last_stage=${stop_stage-}
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h) __usage_help; exit 0 ;;
@@ -41,4 +47,26 @@ while [ $# -gt 0 ]; do
   fi
   printf -v "$__name" '%s' "$__value"
 done
-unset __name __value __v __exported
+
+if [ $# -gt 0 ]; then
+  echo "$0: unexpected argument '$1': options are --name value pairs (a path with spaces must be quoted; see --help)" >&2
+  exit 1
+fi
+for __v in stage stop_stage; do
+  [[ " $__declared_options " == *" $__v "* ]] || continue
+  if ! [[ "${!__v}" =~ ^-?[0-9]+$ ]]; then
+    echo "$0: --${__v//_/-} must be an integer, got '${!__v}'" >&2
+    exit 1
+  fi
+done
+if [[ " $__declared_options " == *" stage "* ]]; then
+  if [[ "$__last_stage" =~ ^-?[0-9]+$ ]] && [ "$stage" -gt "$__last_stage" ]; then
+    echo "$0: --stage $stage: there is no such stage (the last stage is $__last_stage)" >&2
+    exit 1
+  fi
+  if [[ " $__declared_options " == *" stop_stage "* ]] && [ "$stage" -gt "$stop_stage" ]; then
+    echo "$0: --stage $stage is after --stop-stage $stop_stage: nothing to run" >&2
+    exit 1
+  fi
+fi
+unset __name __value __v __exported __last_stage

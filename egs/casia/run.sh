@@ -34,7 +34,7 @@ corpus=casia
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus casia --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+  local/prepare.py --corpus casia --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} \
     ${transcripts:+--transcripts "$transcripts"}
 fi

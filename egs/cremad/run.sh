@@ -32,7 +32,7 @@ corpus=cremad
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus cremad --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+  local/prepare.py --corpus cremad --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
@@ -49,7 +49,7 @@ fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write 5 speaker-independent folds"
-  local/validate.py --corpus cremad --label-preset $label_preset --corpus-dir $corpus_dir
+  local/validate.py --corpus cremad --label-preset $label_preset --corpus-dir "$corpus_dir"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

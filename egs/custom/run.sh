@@ -36,7 +36,7 @@ corpus=custom
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus custom --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+  local/prepare.py --corpus custom --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} \
     ${tsv:+--tsv "$tsv"} ${mapping:+--mapping "$mapping"}
 fi
@@ -54,7 +54,7 @@ fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write splits (the TSV's split column, else speaker-independent folds)"
-  local/validate.py --corpus custom --label-preset $label_preset --corpus-dir $corpus_dir ${tsv:+--tsv "$tsv"}
+  local/validate.py --corpus custom --label-preset $label_preset --corpus-dir "$corpus_dir" ${tsv:+--tsv "$tsv"}
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

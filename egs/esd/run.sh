@@ -37,7 +37,7 @@ corpus=esd
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus esd --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+  local/prepare.py --corpus esd --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} --language $language \
     ${speaker_table:+--speaker-table "$speaker_table"}
 fi

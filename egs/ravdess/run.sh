@@ -36,7 +36,7 @@ corpus=ravdess
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus ravdess --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+  local/prepare.py --corpus ravdess --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 

@@ -27,8 +27,8 @@ exp_dir=exp/small_multitask
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: generate the corpus with espeak-ng, then prepare manifests"
-  local/generate_synth.py --corpus-dir $corpus_dir --seed $seed
-  local/prepare.py --corpus synth --corpus-dir $corpus_dir --output-dir data/manifests --nj $nj \
+  local/generate_synth.py --corpus-dir "$corpus_dir" --seed $seed
+  local/prepare.py --corpus synth --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
@@ -50,33 +50,33 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: train $exp_dir"
-  if [ -f $exp_dir/epoch-$num_epochs.pt ]; then
+  if [ -f "$exp_dir/epoch-$num_epochs.pt" ]; then
     log "already trained ($exp_dir/epoch-$num_epochs.pt)"
   else
     local/train.py --train-cuts data/fbank/synth_cuts_train.jsonl.gz --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz \
-      --lang-dir data/lang --exp-dir $exp_dir --label-preset $label_preset --model-preset $model_preset \
+      --lang-dir data/lang --exp-dir "$exp_dir" --label-preset $label_preset --model-preset $model_preset \
       --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --warmup-batches $warmup_batches \
-      --device $device --seed $seed --start-epoch $(utils/next_epoch.sh $exp_dir)
+      --device $device --seed $seed --start-epoch $(utils/next_epoch.sh "$exp_dir")
   fi
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: decode test and dev"
-  local/decode.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
-    --cuts data/fbank/synth_cuts_test.jsonl.gz data/fbank/synth_cuts_dev.jsonl.gz --results $exp_dir/RESULTS.md
-  cat $exp_dir/RESULTS.md
+  local/decode.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --device $device \
+    --cuts data/fbank/synth_cuts_test.jsonl.gz data/fbank/synth_cuts_dev.jsonl.gz --results "$exp_dir/RESULTS.md"
+  cat "$exp_dir/RESULTS.md"
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment -> data/fbank_ali"
-  local/align.py --exp-dir $exp_dir --checkpoint best-valid.pt --device $device \
+  local/align.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --device $device \
     --cuts data/fbank/synth_cuts_test.jsonl.gz --output data/fbank_ali/synth_cuts_test.jsonl.gz \
-    --plot $exp_dir/alignment.png
+    --plot "$exp_dir/alignment.png"
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: self-contained package + TorchScript and ONNX engines, then speecheq infer on a held-out voice"
-  local/export.py --exp-dir $exp_dir --checkpoint best-valid.pt --output $exp_dir/speecheq-package.pt --torchscript --onnx
-  speecheq infer --model $exp_dir/speecheq-package.pt $corpus_dir/wav/en-gb_f2 --output $exp_dir/infer-en-gb_f2.jsonl --no-progress
-  head -2 $exp_dir/infer-en-gb_f2.jsonl
+  local/export.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --output "$exp_dir/speecheq-package.pt" --torchscript --onnx
+  speecheq infer --model "$exp_dir/speecheq-package.pt" "$corpus_dir/wav/en-gb_f2" --output "$exp_dir/infer-en-gb_f2.jsonl" --no-progress
+  head -2 "$exp_dir/infer-en-gb_f2.jsonl"
 fi

@@ -48,12 +48,12 @@ fi
 
 train() {  # train EXP_DIR CORPORA...: one model on the train splits of the given corpora
   local exp_dir=$1; shift
-  [ -f $exp_dir/epoch-$num_epochs.pt ] && { log "$exp_dir already trained"; return; }
+  [ -f "$exp_dir/epoch-$num_epochs.pt" ] && { log "$exp_dir already trained"; return; }
   local train_args=(--train-cuts $(for c in "$@"; do split $c train; done)
                     --dev-cuts $(for c in "$@"; do split $c dev; done))
-  local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir $exp_dir --label-preset $label_preset \
+  local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir "$exp_dir" --label-preset $label_preset \
     --model-preset $model_preset ${model_config:+--model-config "$model_config"} --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration \
-    --device $device --seed $seed --start-epoch $(utils/next_epoch.sh $exp_dir) \
+    --device $device --seed $seed --start-epoch $(utils/next_epoch.sh "$exp_dir") \
     ${corpus_weights:+--corpus-weights $corpus_weights} $extra_train_args
 }
 
