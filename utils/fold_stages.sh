@@ -72,3 +72,30 @@ align_fold() {  # stage 6: CTC phone alignment of one fold's test set -> data/fb
     --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz --output data/fbank_ali/${corpus}_cuts_${s}test.jsonl.gz \
     --plot "$exp_dir/alignment.png"
 }
+
+baseline_folds() {  # stage 7: openSMILE functionals + SVM on each fold (speecheq/baseline.py), mean and std over folds
+  # Four rows: eGeMAPSv02 and ComParE_2016, each without and with per-speaker normalisation
+  # (which uses the test speakers' own unlabelled audio). Narrow them from the environment,
+  # e.g. baseline_featsets=eGeMAPSv02 baseline_speaker_norm=yes ./run.sh --stage 7 --stop-stage 7.
+  local featset norm name dir k s
+  local -a metrics norm_arg
+  for featset in ${baseline_featsets:-eGeMAPSv02 ComParE_2016}; do
+    for norm in ${baseline_speaker_norm:-no yes}; do
+      name="baseline_${featset}"; norm_arg=()
+      if [ "$norm" = yes ]; then name="${name}_spknorm"; norm_arg=(--speaker-norm); fi
+      log "baseline $name: kernel and C by leave-one-speaker-out on each fold's training speakers (folds: $folds)"
+      local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" \
+        --label-preset "$label_preset" --fbank-dir data/fbank --functionals-dir data/functionals \
+        --exp-dir "exp/${name}_${label_preset}"
+      metrics=()
+      for k in $folds; do
+        dir=$(exp_name="$name" fold_exp_dir "$k"); s=$(fold_prefix "$k")
+        metrics+=("$dir/decode/${corpus}_${s}test-svm/metrics.json")
+      done
+      log "mean and std over folds ($folds) -> $results"
+      local/decode.py --exp-dir "exp/${name}_${label_preset}" --folds "${metrics[@]}" \
+        --summary-out "exp/${name}_${label_preset}/folds-summary-svm.json" \
+        --results "$results" --run-name "${corpus} ${label_preset} ${name} (SVM) folds: ${folds}"
+    done
+  done
+}

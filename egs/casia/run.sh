@@ -2,6 +2,7 @@
 # SpeechEQ on CASIA (public 1200-utterance subset: 4 speakers, 6 emotions, Mandarin).
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + 4 leave-one-speaker-out folds,
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+#         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # CASIA ships no transcripts: --transcripts FILE (<nnn><TAB>text) gives phones; then add ctc to --tasks.
 set -euo pipefail
@@ -68,4 +69,9 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment of the first fold's test set"
   align_fold ${folds%% *}
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
+  baseline_folds
 fi

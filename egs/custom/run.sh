@@ -2,6 +2,7 @@
 # SpeechEQ on an in-house corpus: a metadata TSV plus a label-mapping YAML (docs/adding-a-corpus.md).
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + splits (the TSV's split column, else speaker-independent folds),
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+#         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # With a split column the protocol is one split: --folds official (the default); without one,
 # --folds "fold0 fold1 ..." (min(5, speakers) folds).
@@ -70,4 +71,9 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment of the first fold's test set"
   align_fold ${folds%% *}
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
+  baseline_folds
 fi

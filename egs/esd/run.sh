@@ -2,6 +2,7 @@
 # SpeechEQ on ESD (10 Mandarin + 10 English speakers, 5 emotions, parallel texts).
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + splits (si: 5 speaker-independent folds; official: split folders),
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+#         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # Gender is not in the corpus: --speaker-table FILE (speaker<TAB>M|F) gives it, else it is masked.
 # --protocol official (the corpus's split folders) is one split: use it with --folds official.
@@ -71,4 +72,9 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment of the first fold's test set"
   align_fold ${folds%% *}
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
+  baseline_folds
 fi

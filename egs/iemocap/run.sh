@@ -2,6 +2,7 @@
 # SpeechEQ on IEMOCAP (5 dyadic sessions, 10 English speakers).
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + 5 leave-one-session-out folds,
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+#         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # The manifests keep every category (exc merged into happy); --label-preset chooses the task's classes.
 set -euo pipefail
@@ -66,4 +67,9 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment of the first fold's test set"
   align_fold ${folds%% *}
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
+  baseline_folds
 fi

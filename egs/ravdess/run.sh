@@ -2,6 +2,7 @@
 # SpeechEQ on RAVDESS speech (24 actors, 8 emotions, 2 intensities, 16 kHz copy).
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + 4 speaker-independent folds,
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
+#         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
 # The corpus is CC BY-NC-SA 4.0: it is read where it lies, never copied here.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -69,4 +70,9 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment of the first fold's test set"
   align_fold ${folds%% *}
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
+  baseline_folds
 fi
