@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=6
+stop_stage=7
 corpus_dir=${SPEECHEQ_CASIA_DIR:-$SPEECHEQ_ROOT/../shared/data/casia}
 transcripts=""             # optional <nnn><TAB>text file (characters or tone-numbered pinyin)
 nj=2

@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=6
+stop_stage=7
 corpus_dir=${SPEECHEQ_CREMAD_DIR:-$SPEECHEQ_ROOT/../shared/data/cremad}
 nj=2
 executor=local        # local processes, or dask (docs/scaling.md)

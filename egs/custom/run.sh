@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=6
+stop_stage=7
 corpus_dir=${SPEECHEQ_CUSTOM_DIR:-$SPEECHEQ_ROOT/../shared/data/custom}
 tsv=""                     # default: $corpus_dir/metadata.tsv
 mapping=""                 # default: $corpus_dir/labels.yaml

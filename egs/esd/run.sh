@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=6
+stop_stage=7
 corpus_dir=${SPEECHEQ_ESD_DIR:-$SPEECHEQ_ROOT/../shared/data/esd}
 language=all               # zh (0001-0010), en (0011-0020) or all
 speaker_table=""           # optional speaker<TAB>M|F file

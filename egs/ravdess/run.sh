@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=6
+stop_stage=7
 corpus_dir=${SPEECHEQ_RAVDESS_DIR:-$SPEECHEQ_ROOT/../shared/data/ravdess}
 nj=2
 executor=local        # local processes, or dask (docs/scaling.md)
