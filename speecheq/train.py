@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ from speecheq.checkpoint import (
 from speecheq.data import SpeechEQDataset, label_summary, make_eval_sampler, make_loader, make_train_sampler, require_nonempty, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
-from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
+from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.labels import LabelScheme
 from speecheq.losses import DEFAULT_WEIGHTS, TASKS, MultitaskLoss
@@ -317,6 +318,7 @@ class Trainer:
         self.batch_idx_train = 0
         self.best_valid_ua = -1.0
         self.best_valid_epoch = -1
+        self.skipped_nonfinite = 0
 
     def normalisation(self) -> None:
         cuts = self.train_cuts
@@ -344,6 +346,7 @@ class Trainer:
             "batch_idx_train": self.batch_idx_train,
             "best_valid_ua": self.best_valid_ua,
             "best_valid_epoch": self.best_valid_epoch,
+            "skipped_nonfinite": self.skipped_nonfinite,
             "model_config": self.model_config.to_dict(),
             "label_preset": self.scheme.preset,
             "categories": list(self.scheme.categories),
@@ -368,6 +371,7 @@ class Trainer:
         self.batch_idx_train = ckpt["batch_idx_train"]
         self.best_valid_ua = ckpt.get("best_valid_ua", -1.0)
         self.best_valid_epoch = ckpt.get("best_valid_epoch", -1)
+        self.skipped_nonfinite = ckpt.get("skipped_nonfinite", 0)
         set_rng_state(ckpt["rng"])
 
     def save(self, path: Path, epoch: int, batch_in_epoch: int, sampler_state) -> None:
@@ -437,6 +441,7 @@ class Trainer:
             self.normalisation()
         if start_epoch > args.num_epochs:
             log.info("nothing to do: start epoch %d > --num-epochs %d", start_epoch, args.num_epochs)
+            self.finish()  # a run killed between its last checkpoint and its summary
             return
 
         tb = None
@@ -445,7 +450,6 @@ class Trainer:
 
             tb = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
         self.model.train()
-        skipped_nonfinite = 0
         for epoch in range(start_epoch, args.num_epochs + 1):
             self.sampler.set_epoch(epoch)
             self.augment.epoch = epoch
@@ -464,9 +468,9 @@ class Trainer:
                 for batch in loader:
                     batch_in_epoch += 1
                     if not torch.isfinite(batch["features"]).all():
-                        skipped_nonfinite += 1
+                        self.skipped_nonfinite += 1
                         log.warning("skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
-                                    batch_in_epoch, epoch, batch["cut_ids"][:3], skipped_nonfinite)
+                                    batch_in_epoch, epoch, batch["cut_ids"][:3], self.skipped_nonfinite)
                         continue
                     if args.mixup_alpha > 0:
                         batch["features"], batch["mix_partner"], batch["mix_lam"] = mixup(
@@ -476,8 +480,8 @@ class Trainer:
                         out = self.ddp_model(batch["features"], batch["feature_lens"])
                         loss, stats = self.loss_fn({k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch)
                     if not torch.isfinite(loss):
-                        skipped_nonfinite += 1
-                        log.warning("skipping batch %d of epoch %d: non-finite loss (%d skipped so far)", batch_in_epoch, epoch, skipped_nonfinite)
+                        self.skipped_nonfinite += 1
+                        log.warning("skipping batch %d of epoch %d: non-finite loss (%d skipped so far)", batch_in_epoch, epoch, self.skipped_nonfinite)
                         self.optimizer.zero_grad(set_to_none=True)
                         continue
                     self.optimizer.zero_grad(set_to_none=True)
@@ -520,19 +524,40 @@ class Trainer:
             result = self.validate(epoch, tb) if self.is_main else None
             if result is not None and result.get("UA", -1) > self.best_valid_ua:
                 self.best_valid_ua, self.best_valid_epoch = result["UA"], epoch
-            self.save(self.exp_dir / f"epoch-{epoch}.pt", epoch + 1, 0, None)
+            # best-valid.pt before epoch-N.pt: resume starts after the last epoch-N.pt, so a
+            # kill between the two re-runs epoch N and rewrites best-valid.pt; the other order
+            # would leave a stale best-valid.pt behind a checkpoint that claims epoch N is best.
             if result is not None and self.best_valid_epoch == epoch:
                 self.save(self.exp_dir / "best-valid.pt", epoch + 1, 0, None)
                 log.info("new best validation UA %.2f at epoch %d", self.best_valid_ua, epoch)
+            self.save(self.exp_dir / f"epoch-{epoch}.pt", epoch + 1, 0, None)
         if tb is not None:
             tb.close()
-        if self.is_main:
-            write_json_atomic(self.exp_dir / "train-summary.json", {
-                "epochs": args.num_epochs, "batches": self.batch_idx_train, "best_valid_ua": self.best_valid_ua,
-                "best_valid_epoch": self.best_valid_epoch, "skipped_nonfinite_batches": skipped_nonfinite,
-            })
+        self.finish()
+
+    def finish(self) -> None:
+        """The outputs that make a run finished: a best-valid.pt that matches the best-epoch
+        record (repaired from that epoch's checkpoint if a kill left it stale), then the summary."""
+        args = self.args
+        if not self.is_main:
+            return
+        if self.best_valid_epoch > 0:
+            best = self.exp_dir / "best-valid.pt"
+            record = load_checkpoint(best) if best.is_file() else None
+            if record is None or record.get("best_valid_epoch") != self.best_valid_epoch:
+                source = self.exp_dir / f"epoch-{self.best_valid_epoch}.pt"
+                if not source.is_file():
+                    raise SpeechEQError(f"{best} does not hold epoch {self.best_valid_epoch}'s weights and "
+                                        f"{source.name} is gone: retrain that fold (--start-epoch 1)")
+                log.warning("best-valid.pt was stale (a kill before it was written?): restored from %s", source.name)
+                with atomic_output(best) as tmp:
+                    shutil.copyfile(source, tmp)
+        write_json_atomic(self.exp_dir / "train-summary.json", {
+            "epochs": args.num_epochs, "batches": self.batch_idx_train, "best_valid_ua": self.best_valid_ua,
+            "best_valid_epoch": self.best_valid_epoch, "skipped_nonfinite_batches": self.skipped_nonfinite,
+        })
         log.info("training finished: %d batches, best validation UA %.2f at epoch %d, %d non-finite batches skipped",
-                 self.batch_idx_train, self.best_valid_ua, self.best_valid_epoch, skipped_nonfinite)
+                 self.batch_idx_train, self.best_valid_ua, self.best_valid_epoch, self.skipped_nonfinite)
 
 
 def train(args) -> None:

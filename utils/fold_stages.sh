@@ -5,7 +5,8 @@
 # single split: <corpus>_cuts_<split>).
 # Reads the recipe's variables: corpus folds exp_name label_preset model_preset model_config
 # tasks num_epochs max_duration device seed extra_train_args results, and decode_checkpoint if
-# the recipe has it (default "--checkpoint best-valid.pt"; e.g. "--epoch 25 --avg 5").
+# the recipe has it (default "--checkpoint best-valid.pt"; e.g. "--epoch 25 --avg 5"), and
+# feat_dir (the features folder of stages 2-3, default data/fbank; e.g. data/fbank_pitch).
 
 fold_prefix() {  # fold_prefix FOLD -> "fold0_" or "" (the split-file prefix)
   case $1 in official|"") echo "" ;; fold*) echo "${1}_" ;; *) echo "fold${1}_" ;; esac
@@ -20,9 +21,9 @@ train_folds() {  # stage 4: one model per fold, resumed from its last epoch, ski
   for k in $folds; do
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
     log "train fold $k -> $exp_dir"
-    if [ -f "$exp_dir/epoch-$num_epochs.pt" ]; then log "already trained"; continue; fi
-    local/train.py --train-cuts data/fbank/${corpus}_cuts_${s}train.jsonl.gz \
-      --dev-cuts data/fbank/${corpus}_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir "$exp_dir" \
+    if utils/trained.sh "$exp_dir" $num_epochs; then log "already trained"; continue; fi
+    local/train.py --train-cuts ${feat_dir:-data/fbank}/${corpus}_cuts_${s}train.jsonl.gz \
+      --dev-cuts ${feat_dir:-data/fbank}/${corpus}_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir "$exp_dir" \
       --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
       --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
       --start-epoch $(utils/next_epoch.sh "$exp_dir") $extra_train_args
@@ -55,7 +56,7 @@ decode_folds() {  # stage 5: decode each fold's test set, then mean and std over
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
     log "decode fold $k ($weights; best-valid.pt is chosen on the fold's dev set)"
     local/decode.py --exp-dir "$exp_dir" $weights --device $device \
-      --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz
+      --cuts ${feat_dir:-data/fbank}/${corpus}_cuts_${s}test.jsonl.gz
     metrics="$metrics $exp_dir/decode/${corpus}_${s}test-$tag/metrics.json"
   done
   log "mean and std over folds ($folds) -> $results"
@@ -64,12 +65,13 @@ decode_folds() {  # stage 5: decode each fold's test set, then mean and std over
     --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
 }
 
-align_fold() {  # stage 6: CTC phone alignment of one fold's test set -> data/fbank_ali
+align_fold() {  # stage 6: CTC phone alignment of one fold's test set -> <feat_dir>_ali (data/fbank_ali)
   local exp_dir s
   exp_dir=$(fold_exp_dir $1); s=$(fold_prefix $1)
-  log "CTC phone alignment of fold $1's test set -> data/fbank_ali"
+  log "CTC phone alignment of fold $1's test set -> ${feat_dir:-data/fbank}_ali"
   local/align.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --device $device \
-    --cuts data/fbank/${corpus}_cuts_${s}test.jsonl.gz --output data/fbank_ali/${corpus}_cuts_${s}test.jsonl.gz \
+    --cuts ${feat_dir:-data/fbank}/${corpus}_cuts_${s}test.jsonl.gz \
+    --output ${feat_dir:-data/fbank}_ali/${corpus}_cuts_${s}test.jsonl.gz \
     --plot "$exp_dir/alignment.png"
 }
 
@@ -85,7 +87,7 @@ baseline_folds() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
       if [ "$norm" = yes ]; then name="${name}_spknorm"; norm_arg=(--speaker-norm); fi
       log "baseline $name: kernel and C by leave-one-speaker-out on each fold's training speakers (folds: $folds)"
       local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" \
-        --label-preset "$label_preset" --fbank-dir data/fbank --functionals-dir data/functionals \
+        --label-preset "$label_preset" --fbank-dir ${feat_dir:-data/fbank} --functionals-dir data/functionals \
         --exp-dir "exp/${name}_${label_preset}"
       metrics=()
       for k in $folds; do

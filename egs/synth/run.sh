@@ -50,7 +50,7 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: train $exp_dir"
-  if [ -f "$exp_dir/epoch-$num_epochs.pt" ]; then
+  if utils/trained.sh "$exp_dir" $num_epochs; then
     log "already trained ($exp_dir/epoch-$num_epochs.pt)"
   else
     local/train.py --train-cuts data/fbank/synth_cuts_train.jsonl.gz --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz \

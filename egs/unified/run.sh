@@ -48,7 +48,7 @@ fi
 
 train() {  # train EXP_DIR CORPORA...: one model on the train splits of the given corpora
   local exp_dir=$1; shift
-  [ -f "$exp_dir/epoch-$num_epochs.pt" ] && { log "$exp_dir already trained"; return; }
+  utils/trained.sh "$exp_dir" $num_epochs && { log "$exp_dir already trained"; return; }
   local train_args=(--train-cuts $(for c in "$@"; do split $c train; done)
                     --dev-cuts $(for c in "$@"; do split $c dev; done))
   local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir "$exp_dir" --label-preset $label_preset \
