@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stage 2: 80-dim fbank for a corpus -> data/fbank/<corpus>_cuts_<split>.jsonl.gz"""
+"""Stage 2: 80-dim fbank (or fbank + 4 pitch dims) for a corpus -> <output-dir>/<corpus>_cuts_<split>.jsonl.gz"""
 import argparse
 
 from speecheq.cli import script
@@ -9,7 +9,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--corpus", required=True)
     p.add_argument("--manifest-dir", default="data/manifests")
-    p.add_argument("--output-dir", default="data/fbank")
+    p.add_argument("--output-dir", default="data/fbank",
+                   help="features folder; give each --extractor its own (e.g. data/fbank_pitch) so both can coexist")
     p.add_argument("--split", default="all")
     p.add_argument("--nj", type=int, default=2, help="CPU worker processes, or feature chunks with --executor dask (ignored on CUDA)")
     p.add_argument("--executor", default="local", choices=["local", "dask"],
@@ -17,7 +18,9 @@ def main():
     p.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                    help="dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster of --nj workers)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda for batched GPU extraction")
-    p.add_argument("--extractor", default="fbank", choices=["fbank", "kaldifeat"])
+    p.add_argument("--extractor", "--feature-type", dest="extractor", default="fbank",
+                   choices=["fbank", "kaldifeat", "fbank-pitch"],
+                   help="fbank-pitch: lhotse's fbank + log F0, voicing and their deltas (84 dims; speecheq.pitch)")
     p.add_argument("--batch-duration", type=float, default=600.0, help="seconds per batch on CUDA")
     p.add_argument("--force", action="store_true")
     args = p.parse_args()

@@ -18,7 +18,8 @@ OPTIONS = {
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--corpus", required=True)
-    p.add_argument("--fbank-dir", default="data/fbank")
+    p.add_argument("--fbank-dir", "--feat-dir", dest="fbank_dir", default="data/fbank",
+                   help="features folder of stage 2 (reads <corpus>_cuts_all there, writes the splits next to it)")
     p.add_argument("--label-preset", default="4class")
     p.add_argument("--folds", nargs="*", default=None, help="only these folds (default: all of the protocol)")
     p.add_argument("--trim-silence-db", type=float, default=0.0,

@@ -76,8 +76,9 @@ def export_parser(prog: str = "speecheq export") -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="", help="a checkpoint file instead (e.g. best-valid.pt)")
     p.add_argument("--corpora", default=None,
                    help="comma list of corpora for the corpus-aware decision; from the training manifests' names when not given")
-    p.add_argument("--extractor", default="fbank", choices=["fbank", "kaldifeat"],
-                   help="the fbank extractor the training features were computed with")
+    p.add_argument("--extractor", default="fbank", choices=["fbank", "kaldifeat", "fbank-pitch"],
+                   help="the extractor the training features were computed with (fbank-pitch is taken from the "
+                        "training cuts when they are reachable)")
     p.add_argument("--trim-silence-db", type=float, default=None,
                    help="inference trims silence this many dB below each segment's peak (0: off); "
                         "default: as the training cuts were trimmed")

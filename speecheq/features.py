@@ -1,4 +1,5 @@
-"""80-dim log-mel fbank (25 ms window, 10 ms shift), stored with lilcom.
+"""80-dim log-mel fbank (25 ms window, 10 ms shift), stored with lilcom; optionally with
+Kaldi's 4 pitch dims appended (``fbank-pitch``, :mod:`speecheq.pitch`).
 
 Two paths, chosen by device, never mixed: on CPU, lhotse's
 ``compute_and_store_features`` with ``nj`` worker processes (or an executor such
@@ -23,15 +24,20 @@ log = logging.getLogger("speecheq")
 
 NUM_MEL_BINS = 80
 FRAME_SHIFT = 0.01
-EXTRACTORS = ("fbank", "kaldifeat")
+EXTRACTORS = ("fbank", "kaldifeat", "fbank-pitch")
 
 
 def make_extractor(name: str = "fbank", device: str = "cpu", num_mel_bins: int = NUM_MEL_BINS):
-    """lhotse's own Fbank by default (CPU and GPU); kaldifeat when asked and importable."""
+    """lhotse's own Fbank by default (CPU and GPU); kaldifeat when asked and importable;
+    fbank-pitch: the same Fbank with 4 pitch dims appended (``num_mel_bins`` counts the fbank part)."""
     if name == "fbank":
         from lhotse import Fbank, FbankConfig
 
         return Fbank(FbankConfig(num_mel_bins=num_mel_bins, device=device))
+    if name == "fbank-pitch":
+        from speecheq.pitch import FbankPitch, FbankPitchConfig, default_fbank_config
+
+        return FbankPitch(FbankPitchConfig(fbank=default_fbank_config(num_mel_bins), device=device))
     if name == "kaldifeat":
         try:
             import kaldifeat  # noqa: F401
@@ -43,6 +49,17 @@ def make_extractor(name: str = "fbank", device: str = "cpu", num_mel_bins: int =
 
         return KaldifeatFbank(KaldifeatFbankConfig(mel_opts=KaldifeatMelOptions(num_bins=num_mel_bins), device=device))
     raise SpeechEQError(f"unknown extractor {name!r}; choose from {EXTRACTORS}")
+
+
+def spectral_dims(feature_type: str, num_features: int) -> int:
+    """How many leading columns of a feature matrix are log-mel energies (fbank-pitch appends its pitch dims).
+
+    ``feature_type`` is lhotse's name (a cut's ``features.type``, an extractor's ``name``)
+    or one of :data:`EXTRACTORS`.
+    """
+    from speecheq.pitch import NAME, PITCH_DIMS
+
+    return num_features - PITCH_DIMS if feature_type == NAME else num_features
 
 
 def cuts_from_manifests(recordings_path: Pathlike, supervisions_path: Pathlike):
@@ -130,7 +147,16 @@ def _extract_chunk(cuts, k: int, n: int, extractor, storage_path: str, part_path
             if with_feats is not None:  # unreadable audio: dropped, as lhotse does
                 writer.write(with_feats)
                 count += 1
+    _log_pitch_stats(extractor, storage_path)
     return count
+
+
+def _log_pitch_stats(extractor, where) -> None:
+    """The counted skips of an fbank-pitch extractor (its stats are per process: one line per chunk)."""
+    stats = getattr(extractor, "stats", None)
+    if stats and (stats.get("failed") or stats.get("unvoiced")):
+        log.warning("%s: pitch tracker failed on %d of %d cuts and found no voiced frame in %d (their pitch dims "
+                    "are zeros)", where, stats["failed"], stats["utterances"], stats["unvoiced"])
 
 
 def compute_fbank(
@@ -181,6 +207,7 @@ def compute_fbank(
         )
         count = write_cuts(with_feats, cuts_path)
         partial.unlink(missing_ok=True)
+        _log_pitch_stats(feature_extractor, storage_path)
         return count
 
     from lhotse import load_manifest_lazy
@@ -287,6 +314,11 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
     manifest_dir, fbank_dir = Path(manifest_dir), Path(fbank_dir)
     cuts_path = fbank_dir / f"{corpus}_cuts_{split}.jsonl.gz"
     if is_done(cuts_path) and not force:
+        wanted, done_with = str(options.get("extractor", "fbank")), _done_extractor(cuts_path)
+        if done_with != wanted:
+            # Skipping would hand the next stages features of another kind than asked for.
+            raise SpeechEQError(f"{fbank_dir} already holds {done_with} features of {corpus}; give {wanted} "
+                                "its own features folder (e.g. data/fbank_pitch) or recompute with --force")
         log.info("%s: features already computed (%s); skipping", corpus, cuts_path)
         return None
     with folder_lock(fbank_dir, f"fbank stage ({corpus})"):
@@ -306,22 +338,35 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
     return cuts_path
 
 
+def _done_extractor(cuts_path: Path) -> str:
+    """The extractor a finished fbank stage recorded in its marker (markers from before the option: fbank)."""
+    import json
+
+    from speecheq.io import done_marker
+
+    try:
+        return str(json.loads(done_marker(cuts_path).read_text()).get("extractor", "fbank"))
+    except (OSError, ValueError, AttributeError):
+        return "fbank"
+
+
 # Acted corpora (RAVDESS, CREMA-D) put 1-2 s of room silence around 2 s of speech: trimming it
 # drops about 40 % of RAVDESS's frames, so training costs less and pooling sees the speech.
 TRIM_MARGIN = 0.25  # seconds kept on each side: onsets, breaths and release bursts stay in
 TRIM_MARK = "trim_silence_db"  # cut.custom key: the threshold a cut was trimmed with
 
 
-def speech_bounds(feats, threshold_db: float, margin_frames: int) -> tuple:
+def speech_bounds(feats, threshold_db: float, margin_frames: int, num_bins: Optional[int] = None) -> tuple:
     """First and one-past-last frame of the stretch whose energy is within ``threshold_db`` of the peak.
 
-    Energy is the frame's mel power summed over bins, computed from the stored log-mel
-    fbank itself, so the stage needs no audio. The comparison is relative to the cut's own
-    loudest frame, which makes it independent of recording gain.
+    Energy is the frame's mel power summed over the first ``num_bins`` columns (all when
+    None; pitch columns are no energies), computed from the stored log-mel fbank itself,
+    so the stage needs no audio. The comparison is relative to the cut's own loudest
+    frame, which makes it independent of recording gain.
     """
     import numpy as np
 
-    log_power = np.logaddexp.reduce(np.asarray(feats, dtype=np.float64), axis=1)
+    log_power = np.logaddexp.reduce(np.asarray(feats, dtype=np.float64)[:, :num_bins], axis=1)
     threshold = log_power.max() - threshold_db * np.log(10.0) / 10.0
     loud = np.flatnonzero(log_power > threshold)
     first = max(int(loud[0]) - margin_frames, 0)
@@ -340,7 +385,8 @@ def trim_silence(cut, threshold_db: float = 30.0, margin: float = TRIM_MARGIN):
 
     feats = load_features(cut)
     shift = cut.features.frame_shift
-    first, last = trim_frames(feats, threshold_db, margin, shift)
+    first, last = trim_frames(feats, threshold_db, margin, shift,
+                              num_bins=spectral_dims(cut.features.type, feats.shape[1]))
     # The mark travels into the model package, so inference trims as training did.
     custom = {**(cut.custom or {}), TRIM_MARK: float(threshold_db)}
     if first == 0 and last >= feats.shape[0]:
@@ -352,10 +398,11 @@ def trim_silence(cut, threshold_db: float = 30.0, margin: float = TRIM_MARGIN):
 
 
 def trim_frames(feats, threshold_db: float, margin: float = TRIM_MARGIN, frame_shift: float = 0.01,
-                min_frames: int = 1) -> tuple:
+                min_frames: int = 1, num_bins: Optional[int] = None) -> tuple:
     """(first, last) frames to keep of a feature matrix, as ``trim_silence`` keeps them for a cut;
-    the whole matrix when trimming is off or would leave fewer than ``min_frames``."""
+    the whole matrix when trimming is off or would leave fewer than ``min_frames``. ``num_bins``:
+    the log-mel columns (:func:`spectral_dims`), all when None."""
     if threshold_db <= 0 or len(feats) == 0:
         return 0, len(feats)
-    first, last = speech_bounds(feats, threshold_db, int(round(margin / frame_shift)))
+    first, last = speech_bounds(feats, threshold_db, int(round(margin / frame_shift)), num_bins)
     return (first, last) if last - first >= min_frames else (0, len(feats))

@@ -28,7 +28,7 @@ import torch
 
 from speecheq.audio import check_samples, read_audio, resample
 from speecheq.errors import AudioError, SpeechEQError
-from speecheq.features import trim_frames
+from speecheq.features import spectral_dims, trim_frames
 from speecheq.io import Pathlike, atomic_output, check_readable_manifest
 from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
 from speecheq.package import INFERENCE_OUTPUTS, InferenceGraph, Package, engine_path, load_package
@@ -391,7 +391,8 @@ class Inferencer:
                 item.error = f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
                 return item
             shift = self.feature_shift
-            first, last = trim_frames(feats, self.trim_silence_db, frame_shift=shift, min_frames=MIN_INPUT_FRAMES)
+            first, last = trim_frames(feats, self.trim_silence_db, frame_shift=shift, min_frames=MIN_INPUT_FRAMES,
+                                      num_bins=spectral_dims(self.extractor.name, feats.shape[1]))
             t0 = start / self.sr + first * shift
             item.units.append(_Unit(t0, min(end / self.sr, t0 + (last - first) * shift),
                                     np.asarray(feats[first:last], dtype=np.float32)))

@@ -56,18 +56,39 @@ def load_model(exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: 
 
 
 def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
-    """The front-end settings a package records; lhotse's full FbankConfig for "fbank"."""
+    """The front-end settings a package records.
+
+    ``num_mel_bins`` is the model's input dimension (for fbank-pitch 84: 80 mel bins and 4
+    pitch dims; the key keeps its name for the readers of older packages). For "fbank" and
+    "fbank-pitch", "lhotse" holds the extractor's full ``to_dict()`` (with its
+    ``feature_type``), from which :meth:`Package.make_extractor` rebuilds the same extractor.
+    """
     cfg = {"extractor": extractor, "num_mel_bins": num_mel_bins, "frame_length": 0.025, "frame_shift": 0.01,
            "sampling_rate": SAMPLING_RATE}
-    if extractor == "fbank":
-        from lhotse import FbankConfig
+    if extractor in ("fbank", "fbank-pitch"):
+        from speecheq.features import make_extractor, spectral_dims
 
-        lhotse_cfg = FbankConfig(num_mel_bins=num_mel_bins).to_dict()
-        lhotse_cfg.pop("device", None)
+        lhotse_cfg = make_extractor(extractor, "cpu", spectral_dims(extractor, num_mel_bins)).to_dict()
+        lhotse_cfg.pop("device", None)  # a run-time choice of the reader
         cfg["lhotse"] = lhotse_cfg
-        cfg.update(frame_length=lhotse_cfg["frame_length"], frame_shift=lhotse_cfg["frame_shift"],
-                   sampling_rate=int(lhotse_cfg["sampling_rate"]))
+        fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
+        cfg.update(frame_length=fbank["frame_length"], frame_shift=fbank["frame_shift"],
+                   sampling_rate=int(fbank["sampling_rate"]))
     return cfg
+
+
+# lhotse's feature type names -> the extractor names of speecheq.features.make_extractor
+_EXTRACTOR_OF_TYPE = {"kaldi-fbank": "fbank", "kaldifeat-fbank": "kaldifeat", "fbank-pitch": "fbank-pitch"}
+
+
+def training_extractor(train_args: Optional[dict], exp_dir: Path) -> Optional[str]:
+    """The extractor that made the training cuts' features (None when unreachable or unknown)."""
+    from speecheq.io import load_cuts_lazy
+
+    for path in reachable_train_manifests(train_args, exp_dir):
+        for cut in load_cuts_lazy(path):
+            return _EXTRACTOR_OF_TYPE.get(cut.features.type) if cut.has_features else None
+    return None
 
 
 def corpora_from_train_args(train_args: Optional[dict]) -> List[str]:
@@ -222,6 +243,11 @@ def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averag
         if not corpora:
             log.warning("no corpus names in the training manifests' names; the package has no corpus-aware decision "
                         "(give --corpora)")
+    trained = training_extractor(meta.get("train_args"), exp_dir)
+    if trained is not None and trained != extractor and "fbank-pitch" in (trained, extractor):
+        # fbank and fbank-pitch differ in dimension: inference must rebuild what the model was trained on.
+        log.warning("the training cuts have %s features; the package records %s (not %s)", trained, trained, extractor)
+        extractor = trained
     return package_from_model(
         model, categories=meta["categories"], label_preset=meta["label_preset"], tokens=meta.get("tokens"),
         tasks=meta.get("tasks"), corpora=corpora, observed=observed, speaker_cmvn=bool(meta.get("speaker_cmvn")),
@@ -290,19 +316,35 @@ class Package:
         raise SpeechEQError(f"unknown corpus {corpus!r} for --corpus; known: {', '.join(known)}")
 
     def make_extractor(self, device="cpu"):
-        """The fbank front-end with the package's recorded settings."""
+        """The front-end with the package's recorded settings: the extractor rebuilt from its stored
+        ``to_dict()`` (a later lhotse may change a default; the stored settings are what the model
+        was trained on)."""
         from speecheq.features import make_extractor
 
         cfg = self.feature_config
-        extractor = make_extractor(cfg.get("extractor", "fbank"), str(device), int(cfg["num_mel_bins"]))
         stored = cfg.get("lhotse")
-        if stored and cfg.get("extractor", "fbank") == "fbank":
-            from lhotse import Fbank, FbankConfig
+        if stored and "feature_type" in stored:
+            from lhotse.features.base import FeatureExtractor
 
-            # A later lhotse may change a default; the stored settings are what the model was trained on.
-            current = extractor.config.to_dict()
-            if any(current.get(k) != v for k, v in stored.items()):
-                extractor = Fbank(FbankConfig.from_dict({**stored, "device": str(device)}))
+            import speecheq.pitch  # noqa: F401  (registers fbank-pitch with lhotse's from_dict)
+
+            try:
+                extractor = FeatureExtractor.from_dict({**stored, "device": str(device)})
+            except (KeyError, TypeError, ValueError, SpeechEQError) as e:
+                raise SpeechEQError(f"{self.path}: the package's feature config ({stored.get('feature_type')}) "
+                                    f"cannot be rebuilt ({type(e).__name__}: {e}); upgrade speecheq") from None
+        else:  # packages written before the full extractor config was recorded
+            extractor = make_extractor(cfg.get("extractor", "fbank"), str(device), int(cfg["num_mel_bins"]))
+            if stored and cfg.get("extractor", "fbank") == "fbank":
+                from lhotse import Fbank, FbankConfig
+
+                current = extractor.config.to_dict()
+                if any(current.get(k) != v for k, v in stored.items()):
+                    extractor = Fbank(FbankConfig.from_dict({**stored, "device": str(device)}))
+        dim = extractor.feature_dim(self.sampling_rate)
+        if dim != self.config.num_mel_bins:
+            raise SpeechEQError(f"{self.path}: the package's front-end gives {dim} features per frame, "
+                                f"the model takes {self.config.num_mel_bins}")
         return extractor
 
 
