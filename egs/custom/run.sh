@@ -20,6 +20,8 @@ nj=2
 executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
+feature_type=fbank        # fbank-pitch: + log F0, voicing and their deltas (84 dims)
+feat_dir=data/fbank       # features folder of stages 2-6; one per feature type (e.g. data/fbank_pitch)
 folds="official"          # the TSV's split column; "fold0 fold1 ..." without one
 label_preset=all           # whatever the mapping produces; the preset only filters the category task
 model_preset=small
@@ -48,14 +50,14 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus custom --nj $nj --device $device \
+  log "Stage 2: $feature_type features -> $feat_dir ($device)"
+  local/compute_fbank.py --corpus custom --feature-type $feature_type --output-dir $feat_dir --nj $nj --device $device \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write splits (the TSV's split column, else speaker-independent folds)"
-  local/validate.py --corpus custom --label-preset $label_preset --corpus-dir "$corpus_dir" ${tsv:+--tsv "$tsv"}
+  local/validate.py --corpus custom --fbank-dir $feat_dir --label-preset $label_preset --corpus-dir "$corpus_dir" ${tsv:+--tsv "$tsv"}
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

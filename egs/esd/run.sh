@@ -21,6 +21,8 @@ nj=2
 executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
+feature_type=fbank        # fbank-pitch: + log F0, voicing and their deltas (84 dims)
+feat_dir=data/fbank       # features folder of stages 2-6; one per feature type (e.g. data/fbank_pitch)
 folds="fold0 fold1 fold2 fold3 fold4"  # fold k tests 2 Mandarin + 2 English speakers; "official" with --protocol official
 label_preset=6class        # ESD's 5 emotions (no fear); 4class for the cross-corpus table
 model_preset=small
@@ -49,14 +51,14 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus esd --nj $nj --device $device \
+  log "Stage 2: $feature_type features -> $feat_dir ($device)"
+  local/compute_fbank.py --corpus esd --feature-type $feature_type --output-dir $feat_dir --nj $nj --device $device \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write splits (si: 5 speaker-independent folds; official: split folders)"
-  local/validate.py --corpus esd --label-preset $label_preset --protocol $protocol --language $language
+  local/validate.py --corpus esd --fbank-dir $feat_dir --label-preset $label_preset --protocol $protocol --language $language
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

@@ -17,6 +17,8 @@ nj=2
 executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu
+feature_type=fbank        # fbank-pitch: + log F0, voicing and their deltas (84 dims)
+feat_dir=data/fbank       # features folder of stages 2-6; one per feature type (e.g. data/fbank_pitch)
 folds="0 1 2 3 4"          # fold k tests Session k+1; dev = one speaker of the next session
 label_preset=4class        # neutral, happy (+excited), angry, sad: 5531 utterances
 model_preset=small
@@ -44,14 +46,14 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus iemocap --nj $nj --device $device \
+  log "Stage 2: $feature_type features -> $feat_dir ($device)"
+  local/compute_fbank.py --corpus iemocap --feature-type $feature_type --output-dir $feat_dir --nj $nj --device $device \
     --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write 5 leave-one-session-out folds"
-  local/validate.py --corpus iemocap --label-preset $label_preset
+  local/validate.py --corpus iemocap --fbank-dir $feat_dir --label-preset $label_preset
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
