@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextI
 import numpy as np
 import torch
 
-from speecheq.audio import check_samples, read_audio, resample
+from speecheq.audio import audio_extensions, check_samples, input_warnings, read_audio, resample
 from speecheq.errors import AudioError, SpeechEQError
 from speecheq.features import spectral_dims, trim_frames
 from speecheq.io import Pathlike, atomic_output, check_readable_manifest
@@ -40,12 +41,6 @@ ENGINES = ("eager", "torchscript", "onnx")
 FORMATS = ("jsonl", "tsv")
 EXIT_PARTIAL = 3  # some inputs failed, the others have records
 
-# Extensions searched for in folders: what libsndfile reads, by the names files carry.
-_FORMAT_EXTENSIONS = {
-    "WAV": (".wav", ".wave"), "WAVEX": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"),
-    "MP3": (".mp3",), "AIFF": (".aif", ".aiff", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
-    "W64": (".w64",), "RF64": (".rf64",), "NIST": (".sph", ".nist"), "VOC": (".voc",),
-}
 MANIFEST_SUFFIXES = (".jsonl.gz", ".jsonl")
 
 # Pause detection for long recordings.
@@ -65,13 +60,6 @@ CHUNK_BATCHES = 8
 CHUNK_MAX_FILES = 2000
 
 
-def audio_extensions() -> Tuple[str, ...]:
-    import soundfile as sf
-
-    formats = sf.available_formats()
-    return tuple(sorted({ext for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in formats for ext in exts}))
-
-
 # --------------------------------------------------------------------------- #
 # Sources
 # --------------------------------------------------------------------------- #
@@ -84,22 +72,41 @@ class Source:
     path: str
     load: Callable[[], np.ndarray]
     id: Optional[str] = None
+    # Filled by load: what is usable but makes the result less trustworthy (silence, upsampling).
+    warnings: List[str] = field(default_factory=list)
 
 
-def _check_samples(name: str, mono: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
-    # The same checks read_audio applies to files, for audio that comes through a manifest.
+def _source(path: str, read: Callable[[List[str]], np.ndarray], id: Optional[str] = None) -> Source:
+    """A source whose reader reports its warnings into the source."""
+    source = Source(path, load=lambda: np.empty(0), id=id)
+    source.load = lambda: read(source.warnings)
+    return source
+
+
+def _unreadable(path: str, reason: str) -> Source:
+    """A source that fails with ``reason``: it becomes a counted error record like any unreadable file."""
+
+    def fail(_warnings):
+        raise AudioError(f"{path}: {reason}")
+
+    return _source(path, fail)
+
+
+def _check_samples(name: str, mono: np.ndarray, sr: int, target_sr: int, warnings: List[str]) -> np.ndarray:
+    # The same checks and warnings read_audio gives files, for audio that comes through a manifest.
     check_samples(name, mono, sr)
+    warnings += input_warnings(mono, sr, target_sr)
     return resample(mono.astype(np.float32), sr, target_sr)
 
 
-def _load_manifest_item(item, sr: int) -> np.ndarray:
+def _load_manifest_item(item, sr: int, warnings: List[str]) -> np.ndarray:
     try:
         audio = np.asarray(item.load_audio(), dtype=np.float32)
     except Exception as e:  # lhotse raises many kinds (missing file, bad offset, unreadable)
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise AudioError(f"{item.id}: cannot load audio ({reason})") from None
     mono = audio.reshape(-1, audio.shape[-1]).mean(axis=0) if audio.ndim > 1 else audio
-    return _check_samples(item.id, mono, int(item.sampling_rate), sr)
+    return _check_samples(item.id, mono, int(item.sampling_rate), sr, warnings)
 
 
 def manifest_sources(path: Path, sr: int) -> List[Source]:
@@ -113,7 +120,28 @@ def manifest_sources(path: Path, sr: int) -> List[Source]:
         raise SpeechEQError(f"{path}: not a readable lhotse manifest ({type(e).__name__}: {str(e)[:150]})") from None
     if not isinstance(manifest, (CutSet, RecordingSet)):
         raise SpeechEQError(f"{path}: a {type(manifest).__name__}; infer reads cut or recording manifests")
-    return [Source(str(path), (lambda it=it: _load_manifest_item(it, sr)), id=it.id) for it in manifest]
+    return [_source(str(path), (lambda w, it=it: _load_manifest_item(it, sr, w)), id=it.id) for it in manifest]
+
+
+def _folder_sources(folder: Path, sr: int, extensions: Sequence[str]) -> List[Source]:
+    """Audio files under ``folder`` (sorted), and the sub-folders that cannot be listed as
+    failing sources: nothing under a folder is left out without a record saying so. A broken
+    symbolic link with an audio name is kept, so that it fails with its own error record."""
+    found: List[Source] = []
+
+    def unlistable(e: OSError) -> None:
+        found.append(_unreadable(e.filename, f"cannot list this folder ({e.strerror})"))
+
+    # Hidden files and folders are skipped: temporaries and macOS "._x.wav" forks are never audio.
+    for root, dirs, files in os.walk(folder, onerror=unlistable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
+                f = Path(root) / name
+                found.append(_source(str(f), lambda w, f=f: read_audio(f, sr, warnings=w)))
+    if not found:
+        log.warning("%s: no audio files (%s) in this folder", folder, " ".join(extensions))
+    return sorted(found, key=lambda s: Path(s.path))
 
 
 def collect_sources(inputs: Sequence[Pathlike], sr: int = 16000) -> List[Source]:
@@ -126,17 +154,16 @@ def collect_sources(inputs: Sequence[Pathlike], sr: int = 16000) -> List[Source]
     sources: List[Source] = []
     for inp in inputs:
         p = Path(inp)
-        if p.is_dir():
-            # Hidden files are skipped: temporaries and macOS "._x.wav" forks are never audio.
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            if not found:
-                log.warning("%s: no audio files (%s) in this folder", p, " ".join(extensions))
-            sources += [Source(str(f), (lambda f=f: read_audio(f, sr))) for f in found]
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # a folder on the way without search permission: read_audio says so, as a record
+            is_dir = False
+        if is_dir:
+            sources += _folder_sources(p, sr, extensions)
         elif p.name.endswith(MANIFEST_SUFFIXES):
             sources += manifest_sources(p, sr)
         else:
-            sources.append(Source(str(p), (lambda p=p: read_audio(p, sr))))
+            sources.append(_source(str(p), lambda w, p=p: read_audio(p, sr, warnings=w)))
     return sources
 
 
@@ -497,6 +524,10 @@ class Inferencer:
             summary = {**head, "summary": True, "segments": len(item.units), "duration": round(item.duration, 3)}
             summary.update(self._readout(mean("probs"), mean("intensity"), mean("gender")))
             out.append(summary)
+        if item.source.warnings:
+            # Only when there is something to say: a clean file's record is as before.
+            warnings = list(item.source.warnings)
+            out = [{**rec, "warnings": warnings} for rec in out]
         return out
 
     def run(self, sources: Iterable[Source], progress: bool = False, total: Optional[int] = None) -> Iterator[dict]:
@@ -544,7 +575,7 @@ class Inferencer:
 
 def tsv_header(categories: Sequence[str]) -> List[str]:
     return ["path", "id", "segment", "start", "end", "duration", "category", *[f"p_{c}" for c in categories],
-            "intensity", "gender", "gender_prob", "phones", "alignment", "error"]
+            "intensity", "gender", "gender_prob", "phones", "alignment", "warnings", "error"]
 
 
 def tsv_row(rec: dict, categories: Sequence[str]) -> str:
@@ -559,7 +590,8 @@ def tsv_row(rec: dict, categories: Sequence[str]) -> str:
         rec["path"], rec.get("id"), "all" if rec.get("summary") else rec.get("segment"), rec.get("start"),
         rec.get("end"), rec.get("duration"), rec.get("category"), *[probs.get(c) for c in categories],
         rec.get("intensity"), rec.get("gender"), rec.get("gender_probability"), rec.get("phones"),
-        " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None, rec.get("error"),
+        " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None,
+        "; ".join(rec["warnings"]) if rec.get("warnings") else None, rec.get("error"),
     ])
 
 

@@ -79,6 +79,7 @@ def zoo(tmp_path_factory):
     rows.append("label/bored.wav\ts1\tbored")  # a label the mapping does not know
     (root / "metadata.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (root / "labels.yaml").write_text(MAPPING, encoding="utf-8")
+    (root / "audio" / "notes.txt").write_text("recorded on a Tuesday\n")  # stray: never an utterance
     summary = prepare_corpus("custom", root, base / "manifests", g2p=None, progress=False)
     compute_corpus_fbank("custom", base / "manifests", base / "fbank", nj=1)
     return files, summary, base
@@ -90,10 +91,14 @@ def test_every_audio_fault_is_kept_converted_or_skipped_with_its_reason(zoo):
     files, summary, base = zoo
     kept = {n for n, outcome in files.items() if outcome == "kept"}
     assert summary.kept == len(kept)
-    assert summary.skipped["audio"] == len(files) - len(kept)
+    # one count per reason, not one per family ("audio: 10" told the user nothing)
+    assert dict(summary.skipped) == {"empty file": 1, "not audio": 2, "non-finite samples": 3, "silent": 1,
+                                     "DC offset only": 1, "too short": 1, "label": 1}
     assert sum(summary.skipped.values()) == len(files) - len(kept) + 1  # + the unknown label
     assert summary.notes == {"resampled from 8000 Hz": 1, "resampled from 22050 Hz": 1, "resampled from 44100 Hz": 1,
-                             "resampled from 48000 Hz": 1, "multi-channel, used channel 3": 1}
+                             "resampled from 48000 Hz": 1, "multi-channel, used channel 3": 1,
+                             "stray non-audio files": 1}
+    assert "skipped 10 (DC offset only: 1, empty file: 1, label: 1, non-finite samples: 3" in summary.line()
     cuts = {Path(c.recording.sources[0].source).name: c for c in load_manifest_lazy(base / "fbank/custom_cuts_all.jsonl.gz")}
     assert set(cuts) == kept
     for name, cut in cuts.items():
@@ -220,6 +225,9 @@ def test_empty_split_is_one_clear_error(synth_data, tmp_path):
                   if c.supervisions[0].speaker in train_speakers]
     (tmp_path / "fbank").mkdir()
     CutSet.from_cuts(only_train).to_file(tmp_path / "fbank/synth_cuts_all.jsonl.gz")
+    (tmp_path / "fbank/synth_cuts_test.jsonl.gz").write_bytes(b"")  # an earlier run's split
     with pytest.raises(SpeechEQError, match=r"synth: split (dev|test) is empty"):
         validate_and_split("synth", tmp_path / "fbank", "6class")
     assert not list((tmp_path / "fbank").glob(".tmp.*"))
+    # the splits are one set: none is left that looks complete (the train split was written, then dev failed)
+    assert sorted(p.name for p in (tmp_path / "fbank").glob("synth_*")) == ["synth_cuts_all.jsonl.gz"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from functools import partial
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, load_cuts_lazy, write_cuts
@@ -53,6 +54,28 @@ def split_name(fold: str, split: str) -> str:
     return f"{fold}_{split}" if fold else split
 
 
+def planned_splits(corpus: str, output_dir: Pathlike, folds: Optional[List[str]] = None,
+                   **protocol_options) -> Dict[str, Tuple[Path, Callable, str]]:
+    """{split name: (file, supervision selector, what it selects)} of the protocol's splits."""
+    protocol = get_corpus(corpus).protocol(**protocol_options)
+    if folds:
+        unknown = [f for f in folds if f not in protocol]
+        if unknown:
+            raise SpeechEQError(f"{corpus}: unknown fold(s) {unknown}; protocol has {list(protocol)}")
+        protocol = {f: protocol[f] for f in folds}
+    planned = {}
+    for fold, splits in protocol.items():
+        for split, speakers in splits.items():
+            name = split_name(fold, split)
+            path = Path(output_dir) / f"{corpus}_cuts_{name}.jsonl.gz"
+            if callable(speakers):  # an utterance-level split (custom.UtteranceSplit)
+                planned[name] = (path, speakers, repr(speakers))
+            else:
+                keep = frozenset(speakers)
+                planned[name] = (path, (lambda s, keep=keep: s.speaker in keep), f"speakers {sorted(keep)[:4]}...")
+    return planned
+
+
 def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: Optional[List[str]] = None,
                  transform: Optional[Callable] = None, **protocol_options) -> Dict[str, Path]:
     """Write the protocol's splits as cut subsets of the feature manifest.
@@ -60,33 +83,31 @@ def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: 
     Subsets share the feature storage of ``<corpus>_cuts_all``, so features are
     extracted once however many folds a protocol has. ``transform`` maps each
     selected cut (e.g. silence trimming). Returns {split name: path}.
+
+    The splits are one set: each is written under a temporary name and all are
+    renamed once every one is written and non-empty, so a failure (an empty dev
+    split) leaves no split file that looks complete.
     """
-    protocol = get_corpus(corpus).protocol(**protocol_options)
-    if folds:
-        unknown = [f for f in folds if f not in protocol]
-        if unknown:
-            raise SpeechEQError(f"{corpus}: unknown fold(s) {unknown}; protocol has {list(protocol)}")
-        protocol = {f: protocol[f] for f in folds}
-    output_dir = Path(output_dir)
-    written = {}
-    for fold, splits in protocol.items():
-        for split, speakers in splits.items():
-            name = split_name(fold, split)
-            path = output_dir / f"{corpus}_cuts_{name}.jsonl.gz"
-            if callable(speakers):  # an utterance-level split (custom.UtteranceSplit)
-                select, what = speakers, repr(speakers)
-            else:
-                keep = frozenset(speakers)
-                select, what = (lambda s, keep=keep: s.speaker in keep), f"speakers {sorted(keep)[:4]}..."
+    from speecheq.io import temporary_path
+
+    planned = planned_splits(corpus, output_dir, folds, **protocol_options)
+    staged: Dict[str, Tuple[Path, Path]] = {}
+    try:
+        for name, (path, select, what) in planned.items():
             subset = (c for c in load_cuts_lazy(cuts_path) if select(c.supervisions[0]))
             if transform is not None:
                 subset = map(transform, subset)
-            count = write_cuts(subset, path)
+            staged[name] = (temporary_path(path), path)
+            count = write_cuts(subset, staged[name][0])
             if count == 0:
                 raise SpeechEQError(f"{corpus}: split {name} is empty ({what})")
             log.info("%s: %s %d cuts -> %s", corpus, name, count, path)
-            written[name] = path
-    return written
+        for tmp, path in staged.values():
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged.values():
+            tmp.unlink(missing_ok=True)
+    return {name: path for name, (_, path) in staged.items()}
 
 
 def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, force: bool = False, **options):
@@ -130,7 +151,15 @@ def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4c
 
     with folder_lock(fbank_dir, f"validate stage ({corpus})"):
         remove_stale_temporaries(fbank_dir)
-        return _validate_and_split(corpus, fbank_dir, label_preset, folds, trim_silence_db, **protocol_options)
+        planned = planned_splits(corpus, fbank_dir, folds, **protocol_options)
+        try:
+            return _validate_and_split(corpus, fbank_dir, label_preset, folds, trim_silence_db, **protocol_options)
+        except BaseException:
+            # Split files from an earlier run would look like this run's output: a failed stage leaves none.
+            for path, _, _ in planned.values():
+                path.unlink(missing_ok=True)
+            (Path(fbank_dir) / f"{corpus}_splits.json").unlink(missing_ok=True)
+            raise
 
 
 def _validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str, folds: Optional[List[str]],

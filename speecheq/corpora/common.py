@@ -14,6 +14,7 @@ model masks missing labels per task.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ def _check_file(utt: Utterance):
     try:
         return utt, inspect_audio(utt.audio_path), None
     except AudioError as e:
-        return utt, None, str(e)
+        return utt, None, e
 
 
 def build_manifests(
@@ -139,7 +140,7 @@ def build_manifests(
     for utt, info, error in tqdm(checked, total=len(utterances), desc=f"scan {corpus}", disable=not progress):
         try:
             if error is not None:
-                raise AudioError(error)
+                raise error
             emotion = labels.unify_emotion(corpus, utt.emotion_raw)
             intensity = utt.intensity
             if intensity is None:
@@ -150,7 +151,8 @@ def build_manifests(
         except (AudioError, LabelError) as e:
             if on_error == "stop":
                 raise SpeechEQError(f"{corpus}: {utt.id}: {e}") from None
-            summary.skip(type(e).__name__.replace("Error", "").lower(), f"{utt.id}: {e}")
+            # Counted by what went wrong (not audio, silent, too short...), not by family: the count tells the user what to fix.
+            summary.skip(e.reason if isinstance(e, AudioError) else "label", f"{utt.id}: {e}")
             continue
 
         phones = utt.phones
@@ -249,7 +251,16 @@ def validate_contract(supervisions: Iterable) -> int:
 
 def require_corpus_dir(corpus_dir: Pathlike, corpus: str) -> Path:
     path = Path(corpus_dir)
-    if not path.is_dir():
+    try:
+        found = path.is_dir()
+    except PermissionError:  # a folder on the way cannot be searched
+        found = None
+    if found and not os.access(path, os.R_OK | os.X_OK):
+        found = None  # listed but not searchable (or the reverse): every file check would fail on it
+    if found is None:
+        raise SpeechEQError(f"{corpus}: corpus folder {path}: permission denied (it and the folders above it "
+                            "must be readable and searchable)")
+    if not found:
         raise SpeechEQError(f"{corpus}: corpus folder not found: {path} (pass --corpus-dir)")
     return path
 
@@ -289,9 +300,40 @@ class Skips:
         return ", ".join(f"{k}: {v}" for k, v in sorted(c.items()))
 
 
+STRAY_NOTE = "stray non-audio files"
+
+
+def stray_files(audio_paths: Iterable[Pathlike], known: Iterable[Pathlike] = ()) -> List[Path]:
+    """Non-audio files in the folders that hold a corpus's audio (a ``notes.txt`` among the
+    wavs): never an utterance, but a sign the folder is not what the user thinks it is.
+    Hidden files (``.DS_Store``, editors' temporaries) are left alone. ``known``: files the
+    corpus module itself read (a TSV next to its audio)."""
+    from speecheq.audio import audio_extensions
+
+    used = {os.path.abspath(p) for p in (*audio_paths, *known)}
+    extensions = audio_extensions()
+    stray = []
+    for folder in sorted({os.path.dirname(p) for p in used}):
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:  # the audio checks already say what is wrong with the folder
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or os.path.abspath(entry.path) in used:
+                continue
+            try:
+                if entry.is_file() and os.path.splitext(entry.name)[1].lower() not in extensions:
+                    stray.append(Path(entry.path))
+            except OSError:
+                continue
+    return stray
+
+
 def finish(corpus: str, utterances: Sequence[Utterance], skips: Skips, output_dir=None, *,
-           manifest_name: Optional[str] = None, notes: Optional[Mapping[str, int]] = None, **build_options) -> dict:
-    """build_manifests + the module's own skips and notes in the summary + write_manifests."""
+           manifest_name: Optional[str] = None, notes: Optional[Mapping[str, int]] = None,
+           known_files: Sequence[Pathlike] = (), **build_options) -> dict:
+    """build_manifests + the module's own skips and notes in the summary + write_manifests.
+    Non-audio files next to the audio are counted as a note (``known_files`` excepted)."""
     try:
         recordings, supervisions, summary = build_manifests(corpus, utterances, **build_options)
     except SpeechEQError as e:
@@ -303,6 +345,9 @@ def finish(corpus: str, utterances: Sequence[Utterance], skips: Skips, output_di
     for note, n in (notes or {}).items():
         if n:
             summary.notes[note] += n
+    for path in stray_files((u.audio_path for u in utterances), known_files):
+        log.warning("ignored %s: not an audio file", path)
+        summary.notes[STRAY_NOTE] += 1
     if output_dir is not None:
         write_manifests(recordings, supervisions, output_dir, manifest_name or corpus)
     return {"recordings": recordings, "supervisions": supervisions, "summary": summary}

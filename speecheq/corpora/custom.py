@@ -259,7 +259,7 @@ def prepare_custom(corpus_dir, output_dir=None, *, tsv=None, mapping=None, on_er
     skips = Skips(table.name, on_error)
     utterances = iter_rows(tsv, table, skips)
     return finish(table.name, utterances, skips, output_dir, manifest_name=CORPUS, on_error=on_error,
-                  executor=executor, g2p=g2p, progress=progress)
+                  known_files=(tsv, mapping_path), executor=executor, g2p=g2p, progress=progress)
 
 
 def protocol(tsv=None, corpus_dir=None, kind: Optional[str] = None, num_folds: int = 5):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
 
-from speecheq.errors import SpeechEQError
+from speecheq.errors import SpeechEQError, decode_problem
 from speecheq.io import Pathlike, write_text_atomic
 
 BLANK = "<blk>"
@@ -41,8 +41,12 @@ class TokenTable:
         path = Path(path)
         if not path.is_file():
             raise SpeechEQError(f"token table not found: {path} (run the lang stage first)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise SpeechEQError(f"{path}: {decode_problem(e)}; a token table is UTF-8 (re-run the lang stage)") from None
         pairs = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             parts = line.split()
