@@ -319,7 +319,8 @@ def records(infos: Sequence[CutInfo], probs: np.ndarray, classes: np.ndarray, sc
             for i, p in zip(infos, full)]
 
 
-def write_decode_dir(out_dir: Path, recs: Sequence[dict], scheme: LabelScheme, extra: dict, title: str) -> dict:
+def write_decode_dir(out_dir: Path, recs: Sequence[dict], scheme: LabelScheme, extra: dict, title: str,
+                     plot: bool = True) -> dict:
     """predictions.tsv, metrics.json (written last: its presence says the folder is whole) and
     confusion.png, computed and written by the decoder's own functions."""
     from speecheq.decode import write_predictions
@@ -331,7 +332,7 @@ def write_decode_dir(out_dir: Path, recs: Sequence[dict], scheme: LabelScheme, e
     summary.update(extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(recs, scheme, None, out_dir / "predictions.tsv")
-    if "category" in summary:
+    if plot and "category" in summary:
         plot_confusion(np.array(summary["category"]["confusion"]), list(scheme.categories), out_dir / "confusion.png",
                        title=f"{title}: UA {summary['category']['UA']:.1f} %")
     write_json_atomic(out_dir / "metrics.json", summary)

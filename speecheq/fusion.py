@@ -1,0 +1,146 @@
+"""Late fusion of two runs' class probabilities, fold by fold.
+
+p = w * p_a + (1 - w) * p_b (a: the neural run, b: the SVM baseline), with w chosen per fold
+on that fold's **dev** set (UA over the grid 0, 0.1, ..., 1; ties go to the larger w, i.e.
+towards the neural run) and then applied unchanged to the fold's test set. Both runs read
+from their decode folders (``predictions.tsv`` of dev and test, ``p_<category>`` columns),
+and the fused test set is written in the same layout:
+``<out-dir>/<fold>/decode/<set>-fused/{predictions.tsv,metrics.json}`` plus
+``<out-dir>/<fold>/fusion.json`` with the chosen w and the dev UA of every w.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from speecheq import metrics
+from speecheq.errors import SpeechEQError
+from speecheq.io import write_json_atomic
+from speecheq.labels import LabelScheme
+
+log = logging.getLogger("speecheq")
+
+WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+TAG = "fused"
+
+
+@dataclass
+class Predictions:
+    """One decode folder's predictions.tsv: cut ids in file order, truths, probabilities."""
+
+    path: Path
+    categories: List[str]
+    cut_ids: List[str]
+    corpora: List[str]
+    truth: np.ndarray  # class index, -1 where unknown
+    probs: np.ndarray  # (cuts, categories)
+
+
+def read_predictions(decode_dir: Path) -> Predictions:
+    path = Path(decode_dir) / "predictions.tsv"
+    if not path.is_file():
+        raise SpeechEQError(f"predictions not found: {path} (decode that set first)")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    if not rows or "cut_id" not in rows[0]:
+        raise SpeechEQError(f"{path}: not a decode predictions.tsv (no header with cut_id)")
+    header = rows[0]
+    prob_cols = [i for i, h in enumerate(header) if h.startswith("p_")]
+    if not prob_cols:
+        raise SpeechEQError(f"{path}: no p_<category> probability columns")
+    categories = [header[i][2:] for i in prob_cols]
+    col = {h: i for i, h in enumerate(header)}
+    try:
+        body = [r for r in rows[1:] if r]
+        truth = np.array([categories.index(r[col["emotion_true"]]) if r[col["emotion_true"]] in categories else -1
+                          for r in body], dtype=np.int64)
+        probs = np.array([[float(r[i]) for i in prob_cols] for r in body], dtype=np.float64).reshape(len(body), -1)
+        ids, corpora = [r[col["cut_id"]] for r in body], [r[col["corpus"]] for r in body]
+    except (IndexError, KeyError, ValueError) as e:
+        raise SpeechEQError(f"{path}: malformed row ({e})") from None
+    if len(set(ids)) != len(ids):
+        raise SpeechEQError(f"{path}: repeated cut ids")
+    if not np.all(np.isfinite(probs)):
+        raise SpeechEQError(f"{path}: non-finite probabilities")
+    return Predictions(path, categories, ids, corpora, truth, probs)
+
+
+def aligned(a: Predictions, b: Predictions) -> Predictions:
+    """``b`` reordered to ``a``'s cut order; one clear line where the two do not match."""
+    if a.categories != b.categories:
+        raise SpeechEQError(f"{a.path} and {b.path} have different categories: {a.categories} vs {b.categories}")
+    if set(a.cut_ids) != set(b.cut_ids):
+        only_a, only_b = sorted(set(a.cut_ids) - set(b.cut_ids)), sorted(set(b.cut_ids) - set(a.cut_ids))
+        raise SpeechEQError(f"{a.path} and {b.path} hold different cuts ({len(only_a)} only in the first, e.g. "
+                            f"{only_a[:2]}; {len(only_b)} only in the second, e.g. {only_b[:2]})")
+    row = {c: i for i, c in enumerate(b.cut_ids)}
+    order = [row[c] for c in a.cut_ids]
+    if not np.array_equal(a.truth, b.truth[order]):
+        raise SpeechEQError(f"{a.path} and {b.path} disagree on the true category of some cuts")
+    return Predictions(b.path, b.categories, a.cut_ids, a.corpora, b.truth[order], b.probs[order])
+
+
+def fused_ua(a: Predictions, b: Predictions, w: float) -> float:
+    labelled = a.truth >= 0
+    if not labelled.any():
+        raise SpeechEQError(f"{a.path}: no cut with a known category to choose the fusion weight on")
+    pred = (w * a.probs + (1 - w) * b.probs).argmax(axis=1)
+    return metrics.unweighted_accuracy(a.truth[labelled], pred[labelled], len(a.categories)) * 100
+
+
+def choose_weight(a: Predictions, b: Predictions, weights: Sequence[float] = WEIGHTS) -> Dict[str, object]:
+    """The w with the highest UA on these (dev) predictions; ties: the larger w."""
+    table = {float(w): fused_ua(a, b, float(w)) for w in weights}
+    best = max(table, key=lambda w: (table[w], w))
+    return {"w": best, "dev_UA": table[best], "dev_UA_by_w": {f"{w:.1f}": ua for w, ua in table.items()}}
+
+
+def fuse_fold(a_dev: Path, b_dev: Path, a_test: Path, b_test: Path, out_dir: Path, *,
+              weights: Sequence[float] = WEIGHTS, names: Sequence[str] = ("net", "svm")) -> Path:
+    """Choose w on dev, fuse test, write the decode folder; returns its metrics.json."""
+    from speecheq.baseline import write_decode_dir
+
+    da = read_predictions(a_dev)
+    db = aligned(da, read_predictions(b_dev))
+    choice = choose_weight(da, db, weights)
+    ta = read_predictions(a_test)
+    tb = aligned(ta, read_predictions(b_test))
+    probs = choice["w"] * ta.probs + (1 - choice["w"]) * tb.probs
+    scheme = LabelScheme("fused", tuple(ta.categories))
+    recs = [{"cut_id": c, "corpus": corpus, "emotion_true": int(t), "emotion_pred": int(p.argmax()), "emotion_probs": p,
+             "intensity_true": float("nan"), "intensity_pred": float("nan"), "gender_true": -1, "gender_pred": -1,
+             "gender_prob": float("nan"), "phones_true": None, "phones_pred": []}
+            for c, corpus, t, p in zip(ta.cut_ids, ta.corpora, ta.truth, probs)]
+    set_name = Path(b_test).name.split("-", 1)[0]
+    decode_dir = Path(out_dir) / "decode" / f"{set_name}-{TAG}"
+    info = {"w": choice["w"], "formula": f"w * p_{names[0]} + (1 - w) * p_{names[1]}",
+            "chosen_on": str(a_dev), "dev_UA": choice["dev_UA"], "dev_UA_by_w": choice["dev_UA_by_w"],
+            names[0]: {"dev": str(a_dev), "test": str(a_test)}, names[1]: {"dev": str(b_dev), "test": str(b_test)}}
+    summary = write_decode_dir(decode_dir, recs, scheme, {"corpus_aware": True, "fusion": info}, set_name)
+    write_json_atomic(Path(out_dir) / "fusion.json", {**info, "test_headline": summary["headline"]})
+    log.info("%s: w = %.1f (dev UA %.2f); test UA %.2f", out_dir, choice["w"], choice["dev_UA"],
+             summary["headline"].get("UA", float("nan")))
+    return decode_dir / "metrics.json"
+
+
+def fuse_folds(a_pattern: str, b_pattern: str, folds: Sequence[str], out_dir: Path, *,
+               weights: Sequence[float] = WEIGHTS, names: Sequence[str] = ("net", "svm")) -> List[Path]:
+    """Patterns name a decode folder with {k} (the fold) and {split} (dev or test)."""
+    for pattern in (a_pattern, b_pattern):
+        for key in ("{k}", "{split}"):
+            if key not in pattern:
+                raise SpeechEQError(f"pattern {pattern!r} has no {key}")
+    out = []
+    for k in folds:
+        fold = k if str(k).startswith("fold") or k == "official" else f"fold{k}"
+        paths = {(side, split): Path(p.format(k=k, split=split)) for side, p in (("a", a_pattern), ("b", b_pattern))
+                 for split in ("dev", "test")}
+        out.append(fuse_fold(paths["a", "dev"], paths["b", "dev"], paths["a", "test"], paths["b", "test"],
+                             Path(out_dir) / fold, weights=weights, names=names))
+    return out
