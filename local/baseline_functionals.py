@@ -27,7 +27,7 @@ def main():
     p.add_argument("--functionals-dir", type=Path, default=Path("data/functionals"),
                    help="cache of functionals per corpus and feature set, shared by all folds")
     p.add_argument("--exp-dir", type=Path, default=None,
-                   help="output folder; default exp/baseline_<feature-set>[_spknorm]_<label-preset>")
+                   help="output folder; default exp/baseline_<feature-set>[_spknorm][_traindev]_<label-preset>")
     p.add_argument("--kernels", nargs="+", default=["linear", "rbf"], help="SVM kernels to choose from")
     p.add_argument("--c-grid", type=float, nargs="+", default=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0],
                    help="SVM C values to choose from")
@@ -35,6 +35,9 @@ def main():
                    help="speaker-grouped folds of the inner model selection (0: leave one training speaker out)")
     p.add_argument("--calibration-folds", type=int, default=5,
                    help="speaker-grouped folds of the out-of-fold decision values the probabilities are calibrated on")
+    p.add_argument("--fit-on", choices=["train", "train+dev"], default="train",
+                   help="speakers the SVM is fitted on; train+dev (the reference protocol of ../shared/docs/paper.md) "
+                        "evaluates the test set only, in EXP_DIR ..._traindev_<label-preset>")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while computing functionals")
     args = p.parse_args()
 
@@ -43,7 +46,7 @@ def main():
     run_baseline(args.corpus, args.folds, featset=args.feature_set, label_preset=args.label_preset,
                  fbank_dir=args.fbank_dir, functionals_dir=args.functionals_dir, exp_dir=args.exp_dir,
                  speaker_norm=args.speaker_norm, kernels=args.kernels, cs=args.c_grid, inner_folds=args.inner_folds,
-                 calibration_folds=args.calibration_folds, progress=not args.no_progress)
+                 calibration_folds=args.calibration_folds, fit_on=args.fit_on, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

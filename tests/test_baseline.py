@@ -140,6 +140,16 @@ def test_inner_model_selection_never_sees_test_or_dev_speakers(tiny, tmp_path, m
         assert len(set(splits[0][val])) == 1 and not set(splits[0][val]) & set(splits[0][train])
 
 
+def test_fit_on_train_and_dev_evaluates_test_only(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr("speecheq.plots.plot_confusion", lambda *a, **k: None)
+    out = _run(tiny, tmp_path / "exp", fit_on="train+dev")
+    assert all(set(v) == {"test"} for v in out.values())
+    for fold, protocol in FOLDS.items():
+        svm = json.loads((tmp_path / "exp" / fold / "svm.json").read_text())
+        assert svm["selection"]["inner_speakers"] == sorted(protocol["train"] + protocol["dev"])
+        assert not (tmp_path / "exp" / fold / "decode" / f"synth_{fold}_dev-svm").exists()
+
+
 def test_speaker_normalisation_uses_each_speakers_own_statistics():
     from speecheq.baseline import speaker_normalise
 
