@@ -8,7 +8,12 @@ columns 0-79 are exactly lhotse's ``Fbank`` of the inner config, columns 80-83 a
   and its range stay),
 - voicing: the Praat autocorrelation strength of the chosen candidate on voiced frames, 0 on
   unvoiced ones,
-- deltas of both (Kaldi's ``compute-deltas`` regression over +-2 frames).
+- deltas of both (Kaldi's ``compute-deltas`` regression over +-2 frames),
+
+each multiplied by a scale (Kaldi's ``process-kaldi-pitch-feats`` defaults: 2 for log F0 and
+voicing, 10 for the delta of log F0; 10 for the delta of voicing too). The model normalises
+every dim anyway; the scales are there for storage: lilcom rounds to multiples of 1/32, which
+unscaled would swallow most of the deltas (typical std 0.03).
 
 F0 comes from Praat's tracker (praat-parselmouth); ``bench/pitch.py`` holds the comparison
 with pyworld that chose it. The pitch track is sampled at the fbank frames' centres, so
@@ -35,6 +40,7 @@ F0_MIN = 60.0  # Hz: below the lowest male RAVDESS voices
 F0_MAX = 600.0  # Hz: shouted and excited female speech goes past Kaldi's 400
 METHODS = ("ac", "cc")  # Praat's autocorrelation and cross-correlation trackers
 DELTA_WINDOW = 2
+PITCH_SCALE, POV_SCALE, DELTA_PITCH_SCALE, DELTA_POV_SCALE = 2.0, 2.0, 10.0, 10.0
 
 
 def default_fbank_config(num_mel_bins: int = 80) -> Dict[str, Any]:
@@ -98,8 +104,9 @@ def deltas(x: np.ndarray, window: int = DELTA_WINDOW) -> np.ndarray:
     return out / (2 * sum(k * k for k in range(1, window + 1)))
 
 
-def pitch_stream(f0: np.ndarray, voicing: np.ndarray, window: int = DELTA_WINDOW) -> np.ndarray:
-    """(frames, 4): normalised interpolated log F0, voicing, and their deltas (float32)."""
+def pitch_stream(f0: np.ndarray, voicing: np.ndarray, window: int = DELTA_WINDOW,
+                 scales=(PITCH_SCALE, POV_SCALE, DELTA_PITCH_SCALE, DELTA_POV_SCALE)) -> np.ndarray:
+    """(frames, 4): normalised interpolated log F0, voicing, and their deltas, each times its scale (float32)."""
     f0 = np.asarray(f0, dtype=np.float64)
     voicing = np.asarray(voicing, dtype=np.float64)
     voiced = np.flatnonzero(f0 > 0)
@@ -109,7 +116,7 @@ def pitch_stream(f0: np.ndarray, voicing: np.ndarray, window: int = DELTA_WINDOW
         # Linear in log F0 across unvoiced gaps, held flat before the first and after the last voiced frame.
         log_f0 = np.interp(np.arange(len(f0)), voiced, lv) - lv.mean()
     out = np.stack([log_f0, voicing, deltas(log_f0, window), deltas(voicing, window)], axis=1)
-    return out.astype(np.float32)
+    return (out * np.asarray(scales, dtype=np.float64)).astype(np.float32)
 
 
 @dataclass
@@ -119,6 +126,10 @@ class FbankPitchConfig:
     f0_max: float = F0_MAX
     method: str = "ac"
     delta_window: int = DELTA_WINDOW
+    pitch_scale: float = PITCH_SCALE
+    pov_scale: float = POV_SCALE
+    delta_pitch_scale: float = DELTA_PITCH_SCALE
+    delta_pov_scale: float = DELTA_POV_SCALE
     device: str = "cpu"
 
     def __post_init__(self):
@@ -203,4 +214,5 @@ class FbankPitch(FeatureExtractor):
             f0 = voicing = np.zeros(feats.shape[0])
         if not (f0 > 0).any():
             self.stats["unvoiced"] += 1
-        return np.concatenate([feats, pitch_stream(f0, voicing, cfg.delta_window)], axis=1).astype(np.float32)
+        scales = (cfg.pitch_scale, cfg.pov_scale, cfg.delta_pitch_scale, cfg.delta_pov_scale)
+        return np.concatenate([feats, pitch_stream(f0, voicing, cfg.delta_window, scales)], axis=1).astype(np.float32)

@@ -52,13 +52,15 @@ def test_stream_is_fbank_plus_four_pitch_dims_frame_for_frame():
 
 
 def test_normalised_log_f0_follows_a_glide():
-    from speecheq.pitch import FbankPitch
+    from speecheq.pitch import DELTA_PITCH_SCALE, DELTA_POV_SCALE, PITCH_SCALE, POV_SCALE, FbankPitch
+
+    SCALES = np.array([PITCH_SCALE, POV_SCALE, DELTA_PITCH_SCALE, DELTA_POV_SCALE])  # Kaldi's storage-friendly scales
 
     # 150 -> 250 Hz over 1.5 s: the stream must give back the contour, minus its mean.
     seconds = 1.5
     true_f0 = np.linspace(150.0, 250.0, int(seconds * SR))
     feats = FbankPitch().extract(harmonic(true_f0, seconds), SR)
-    log_f0, voicing, d_log_f0, d_voicing = feats[:, 80:].T
+    log_f0, voicing, d_log_f0, d_voicing = (feats[:, 80:] / SCALES).T
     centres = ((np.arange(len(feats)) + 0.5) * 0.01 * SR).astype(int).clip(max=len(true_f0) - 1)
     expected = np.log(true_f0[centres])
     core = slice(10, -10)
@@ -87,7 +89,8 @@ def test_unvoiced_gaps_are_interpolated_and_silence_gives_zeros():
     # 120 Hz, 0.3 s of silence, 240 Hz: the gap is bridged linearly in log F0.
     x = np.concatenate([harmonic(120.0, 0.5), np.zeros(int(0.3 * SR), dtype=np.float32), harmonic(240.0, 0.5)])
     hz, voicing = track_pitch(x, SR)
-    stream = pitch_stream(hz, voicing)
+    stream = pitch_stream(hz, voicing, scales=(1, 1, 1, 1))
+    np.testing.assert_allclose(pitch_stream(hz, voicing), stream * [2, 2, 10, 10], rtol=1e-6)
     gap = slice(60, 75)
     assert (hz[gap] == 0).all() and (stream[gap, 1] == 0).all()
     assert np.all(np.diff(stream[55:85, 0]) > -0.005)  # rising from the low to the high tone, no drop to 0
@@ -140,7 +143,7 @@ def test_feature_stage_writes_84_dim_cuts_into_its_own_folder(tmp_path):
     from lhotse import load_manifest
 
     from speecheq.errors import SpeechEQError
-    from speecheq.features import compute_corpus_fbank, trim_silence
+    from speecheq.features import compute_corpus_fbank, make_extractor, trim_silence
     from speecheq.package import training_extractor
 
     manifests = _manifests(tmp_path)
@@ -150,7 +153,10 @@ def test_feature_stage_writes_84_dim_cuts_into_its_own_folder(tmp_path):
     for cut in cuts:
         feats = cut.load_features()
         assert cut.features.type == "fbank-pitch" and cut.num_features == 84 and feats.shape == (80, 84)
-        assert (feats[10:-10, 81] > 0.9).all()
+        assert (feats[10:-10, 81] > 1.8).all()  # voicing near 1, times its scale 2
+        # lilcom keeps multiples of 1/32: the stored stream is the computed one within half a step.
+        computed = make_extractor("fbank-pitch").extract(cut.load_audio(), SR)
+        np.testing.assert_allclose(feats, computed, atol=2**-6 + 1e-6)
         # Trimming reads the energy of the mel columns only: a tone without silence keeps all its frames.
         assert trim_silence(cut, threshold_db=30).duration == cut.duration
     assert training_extractor({"train_cuts": [str(cuts_path)]}, tmp_path) == "fbank-pitch"
