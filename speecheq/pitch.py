@@ -36,8 +36,8 @@ log = logging.getLogger("speecheq")
 
 NAME = "fbank-pitch"
 PITCH_DIMS = 4
-F0_MIN = 60.0  # Hz: below the lowest male RAVDESS voices
-F0_MAX = 600.0  # Hz: shouted and excited female speech goes past Kaldi's 400
+F0_MIN = 60.0  # Hz: Praat's window is 3 periods of this (50 ms); RAVDESS voiced frames: 1st percentile 82 Hz
+F0_MAX = 600.0  # Hz: not Kaldi's 400: 8.5 % of RAVDESS voiced frames are above it (99th percentile 539 Hz)
 METHODS = ("ac", "cc")  # Praat's autocorrelation and cross-correlation trackers
 DELTA_WINDOW = 2
 PITCH_SCALE, POV_SCALE, DELTA_PITCH_SCALE, DELTA_POV_SCALE = 2.0, 2.0, 10.0, 10.0
