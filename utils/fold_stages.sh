@@ -87,7 +87,7 @@ baseline_folds() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
       if [ "$norm" = yes ]; then name="${name}_spknorm"; norm_arg=(--speaker-norm); fi
       log "baseline $name: kernel and C by leave-one-speaker-out on each fold's training speakers (folds: $folds)"
       local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" \
-        --label-preset "$label_preset" --fbank-dir ${feat_dir:-data/fbank} --functionals-dir data/functionals \
+        --label-preset "$label_preset" --fbank-dir "${feat_dir:-data/fbank}" --functionals-dir data/functionals \
         --exp-dir "exp/${name}_${label_preset}"
       metrics=()
       for k in $folds; do
