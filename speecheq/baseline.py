@@ -90,7 +90,7 @@ def cut_info(cut, scheme: LabelScheme) -> CutInfo:
 
 
 def cut_signature(cut) -> str:
-    """What the functionals depend on: a re-run validate stage with another trim changes it."""
+    """The audio span the functionals depend on (a re-run validate stage with another trim changes it)."""
     return f"{cut.recording_id}|{cut.channel}|{cut.start:.4f}|{cut.duration:.4f}"
 
 
@@ -144,56 +144,58 @@ class Functionals:
 
 
 def _read_cache(path: Path):
+    """{signature: row}, feature names, {signature: reason} of a cache file (empty when none)."""
     if not path.is_file():
-        return {}, {}, [], {}
+        return {}, [], {}
     try:
         with np.load(path, allow_pickle=False) as z:
-            ids, sigs, feats, names = list(z["cut_ids"]), list(z["signatures"]), z["features"], list(z["names"])
-            reasons = list(z["reasons"])
+            keys, feats, names, reasons = list(z["signatures"]), z["features"], list(z["names"]), list(z["reasons"])
     except (OSError, ValueError, KeyError, EOFError) as e:
         log.warning("%s: unreadable functionals cache (%s); recomputing it", path, e)
-        return {}, {}, [], {}
-    rows = {i: feats[n] for n, i in enumerate(ids)}
-    return rows, dict(zip(ids, sigs)), names, {i: r for i, r in zip(ids, reasons) if r}
+        return {}, [], {}
+    return {k: feats[n] for n, k in enumerate(keys)}, names, {k: r for k, r in zip(keys, reasons) if r}
 
 
 def compute_functionals(manifests: Sequence[Path], featset: str, cache: Path, progress: bool = True) -> Functionals:
-    """Functionals of every cut in ``manifests`` (each cut once), from the cache where it
-    has the same cut, computed and added to the cache (written atomically) otherwise."""
-    rows, sigs, names, failed = _read_cache(cache)
+    """Functionals of every cut in ``manifests``, from the cache where it holds the same
+    audio span, computed and added to the cache (written atomically) otherwise.
+
+    The cache is keyed by the span (recording, channel, start, duration), not by cut id:
+    the validate stage gives a trimmed cut a new id in every fold's manifest, while its
+    audio, and so its functionals, is the same in all of them."""
+    rows, names, failed = _read_cache(cache)
+    span_of: Dict[str, str] = {}
     todo = {}
     for path in manifests:
         for cut in load_cuts_lazy(path):
-            sig = cut_signature(cut)
-            if cut.id in todo or (cut.id in rows and sigs.get(cut.id) == sig):
-                continue
-            todo[cut.id] = cut
+            span = span_of[cut.id] = cut_signature(cut)
+            if span not in rows and span not in todo:
+                todo[span] = cut
     if todo:
         from tqdm import tqdm
 
         smile = make_smile(featset)
         names = list(smile.feature_names)
         if rows and len(next(iter(rows.values()))) != len(names):
-            rows, sigs, failed = {}, {}, {}
+            rows, failed = {}, {}
         log.info("%s: computing %s functionals of %d cuts (%d cached) -> %s", featset, featset, len(todo), len(rows), cache)
-        for cut_id, cut in tqdm(todo.items(), desc=f"{featset} functionals", unit="cut", disable=not progress):
+        for span, cut in tqdm(todo.items(), desc=f"{featset} functionals", unit="cut", disable=not progress,
+                              mininterval=30):
             values, reason = cut_functionals(smile, cut)
-            rows[cut_id] = values if values is not None else np.full(len(names), np.nan)
-            sigs[cut_id] = cut_signature(cut)
-            failed.pop(cut_id, None)
+            rows[span] = values if values is not None else np.full(len(names), np.nan)
             if values is None:
-                failed[cut_id] = reason
-        ids = sorted(rows)
+                failed[span] = reason
+        keys = sorted(rows)
         with atomic_output(cache) as tmp, open(tmp, "wb") as f:
-            np.savez(f, cut_ids=np.array(ids), signatures=np.array([sigs[i] for i in ids]),
-                     features=np.stack([rows[i] for i in ids]).astype(np.float64), names=np.array(names),
-                     reasons=np.array([failed.get(i, "") for i in ids]))
+            np.savez(f, signatures=np.array(keys), features=np.stack([rows[k] for k in keys]).astype(np.float64),
+                     names=np.array(names), reasons=np.array([failed.get(k, "") for k in keys]))
     else:
         log.info("%s: functionals of all cuts cached in %s", featset, cache)
-    if failed:
-        log.warning("%s: %d cuts have no functionals and are skipped, e.g. %s", featset, len(failed),
-                    "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3]))
-    return Functionals(featset, names, rows, failed)
+    failed_cuts = {c: failed[s] for c, s in span_of.items() if s in failed}
+    if failed_cuts:
+        log.warning("%s: %d cuts have no functionals and are skipped, e.g. %s", featset, len(failed_cuts),
+                    "; ".join(f"{k}: {v}" for k, v in list(failed_cuts.items())[:3]))
+    return Functionals(featset, names, {c: rows[s] for c, s in span_of.items()}, failed_cuts)
 
 
 # ---------------------------------------------------------------- normalisation and SVM
