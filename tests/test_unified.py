@@ -37,9 +37,10 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
     # The corpus's own stages 4-6 (shared fold stages): one fold, one epoch, tiny model.
     run(ravdess, "--stage", "4", "--fold", "1", "--label-preset", "4class", "--num-epochs", "1",
         "--max-duration", "30", "--model-config", TINY_MODEL)
-    assert (ravdess / "exp/multitask_4class/fold1/decode/ravdess_fold1_test-best-valid/metrics.json").is_file()
+    # The recipe decodes the last min(5, num_epochs) epochs averaged unless told otherwise.
+    assert (ravdess / "exp/multitask_4class/fold1/decode/ravdess_fold1_test-epoch-1-avg-1/metrics.json").is_file()
     row = (ravdess / "RESULTS.md").read_text().splitlines()[-1]
-    assert row.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) best-valid folds: 1 |") and "local/decode.py" in row
+    assert row.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) epoch-1-avg-1 folds: 1 |") and "local/decode.py" in row
     assert (ravdess / "data/fbank_ali/ravdess_cuts_fold1_test.jsonl.gz").is_file()
 
     unified = recipe_copy(egs, "unified")

@@ -4,8 +4,9 @@
 # split files <corpus>_cuts_fold<k>_<split>), as fold<k>, or "official" (the corpus's own
 # single split: <corpus>_cuts_<split>).
 # Reads the recipe's variables: corpus folds exp_name label_preset model_preset model_config
-# tasks num_epochs max_duration device seed extra_train_args results, and decode_checkpoint if
-# the recipe has it (default "--checkpoint best-valid.pt"; e.g. "--epoch 25 --avg 5"), and
+# tasks num_epochs max_duration device seed extra_train_args results, and if the recipe has
+# them lr_schedule (default noam), mixup_alpha (default 0: off) and decode_checkpoint (default:
+# the last min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev), and
 # feat_dir (the features folder of stages 2-3, default data/fbank; e.g. data/fbank_pitch).
 
 fold_prefix() {  # fold_prefix FOLD -> "fold0_" or "" (the split-file prefix)
@@ -26,7 +27,7 @@ train_folds() {  # stage 4: one model per fold, resumed from its last epoch, ski
       --dev-cuts ${feat_dir:-data/fbank}/${corpus}_cuts_${s}dev.jsonl.gz --lang-dir data/lang --exp-dir "$exp_dir" \
       --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
       --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
-      --start-epoch $(utils/next_epoch.sh "$exp_dir") $extra_train_args
+      --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} --start-epoch $(utils/next_epoch.sh "$exp_dir") $extra_train_args
   done
 }
 
@@ -50,11 +51,14 @@ decode_tag() {  # decode_tag CHECKPOINT-ARGS -> the name local/decode.py gives t
 }
 
 decode_folds() {  # stage 5: decode each fold's test set, then mean and std over folds
-  local k exp_dir s metrics="" weights=${decode_checkpoint:---checkpoint best-valid.pt} tag
+  local k exp_dir s metrics="" weights=${decode_checkpoint:-} tag
+  # Averaged last epochs by default: fixed before any test set is seen, and steadier than a
+  # checkpoint chosen on a dev split of one or two speakers (RESULTS.md).
+  [ -n "$weights" ] || weights="--epoch $num_epochs --avg $(( num_epochs < 5 ? num_epochs : 5 ))"
   tag=$(decode_tag "$weights")
   for k in $folds; do
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
-    log "decode fold $k ($weights; best-valid.pt is chosen on the fold's dev set)"
+    log "decode fold $k ($weights)"
     local/decode.py --exp-dir "$exp_dir" $weights --device $device \
       --cuts ${feat_dir:-data/fbank}/${corpus}_cuts_${s}test.jsonl.gz
     metrics="$metrics $exp_dir/decode/${corpus}_${s}test-$tag/metrics.json"

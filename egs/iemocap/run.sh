@@ -25,8 +25,10 @@ model_preset=small
 model_config=""
 num_epochs=20
 max_duration=200
+lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse square root
 tasks=emotion,intensity,ctc,gender   # intensity = rescaled arousal, neutral 0
 extra_train_args=""
+decode_checkpoint=""       # default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 exp_name=multitask
 seed=42
 results=RESULTS.md
