@@ -241,7 +241,7 @@ def test_iemocap(tmp_path):
     wav(root / "Session1/sentences/wav/Ses01F_impro01/._Ses01F_impro01_F000.wav")  # macOS debris
     out = prepare("iemocap", root, tmp_path)
     sups = by_id(out)
-    assert len(sups) == 6 and out["summary"].skipped == {"no label": 1, "layout": 1, "audio": 1}
+    assert len(sups) == 6 and out["summary"].skipped == {"no label": 1, "layout": 1, "file not found": 1}
     m = sups["iemocap_Ses01F_impro01_M000"]
     assert (m.speaker, m.gender, m.custom["emotion_raw"], m.custom["emotion"]) == ("Ses01M", "M", "exc", "happy")
     assert m.custom["intensity"] == pytest.approx(0.75) and m.custom["arousal"] == 4.0
@@ -284,7 +284,7 @@ def test_emodb(tmp_path):
     (root / "wav" / "03a01Fa.lab").write_text("not audio")  # ignored
     out = prepare("emodb", root, tmp_path)
     sups = by_id(out)
-    assert len(sups) == 10 and out["summary"].skipped == {"layout": 3, "label": 1, "audio": 1}
+    assert len(sups) == 10 and out["summary"].skipped == {"layout": 3, "label": 1, "empty file": 1}
     s = sups["emodb_09a04La"]
     assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["intensity"]) == ("09", "F", "de", "boredom", None)
     assert s.text == "Heute abend könnte ich es ihm sagen." and s.custom["phones"][:3] == ["h", "ɔø", "t"]

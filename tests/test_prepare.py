@@ -37,7 +37,7 @@ def test_ravdess_fixture_follows_the_contract(tmp_path):
     assert s.custom["emotion"] == "angry" and s.custom["intensity"] == 1.0
     assert s.custom["phones"] == ["kids", "are", "talking", "by", "the", "door"]
     summary = out["summary"]
-    assert summary.skipped == {"audio": 2, "label": 1, "file name": 1}
+    assert summary.skipped == {"silent": 1, "empty file": 1, "label": 1, "file name": 1}
     assert summary.notes["resampled from 48000 Hz"] == 1
     assert (tmp_path / "manifests" / "ravdess_supervisions_all.jsonl.gz").is_file()
 
