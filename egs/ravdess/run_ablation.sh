@@ -46,7 +46,8 @@ done
 
 ./run.sh --stop-stage 3 --label-preset $label_preset
 mkdir -p exp/log
-common=(--label-preset $label_preset --num-epochs $num_epochs --max-duration $max_duration)
+# The ablation's rows are plain task sets: the recipe's default mixup is off here unless a lever asks for it.
+common=(--label-preset $label_preset --num-epochs $num_epochs --max-duration $max_duration --mixup-alpha 0)
 for name in $names; do
   for k in $folds; do
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 5; done
