@@ -42,6 +42,11 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
     row = (ravdess / "RESULTS.md").read_text().splitlines()[-1]
     assert row.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) epoch-1-avg-1 folds: 1 |") and "local/decode.py" in row
     assert (ravdess / "data/fbank_ali/ravdess_cuts_fold1_test.jsonl.gz").is_file()
+    # Stages 7-8: the classic baseline on the same fold, then the network fused with its ComParE row.
+    assert (ravdess / "exp/baseline_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-svm/metrics.json").is_file()
+    fusion = json.loads((ravdess / "exp/fusion_multitask_ComParE_2016_4class/fold1/fusion.json").read_text())
+    assert 0.0 <= fusion["w"] <= 1.0 and "ravdess_fold1_dev" in fusion["chosen_on"]
+    assert (ravdess / "exp/fusion_multitask_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-fused/metrics.json").is_file()
 
     unified = recipe_copy(egs, "unified")
     run(unified, "--corpora", "synth ravdess", "--num-epochs", "1", "--max-duration", "30",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stages 4-6 shared by every recipe whose protocol has folds; a recipe sources this after
+# Stages 4-8 shared by every recipe whose protocol has folds; a recipe sources this after
 # parse_options.sh and calls one function per stage. A fold is named by its number (k ->
 # split files <corpus>_cuts_fold<k>_<split>), as fold<k>, or "official" (the corpus's own
 # single split: <corpus>_cuts_<split>).
@@ -50,11 +50,17 @@ decode_tag() {  # decode_tag CHECKPOINT-ARGS -> the name local/decode.py gives t
   fi
 }
 
-decode_folds() {  # stage 5: decode each fold's test set, then mean and std over folds
-  local k exp_dir s metrics="" weights=${decode_checkpoint:-} tag
+decode_weights() {  # the network weights stages 5 and 8 decode
   # Averaged last epochs by default: fixed before any test set is seen, and steadier than a
   # checkpoint chosen on a dev split of one or two speakers (RESULTS.md).
-  [ -n "$weights" ] || weights="--epoch $num_epochs --avg $(( num_epochs < 5 ? num_epochs : 5 ))"
+  if [ -n "${decode_checkpoint:-}" ]; then echo "$decode_checkpoint"
+  else echo "--epoch $num_epochs --avg $(( num_epochs < 5 ? num_epochs : 5 ))"
+  fi
+}
+
+decode_folds() {  # stage 5: decode each fold's test set, then mean and std over folds
+  local k exp_dir s metrics="" weights tag
+  weights=$(decode_weights)
   tag=$(decode_tag "$weights")
   for k in $folds; do
     exp_dir=$(fold_exp_dir $k); s=$(fold_prefix $k)
@@ -104,4 +110,29 @@ baseline_folds() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
         --results "$results" --run-name "${corpus} ${label_preset} ${name} (SVM) folds: ${folds}"
     done
   done
+}
+
+fuse_folds() {  # stage 8: the network's class posteriors averaged with the SVM baseline's
+  # p = w * p_net + (1 - w) * p_svm, w chosen per fold on that fold's dev set (speecheq/fusion.py).
+  # Reads fusion_baseline (default ComParE_2016; ComParE_2016_spknorm for speaker-normalised runs).
+  local k exp_dir s weights tag svm=${fusion_baseline:-ComParE_2016} out
+  local -a metrics
+  weights=$(decode_weights); tag=$(decode_tag "$weights")
+  out="exp/fusion_${exp_name}_${svm}_${label_preset}"
+  for k in $folds; do
+    case $k in *[!0-9]*) echo "ERROR: stage 8 fuses numbered folds only (got '$k')" >&2; return 1 ;; esac
+  done
+  for k in $folds; do  # the test sets were decoded in stage 5; the weight is chosen on dev
+    exp_dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+    local/decode.py --exp-dir "$exp_dir" $weights --device $device \
+      --cuts "${feat_dir:-data/fbank}/${corpus}_cuts_${s}dev.jsonl.gz"
+  done
+  local/fuse.py --a "exp/${exp_name}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
+    --b "exp/baseline_${svm}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm" \
+    --folds $folds --out-dir "$out" --names "$exp_name" "$svm"
+  metrics=()
+  for k in $folds; do metrics+=("$out/fold$k/decode/${corpus}_fold${k}_test-fused/metrics.json"); done
+  log "mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir "$out" --folds "${metrics[@]}" --summary-out "$out/folds-summary-fused.json" \
+    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} $tag + ${svm} SVM, fused (w on dev) folds: ${folds}"
 }

@@ -3,6 +3,7 @@
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + 4 leave-one-speaker-out folds,
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
 #         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
+#         8 the network fused with the SVM (posteriors averaged, weight chosen on each dev set).
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # CASIA ships no transcripts: --transcripts FILE (<nnn><TAB>text) gives phones; then add ctc to --tasks.
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=7
+stop_stage=8
 corpus_dir=${SPEECHEQ_CASIA_DIR:-$SPEECHEQ_ROOT/../shared/data/casia}
 transcripts=""             # optional <nnn><TAB>text file (characters or tone-numbered pinyin)
 nj=2
@@ -31,6 +32,7 @@ mixup_alpha=0.4            # fbank mixup with soft emotion targets (0: off); RES
 tasks=emotion,gender       # no intensity labels; no phones without --transcripts (then add ctc)
 extra_train_args=""
 decode_checkpoint=""       # default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
+fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
 exp_name=multitask
 seed=42
 results=RESULTS.md
@@ -79,4 +81,9 @@ fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
   baseline_folds
+fi
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log "Stage 8: fuse the network's posteriors with the $fusion_baseline SVM's (weight chosen on each fold's dev set)"
+  fuse_folds
 fi

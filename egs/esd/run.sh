@@ -3,6 +3,7 @@
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + splits (si: 5 speaker-independent folds; official: split folders),
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
 #         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
+#         8 the network fused with the SVM (posteriors averaged, weight chosen on each dev set).
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # Gender is not in the corpus: --speaker-table FILE (speaker<TAB>M|F) gives it, else it is masked.
 # --protocol official (the corpus's split folders) is one split: use it with --folds official.
@@ -12,7 +13,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0
-stop_stage=7
+stop_stage=8
 corpus_dir=${SPEECHEQ_ESD_DIR:-$SPEECHEQ_ROOT/../shared/data/esd}
 language=all               # zh (0001-0010), en (0011-0020) or all
 speaker_table=""           # optional speaker<TAB>M|F file
@@ -33,6 +34,7 @@ lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse
 tasks=emotion,ctc,gender   # no intensity labels; gender only with --speaker-table
 extra_train_args=""
 decode_checkpoint=""       # default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
+fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
 exp_name=multitask
 seed=42
 results=RESULTS.md
@@ -81,4 +83,9 @@ fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
   baseline_folds
+fi
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log "Stage 8: fuse the network's posteriors with the $fusion_baseline SVM's (weight chosen on each fold's dev set)"
+  fuse_folds
 fi
