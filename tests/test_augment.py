@@ -159,3 +159,22 @@ def test_tiny_preset_is_under_half_a_million_parameters():
     tiny = SpeechEQModel(config_from_preset("tiny", num_emotions=8, vocab_size=60)).num_parameters()
     small = SpeechEQModel(config_from_preset("small", num_emotions=8, vocab_size=60)).num_parameters()
     assert tiny < 500_000 < small
+
+
+def test_speed_perturbation_recomputes_fbank_pitch_with_its_own_extractor(tmp_path):
+    """A cut whose stored features are fbank + pitch gets on-the-fly features of the same kind."""
+    from lhotse import CutSet, LilcomChunkyWriter, Recording, RecordingSet
+
+    from conftest import tone, write_wav
+    from speecheq.features import make_extractor
+
+    wav = write_wav(tmp_path / "a.wav", tone(1.5, freq=150))
+    cut = CutSet.from_manifests(recordings=RecordingSet.from_recordings([Recording.from_file(wav)])).to_eager()[0]
+    with LilcomChunkyWriter(tmp_path / "feats") as storage:
+        cut = cut.compute_and_store_features(make_extractor("fbank-pitch"), storage)
+    new, feats, _ = CutAugment(speed_factors=(1.0, 0.9), seed=0, epoch=1).apply(cut)
+    for epoch in range(2, 20):
+        if feats is not None:
+            break
+        new, feats, _ = CutAugment(speed_factors=(1.0, 0.9), seed=0, epoch=epoch).apply(cut)
+    assert new.id.endswith("_sp0.9") and feats.shape[1] == cut.num_features == 84
