@@ -39,8 +39,10 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
         "--max-duration", "30", "--model-config", TINY_MODEL)
     # The recipe decodes the last min(5, num_epochs) epochs averaged unless told otherwise.
     assert (ravdess / "exp/multitask_4class/fold1/decode/ravdess_fold1_test-epoch-1-avg-1/metrics.json").is_file()
-    row = (ravdess / "RESULTS.md").read_text().splitlines()[-1]
-    assert row.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) epoch-1-avg-1 folds: 1 |") and "local/decode.py" in row
+    rows = (ravdess / "RESULTS.md").read_text().splitlines()
+    row = next(r for r in rows if r.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) epoch-1-avg-1 folds: 1 |"))
+    assert "local/decode.py" in row
+    assert any(r.startswith("| ravdess 4class multitask epoch-1-avg-1 + ComParE_2016 SVM, fused (w on dev) folds: 1 |") for r in rows)
     assert (ravdess / "data/fbank_ali/ravdess_cuts_fold1_test.jsonl.gz").is_file()
     # Stages 7-8: the classic baseline on the same fold, then the network fused with its ComParE row.
     assert (ravdess / "exp/baseline_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-svm/metrics.json").is_file()
