@@ -113,7 +113,8 @@ class SpeechEQDataset(torch.utils.data.Dataset):
 
     def _augmented_features(self, cuts):
         """Per cut: the stored features, or on-the-fly ones for a perturbed cut; cropped
-        cuts read only their window. Padded with 0 like lhotse's collate_features."""
+        cuts read only their window. Padded with 0: the model masks padded frames, so the value
+        does not matter (lhotse's collate_features pads with its silence floor instead)."""
         from speecheq.features import load_features
 
         mats, phones_valid = [], []
