@@ -22,7 +22,9 @@ import torch.nn.functional as F
 # "speaker" is the gradient-reversal adversary (training only): its head learns the
 # training speakers, the encoder gets the reversed gradient (speecheq.model.heads).
 TASKS = ("emotion", "intensity", "ctc", "gender", "speaker")
-DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1, "speaker": 0.1}
+# The four SpeechEQ tasks are on by default; the adversary only when asked for.
+DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1}
+TASK_WEIGHTS = {**DEFAULT_WEIGHTS, "speaker": 0.1}
 INTENSITY_LOSSES = ("mse", "ccc")
 MISSING_CLASS = -1
 

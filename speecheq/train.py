@@ -44,7 +44,7 @@ from speecheq.features import feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.labels import LabelScheme
-from speecheq.losses import DEFAULT_WEIGHTS, TASKS, MultitaskLoss
+from speecheq.losses import TASK_WEIGHTS, TASKS, MultitaskLoss
 from speecheq.model import MIN_INPUT_FRAMES, PRESETS as MODEL_PRESETS, SpeechEQModel, config_from_preset
 from speecheq.predict import headline, records_from_outputs, summarize
 from speecheq.text.tokens import TokenTable
@@ -82,7 +82,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--tasks", default="emotion,intensity,ctc,gender",
                    help="comma list of active tasks; 'speaker' adds a gradient-reversal speaker adversary")
     for t in TASKS:
-        g.add_argument(f"--{t}-weight", type=float, default=DEFAULT_WEIGHTS[t])
+        g.add_argument(f"--{t}-weight", type=float, default=TASK_WEIGHTS[t])
     g.add_argument("--intensity-loss", default="mse", choices=["mse", "ccc"])
     g = p.add_argument_group("optimisation")
     g.add_argument("--num-epochs", type=int, default=30)
