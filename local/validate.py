@@ -8,7 +8,8 @@ from speecheq.cli import script
 
 # corpus-specific protocol options: flag -> keyword of the corpus's protocol() (passed only when given)
 OPTIONS = {
-    "--protocol": ("kind", "esd: si or official; custom: split or si (default: split when the TSV has one)"),
+    "--protocol": ("kind", "esd: si or official; custom: split or si (default: split when the TSV has one); "
+                            "casia: texts (default: dev = held-out texts of the training speakers) or speaker"),
     "--language": ("language", "esd: zh, en or all speakers"),
     "--corpus-dir": ("corpus_dir", "cremad: genders for balanced folds; custom: folder of metadata.tsv"),
     "--tsv": ("tsv", "custom: metadata TSV (speakers, split column)"),

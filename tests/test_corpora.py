@@ -74,13 +74,13 @@ def test_undecodable_text_names_the_file(tmp_path):
 CASIA_SPEAKERS = ("liuchanhg", "zhaoquanyin", "wangzhe", "ZhaoZuoxiang")
 
 
-def fake_casia(root, emotions=("angry", "neutral"), numbers=("201", "202")):
+def fake_casia(root, emotions=("angry", "neutral"), numbers=("201", "205")):
     for k, spk in enumerate(CASIA_SPEAKERS):
         for e in emotions:
             for n in numbers:
                 wav(root / spk / e / f"{n}.wav", freq=150 + 30 * k)
     transcripts = root.parent / "casia_transcripts.txt"
-    transcripts.write_bytes("201\t我们去公园吧。\n202\tni3 hao3 ma5\n".encode("gb18030"))
+    transcripts.write_bytes("201\t我们去公园吧。\n205\tni3 hao3 ma5\n".encode("gb18030"))
     return root, transcripts
 
 
@@ -96,30 +96,43 @@ def test_casia(tmp_path):
     s = sups["casia_wangzhe_angry_201"]
     assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["intensity"]) == ("wangzhe", "M", "zh", "angry", None)
     assert s.text == "我们去公园吧。" and s.custom["phones"][:3] == ["uo3", "m", "en5"]
-    assert sups["casia_liuchanhg_neutral_202"].custom["phones"] == ["n", "i3", "h", "ao3", "m", "a5"]
-    assert sups["casia_liuchanhg_neutral_202"].gender == "F"
+    assert sups["casia_liuchanhg_neutral_205"].custom["phones"] == ["n", "i3", "h", "ao3", "m", "a5"]
+    assert sups["casia_liuchanhg_neutral_205"].gender == "F"
     # Without transcripts the phoneme task is off for CASIA.
     bare = get_corpus("casia").prepare(root, None, g2p=G2P_, progress=False)
     assert all(s.text is None and s.custom["phones"] is None for s in bare["supervisions"])
+    # Default protocol: three training speakers; dev holds their utterances of texts train never sees.
     folds = get_corpus("casia").protocol()
     assert list(folds) == ["fold0", "fold1", "fold2", "fold3"]
+    for k, f in enumerate(folds.values()):
+        test = CASIA_SPEAKERS[k]
+        assert f["test"] == {test}
+        train = {i for i, s in sups.items() if f["train"](s)}
+        dev = {i for i, s in sups.items() if f["dev"](s)}
+        assert train and dev and not train & dev
+        assert {sups[i].speaker for i in train} == {sups[i].speaker for i in dev} == set(CASIA_SPEAKERS) - {test}
+        assert {sups[i].custom["number"] for i in train} == {"201"} and {sups[i].custom["number"] for i in dev} == {"205"}
+    folds = get_corpus("casia").protocol(kind="speaker")
     assert_speaker_independent(folds, CASIA_SPEAKERS)
     genders = {"liuchanhg": "F", "zhaoquanyin": "F", "wangzhe": "M", "ZhaoZuoxiang": "M"}
     for f in folds.values():
         assert len(f["test"]) == 1 and len(f["dev"]) == 1
         assert sorted(genders[s] for s in f["train"]) == ["F", "M"]
+    with pytest.raises(SpeechEQError, match="unknown protocol"):
+        get_corpus("casia").protocol(kind="official")
 
 
 def test_casia_recipe_stages_0_to_3(tmp_path):
-    root, transcripts = fake_casia(tmp_path / "casia", emotions=("happy", "sad"), numbers=("201",))
+    root, transcripts = fake_casia(tmp_path / "casia", emotions=("happy", "sad"))
     recipe = run_recipe("casia", tmp_path, "--corpus-dir", str(root), "--transcripts", str(transcripts))
     summary = json.loads((recipe / "data/manifests/casia_prepare_summary.json").read_text())
-    assert summary["utterances"] == 8 and summary["skipped"] == {}
+    assert summary["utterances"] == 16 and summary["skipped"] == {}
     splits = json.loads((recipe / "data/fbank/casia_splits.json").read_text())
     assert sorted(splits) == sorted(f"fold{k}_{s}" for k in range(4) for s in ("train", "dev", "test"))
-    assert splits["fold0_test"]["cuts"] == 2 and splits["fold0_train"]["cuts"] == 4
-    assert splits["fold0_train"]["with_phones"] == 4 and splits["fold0_train"]["with_intensity"] == 0
-    assert splits["fold2_test"]["emotion"] == {"happy": 1, "sad": 1}
+    # 3 training speakers x 2 emotions: text 201 trains, held-out text 205 is dev.
+    assert splits["fold0_test"]["cuts"] == 4 and splits["fold0_train"]["cuts"] == 6 and splits["fold0_dev"]["cuts"] == 6
+    assert splits["fold0_train"]["with_phones"] == 6 and splits["fold0_train"]["with_intensity"] == 0
+    assert splits["fold2_test"]["emotion"] == {"happy": 2, "sad": 2}
     assert (recipe / "data/lang/tokens.txt").read_text().count("\n") > 5
 
 
@@ -464,9 +477,9 @@ def test_scripts_reject_options_a_corpus_does_not_take(tmp_path, monkeypatch, ca
     code, err = run_script("prepare.py", "--corpus", "emodb", "--corpus-dir", str(tmp_path), "--transcripts", "t.txt",
                            monkeypatch=monkeypatch, capsys=capsys)
     assert code == 1 and "ERROR: corpus emodb takes no --transcripts" in err
-    code, err = run_script("validate.py", "--corpus", "casia", "--protocol", "official",
+    code, err = run_script("validate.py", "--corpus", "emodb", "--protocol", "official",
                            monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 1 and "ERROR: corpus casia takes no --protocol" in err
+    assert code == 1 and "ERROR: corpus emodb takes no --protocol" in err
 
 
 def test_prepare_corpus_passes_options_and_ids_carry_the_corpus(tmp_path):

@@ -393,5 +393,24 @@ class UtteranceSplit:
         return (supervision.custom or {}).get("split") == self.value
 
 
+@dataclass(frozen=True)
+class SpeakerTextSplit:
+    """The utterances of ``speakers`` whose text number (``custom["number"]``) is in
+    ``numbers`` (``held_out=True``) or is not: dev and train from the same speakers on
+    disjoint sentences, for corpora with too few speakers to give dev a whole one (CASIA)."""
+
+    speakers: frozenset
+    numbers: frozenset
+    held_out: bool
+
+    def __call__(self, supervision) -> bool:
+        number = (supervision.custom or {}).get("number")
+        return supervision.speaker in self.speakers and (number in self.numbers) == self.held_out
+
+    def __repr__(self) -> str:
+        side = "held-out" if self.held_out else "other"
+        return f"speakers {sorted(self.speakers)}, {side} texts ({len(self.numbers)} held out)"
+
+
 def utterance_split_protocol() -> Dict[str, Dict[str, UtteranceSplit]]:
     return {"": {s: UtteranceSplit(s) for s in ("train", "dev", "test")}}
