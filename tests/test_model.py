@@ -200,3 +200,28 @@ def test_torch_jit_trace_follows_other_lengths():
     eager, got = model(features, lens), traced(features, lens)
     for key in OUTPUT_KEYS:
         torch.testing.assert_close(got[key], eager[key], atol=1e-5, rtol=1e-5)
+
+
+def test_upsampled_ctc_head_gives_each_encoder_frame_several_ctc_frames():
+    model = tiny_model(ctc_upsample=2)
+    features, lens = torch.randn(2, 120, 80), torch.tensor([120, 61])
+    out = model(features, lens)
+    frames = output_lengths(120)
+    assert out["ctc_log_probs"].shape == (2, 2 * frames, 11)
+    assert torch.allclose(out["ctc_log_probs"].logsumexp(-1), torch.zeros(2, 2 * frames), atol=1e-5)
+    assert out["encoder_lens"].tolist() == [2 * output_lengths(n) for n in (120, 61)]
+    assert model.ctc_frame_shift == pytest.approx(FRAME_SHIFT_SECONDS / 2)
+    # The two frames of one encoder frame come from their own projection rows, so they differ.
+    assert not torch.allclose(out["ctc_log_probs"][:, 0::2], out["ctc_log_probs"][:, 1::2])
+    # A target with as many phones as encoder frames (no room at 40 ms once repeats need a
+    # blank) is alignable only upsampled: the loss is finite and the gradient flows.
+    model.train()
+    targets = torch.tensor([[1, 1, 2, 2] * (frames // 4)])
+    log_probs = model(features[:1], lens[:1])["ctc_log_probs"]
+    loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, torch.tensor([2 * frames]),
+                                        torch.tensor([targets.shape[1]]), reduction="sum")
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.phoneme_head.proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="ctc_upsample"):
+        ModelConfig(**{**TINY, "ctc_upsample": 0})

@@ -30,6 +30,10 @@ class ModelConfig:
     pooling_dim: int = 128
     # Training speakers for the gradient-reversal adversary (0: no adversary head).
     num_speakers: int = 0
+    # CTC output frames per encoder frame. At 40 ms a CTC path needs a frame per phone plus a
+    # blank between repeats; EmoDB's read German has a median 1.8 encoder frames per phone
+    # (RAVDESS 3.0), too few for the head to leave the all-blank plateau. 2 gives 20 ms.
+    ctc_upsample: int = 1
     num_freq_masks: int = 2
     freq_mask_width: int = 15
     num_time_masks: int = 2
@@ -38,7 +42,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self._check_types()
         positive = ("num_mel_bins", "d_model", "num_layers", "num_heads", "ff_dim",
-                    "conv_kernel", "subsampling_channels", "pooling_dim")
+                    "conv_kernel", "subsampling_channels", "pooling_dim", "ctc_upsample")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")

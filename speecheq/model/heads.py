@@ -17,13 +17,19 @@ GENDER_LABELS = ("M", "F")
 
 
 class PhonemeHead(nn.Module):
-    def __init__(self, d_model: int, vocab_size: int):
+    """CTC log-probabilities, ``upsample`` output frames per encoder frame (ModelConfig.ctc_upsample)."""
+
+    def __init__(self, d_model: int, vocab_size: int, upsample: int = 1):
         super().__init__()
-        self.proj = nn.Linear(d_model, vocab_size)
+        self.vocab_size, self.upsample = vocab_size, upsample
+        self.proj = nn.Linear(d_model, vocab_size * upsample)
 
     def forward(self, encoded: torch.Tensor) -> torch.Tensor:
-        """(B, T', D) -> (B, T', V) log-probabilities."""
-        return self.proj(encoded).log_softmax(dim=-1)
+        """(B, T', D) -> (B, T' * upsample, V) log-probabilities."""
+        logits = self.proj(encoded)
+        if self.upsample > 1:
+            logits = logits.unflatten(-1, (self.upsample, self.vocab_size)).flatten(1, 2)
+        return logits.log_softmax(dim=-1)
 
 
 class AttentiveStatisticsPooling(nn.Module):

@@ -7,6 +7,7 @@ from torch import nn
 
 from speecheq.model.config import ModelConfig
 from speecheq.model.encoder import (
+    FRAME_SHIFT_SECONDS,
     MIN_INPUT_FRAMES,
     ConformerEncoder,
     lengths_to_mask,
@@ -15,6 +16,7 @@ from speecheq.model.encoder import (
 from speecheq.model.heads import PhonemeHead, UtteranceHeads
 from speecheq.model.specaugment import SpecAugment
 
+# "encoder_lens" counts the valid frames of "ctc_log_probs" (encoder frames x ctc_upsample).
 OUTPUT_KEYS = ("ctc_log_probs", "encoder_lens", "emotion_logits", "intensity", "gender_logits")
 
 
@@ -56,7 +58,7 @@ class SpeechEQModel(nn.Module):
             subsampling_channels=config.subsampling_channels,
             dropout=config.dropout,
         )
-        self.phoneme_head = PhonemeHead(config.d_model, config.vocab_size)
+        self.phoneme_head = PhonemeHead(config.d_model, config.vocab_size, config.ctc_upsample)
         self.utterance_heads = UtteranceHeads(
             config.d_model, config.pooling_dim, config.num_emotions, config.dropout, config.num_speakers
         )
@@ -78,6 +80,11 @@ class SpeechEQModel(nn.Module):
         with torch.no_grad():
             self.feature_mean.copy_(mean)
             self.feature_std.copy_(std)
+
+    @property
+    def ctc_frame_shift(self) -> float:
+        """Seconds per frame of ``ctc_log_probs``: what alignment times are counted in."""
+        return FRAME_SHIFT_SECONDS / self.config.ctc_upsample
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -119,6 +126,6 @@ class SpeechEQModel(nn.Module):
         encoded, encoder_lens, valid = self.encoder(x, feature_lens)
         return {
             "ctc_log_probs": self.phoneme_head(encoded),
-            "encoder_lens": encoder_lens,
+            "encoder_lens": encoder_lens * self.config.ctc_upsample,
             **self.utterance_heads(encoded, valid),
         }
