@@ -1,4 +1,9 @@
-"""Evaluation metrics for SER (numpy only).
+"""Evaluation metrics for SER: scikit-learn's and kaldialign's, with SER's conventions.
+
+Counting is delegated to maintained libraries (confusion, accuracy, balanced accuracy and
+macro-F1 to scikit-learn, edit distance to kaldialign); this module owns the conventions
+below, which they do not give by default. Pearson and CCC stay here: scipy's pearsonr warns
+and scikit-learn has no CCC. tests/test_metrics.py checks each against a plain formula.
 
 Conventions:
 - The plain functions return fractions in [0, 1] (accuracies, recall, F1) or
@@ -17,6 +22,8 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import warnings
 
 import numpy as np
 
@@ -53,9 +60,11 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"{name} has class indices outside [0, {num_classes})")
-    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(counts, (y_true, y_pred), 1)
-    return counts
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    if not y_true.size:  # scikit-learn refuses empty input
+        return np.zeros((num_classes, num_classes), dtype=np.int64)
+    return sk_confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def _num_classes(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int | None) -> int:
@@ -67,9 +76,9 @@ def _num_classes(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int | None
 def weighted_accuracy(y_true, y_pred) -> float:
     """Fraction of correct predictions (WA); NaN for empty input."""
     y_true, y_pred = _paired_labels(y_true, y_pred)
-    if not y_true.size:
-        return NAN
-    return float(np.mean(y_true == y_pred))
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(y_true, y_pred)) if y_true.size else NAN
 
 
 def per_class_recall(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
@@ -85,22 +94,29 @@ def per_class_recall(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
 
 def unweighted_accuracy(y_true, y_pred, num_classes: int | None = None) -> float:
     """Mean recall over the classes present in y_true (UA); NaN for empty input."""
-    recall = per_class_recall(y_true, y_pred, num_classes)
-    present = ~np.isnan(recall)
-    return float(recall[present].mean()) if present.any() else NAN
+    from sklearn.metrics import balanced_accuracy_score
+
+    y_true, y_pred = _paired_labels(y_true, y_pred)
+    if num_classes is not None:
+        confusion_matrix(y_true, y_pred, num_classes)  # the range check
+    if not y_true.size:
+        return NAN
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": by design, see above
+        warnings.simplefilter("ignore")
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def macro_f1(y_true, y_pred, num_classes: int | None = None) -> float:
     """Mean F1 over classes present in y_true or y_pred; NaN for empty input."""
+    from sklearn.metrics import f1_score
+
     y_true, y_pred = _paired_labels(y_true, y_pred)
-    counts = confusion_matrix(y_true, y_pred, _num_classes(y_true, y_pred, num_classes))
-    true_positives = np.diag(counts)
-    # F1 = 2TP / (2TP + FP + FN) = 2TP / (row sum + column sum).
-    denominator = counts.sum(axis=1) + counts.sum(axis=0)
-    present = denominator > 0
-    if not present.any():
+    if num_classes is not None:
+        confusion_matrix(y_true, y_pred, num_classes)  # the range check
+    if not y_true.size:
         return NAN
-    return float(np.mean(2 * true_positives[present] / denominator[present]))
+    present = np.union1d(y_true, y_pred)
+    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0.0))
 
 
 def mae(true, pred) -> float:
@@ -139,18 +155,10 @@ def ccc(true, pred) -> float:
 
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
-    ref, hyp = list(ref), list(hyp)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_token in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_token in enumerate(hyp, start=1):
-            current[j] = min(
-                previous[j] + 1,  # deletion
-                current[j - 1] + 1,  # insertion
-                previous[j - 1] + (ref_token != hyp_token),  # substitution or match
-            )
-        previous = current
-    return previous[-1]
+    import kaldialign
+
+    # kaldialign compares hashable symbols of any type; strings keep ids and phones alike.
+    return int(kaldialign.edit_distance([str(t) for t in ref], [str(t) for t in hyp])["total"])
 
 
 def phone_error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:

@@ -128,3 +128,35 @@ def test_regression_report_and_mean_std():
     assert mean_std([7.0]) == (7.0, 0.0)
     assert all(math.isnan(v) for v in mean_std([]))
     assert mean_std(np.array([[1.0], [3.0]])) == pytest.approx((2.0, math.sqrt(2)))
+
+
+def _levenshtein(ref, hyp):
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1]
+
+
+def test_library_backed_metrics_equal_the_plain_formulas():
+    # The swap to scikit-learn and kaldialign must not move a single reported number.
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, k = int(rng.integers(1, 40)), int(rng.integers(2, 8))
+        y_true = rng.integers(0, k, n)
+        y_pred = np.where(rng.random(n) < 0.5, y_true, rng.integers(0, k, n))
+        counts = np.zeros((k, k), dtype=np.int64)
+        np.add.at(counts, (y_true, y_pred), 1)
+        assert confusion_matrix(y_true, y_pred, k).tolist() == counts.tolist()
+        assert weighted_accuracy(y_true, y_pred) == pytest.approx(np.mean(y_true == y_pred))
+        support = counts.sum(1)
+        assert unweighted_accuracy(y_true, y_pred, k) == pytest.approx(
+            np.mean(np.diag(counts)[support > 0] / support[support > 0]))
+        denominator = counts.sum(1) + counts.sum(0)
+        assert macro_f1(y_true, y_pred, k) == pytest.approx(
+            np.mean(2 * np.diag(counts)[denominator > 0] / denominator[denominator > 0]))
+        ref = list(rng.integers(1, 6, int(rng.integers(0, 12))))
+        hyp = list(rng.integers(1, 6, int(rng.integers(0, 12))))
+        assert edit_distance(ref, hyp) == _levenshtein(ref, hyp)
