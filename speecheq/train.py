@@ -160,8 +160,14 @@ def setup_logging(exp_dir: Path, rank: int) -> None:
     log_dir = exp_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s")
+    # One run's file per process: a second train() in the same process (tests, notebooks)
+    # must not keep writing into the first run's log.
+    for old in [h for h in log.handlers if getattr(h, "speecheq_run_log", False)]:
+        log.removeHandler(old)
+        old.close()
     handler = logging.FileHandler(log_dir / f"log-train-{time.strftime('%Y-%m-%d-%H-%M-%S')}-rank{rank}.txt")
     handler.setFormatter(fmt)
+    handler.speecheq_run_log = True
     log.addHandler(handler)
     if rank == 0 and not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
         console = logging.StreamHandler()
