@@ -220,7 +220,7 @@ def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label
         "normalization": {"mean": state["feature_mean"].tolist(), "std": state["feature_std"].tolist()},
         "feature_config": {**feature_config(extractor, config.num_mel_bins), "trim_silence_db": float(trim_silence_db)},
         "speaker_cmvn": bool(speaker_cmvn),
-        "frame_shift": FRAME_SHIFT_SECONDS,
+        "frame_shift": FRAME_SHIFT_SECONDS / config.ctc_upsample,  # of the CTC frames: alignment times
         "source": _plain(source or {}),
     }
 
