@@ -10,11 +10,13 @@ def main():
     p.add_argument("--corpus-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sentences-per-language", type=int, default=8)
+    p.add_argument("--force", action="store_true", help="generate again even if marked done (replaces the folder)")
     args = p.parse_args()
 
     from speecheq.corpora.synth import generate_synth
 
-    generate_synth(args.corpus_dir, seed=args.seed, sentences_per_language=args.sentences_per_language)
+    generate_synth(args.corpus_dir, seed=args.seed, sentences_per_language=args.sentences_per_language,
+                   force=args.force)
 
 
 if __name__ == "__main__":

@@ -309,31 +309,38 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
     """
     import time
 
-    from speecheq.io import clear_done, folder_lock, is_done, mark_done, remove_stale_temporaries
+    from speecheq.io import changed_input, clear_done, file_fingerprint, folder_lock, is_done, mark_done, remove_stale_temporaries
 
     manifest_dir, fbank_dir = Path(manifest_dir), Path(fbank_dir)
     cuts_path = fbank_dir / f"{corpus}_cuts_{split}.jsonl.gz"
+    manifests = {kind: manifest_dir / f"{corpus}_{kind}_{split}.jsonl.gz" for kind in ("recordings", "supervisions")}
+    inputs = {f"{kind} manifest": file_fingerprint(check_readable_manifest(path)) for kind, path in manifests.items()}
     if is_done(cuts_path) and not force:
         wanted, done_with = str(options.get("extractor", "fbank")), _done_extractor(cuts_path)
         if done_with != wanted:
             # Skipping would hand the next stages features of another kind than asked for.
             raise SpeechEQError(f"{fbank_dir} already holds {done_with} features of {corpus}; give {wanted} "
                                 "its own features folder (e.g. data/fbank_pitch) or recompute with --force")
-        log.info("%s: features already computed (%s); skipping", corpus, cuts_path)
-        return None
+        changed = changed_input(cuts_path, inputs)
+        if not changed:
+            log.info("%s: features already computed (%s); skipping", corpus, cuts_path)
+            return None
+        # Recompute rather than stop: the features follow from the manifests alone, and new
+        # manifests were asked for by the stage that wrote them (stage 0 stops without --force).
+        log.warning("%s: %s were computed from %s; recomputing", corpus, cuts_path, changed)
     with folder_lock(fbank_dir, f"fbank stage ({corpus})"):
         remove_stale_temporaries(fbank_dir)
         clear_done(cuts_path)  # a --force run killed half-way must not leave the old marker trusted
         t0 = time.time()
         n = compute_fbank(
-            manifest_dir / f"{corpus}_recordings_{split}.jsonl.gz",
-            manifest_dir / f"{corpus}_supervisions_{split}.jsonl.gz",
+            manifests["recordings"],
+            manifests["supervisions"],
             cuts_path,
             fbank_dir / f"{corpus}_feats_{split}",
             **options,
         )
         mark_done(cuts_path, {"cuts": n, "seconds": round(time.time() - t0, 1),
-                              **{k: str(v) for k, v in options.items() if k != "executor"}})
+                              **{k: str(v) for k, v in options.items() if k != "executor"}, "inputs": inputs})
     log.info("%s: %d cuts with features in %.1f s -> %s", corpus, n, time.time() - t0, cuts_path)
     return cuts_path
 

@@ -91,6 +91,66 @@ def clear_done(path: Pathlike) -> None:
         done_marker(path).unlink()
 
 
+def file_fingerprint(path: Pathlike) -> str:
+    """``<resolved path> (<size> bytes, sha1 <first 12 hex>)`` of one input file."""
+    import hashlib
+
+    path = Path(path).resolve()
+    # A hash of the whole content, not size + mtime: the inputs fingerprinted (manifests, transcripts,
+    # TSVs) are small and read by the stage anyway, a copy that changes only the mtime is no change,
+    # and an edit that keeps the size and the mtime (a restored backup) is one.
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"{path} ({path.stat().st_size} bytes, sha1 {digest.hexdigest()[:12]})"
+
+
+def folder_fingerprint(path: Pathlike) -> str:
+    """``<n> files, listing sha1 <12 hex>`` over every file's relative path, size and mtime."""
+    import hashlib
+
+    # Names, sizes and mtimes, not contents: hashing a corpus of many GB on every run would cost
+    # more than the stage; a file added, removed, replaced or re-encoded still shows.
+    root = Path(path)
+    digest, n = hashlib.sha1(), 0
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            p = Path(folder) / name
+            with contextlib.suppress(OSError):  # a broken link or unreadable file: the stage counts it
+                st = p.stat()
+                digest.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+                n += 1
+    return f"{n} files, listing sha1 {digest.hexdigest()[:12]}"
+
+
+_warned_unknown_inputs: set = set()
+
+
+def changed_input(path: Pathlike, inputs: dict) -> Optional[str]:
+    """For an output marked done: None when its marker recorded these ``inputs``, else
+    ``"<name> <recorded>, not <now>"`` for the first input that differs.
+
+    A marker written before inputs were recorded has unknown inputs: it is trusted, with one
+    warning, rather than redone (its stage may have taken hours) or refused.
+    """
+    try:
+        recorded = json.loads(done_marker(path).read_text(encoding="utf-8")).get("inputs")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        if str(path) not in _warned_unknown_inputs:
+            _warned_unknown_inputs.add(str(path))
+            log.warning("%s records no inputs (marked done by an older version): its inputs are unknown and "
+                        "not checked; re-run with --force if they changed", done_marker(path))
+        return None
+    for name in [*inputs, *(k for k in recorded if k not in inputs)]:
+        if recorded.get(name) != inputs.get(name):
+            return f"{name} {recorded.get(name, '(none)')}, not {inputs.get(name, '(none)')}"
+    return None
+
+
 def remove_stale_temporaries(folder: Pathlike) -> int:
     """Delete temporary files that a killed run left behind; they are never trusted."""
     folder = Path(folder)
@@ -146,7 +206,7 @@ def check_readable_manifest(path: Pathlike) -> Path:
                 while f.read(1 << 20):
                     pass
         except (EOFError, OSError, gzip.BadGzipFile) as e:
-            raise SpeechEQError(f"manifest {path} is corrupt or truncated ({e}); re-run the stage that writes it") from None
+            raise SpeechEQError(f"manifest {path} is corrupt or truncated ({e}); re-run the stage that writes it with --force") from None
     return path
 
 

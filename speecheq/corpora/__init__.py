@@ -16,7 +16,7 @@ from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple
 
 from speecheq.errors import SpeechEQError
-from speecheq.io import Pathlike, load_cuts_lazy, write_cuts
+from speecheq.io import Pathlike, changed_input, load_cuts_lazy, write_cuts
 
 log = logging.getLogger("speecheq")
 
@@ -118,11 +118,18 @@ def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, for
     ``output_dir`` (a second run on it stops with one line) and removes the
     temporaries a killed run left there.
     """
-    from speecheq.corpora.common import manifest_paths
+    from speecheq.corpora.common import manifest_paths, require_corpus_dir
     from speecheq.io import clear_done, folder_lock, is_done, mark_done, remove_stale_temporaries, write_json_atomic
 
     rec_path, sup_path = manifest_paths(output_dir, name, "all")
+    inputs = preparation_inputs(require_corpus_dir(corpus_dir, name), options)
     if is_done(rec_path) and not force:
+        # Stop rather than redo: the old manifests may already feed features and trained models,
+        # and another --corpus-dir is as likely a slip as a wish.
+        changed = changed_input(rec_path, inputs)
+        if changed:
+            raise SpeechEQError(f"{output_dir} was prepared with {changed}; re-run stage 0 with --force "
+                                "to prepare it again")
         log.info("%s: manifests already prepared (%s); skipping", name, rec_path)
         return None
     with folder_lock(output_dir, f"preparation ({name})"):
@@ -131,9 +138,24 @@ def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, for
         result = get_corpus(name).prepare(corpus_dir, output_dir, **options)
         summary = result["summary"]
         write_json_atomic(Path(output_dir) / f"{name}_prepare_summary.json", summary.to_dict())
-        mark_done(rec_path, summary.to_dict())
+        mark_done(rec_path, {**summary.to_dict(), "inputs": inputs})
     log.info("%s", summary.line())
     return summary
+
+
+def preparation_inputs(corpus_dir: Path, options: dict) -> Dict[str, str]:
+    """What the manifests are made from: the corpus folder, its files, and every option that is a
+    plain value (a file named by one by its content: a transcript, a TSV, a mapping)."""
+    from speecheq.io import file_fingerprint, folder_fingerprint
+
+    inputs = {"corpus folder": str(corpus_dir.resolve()), "corpus files": folder_fingerprint(corpus_dir)}
+    for key, value in sorted(options.items()):
+        if key == "progress" or not isinstance(value, (str, Path, int, float, bool)):
+            continue  # executors, the G2P object, progress bars: how, not what
+        if isinstance(value, (str, Path)) and Path(value).is_file():
+            value = file_fingerprint(value)
+        inputs[key.replace("_", " ")] = str(value)
+    return inputs
 
 
 def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4class", folds: Optional[List[str]] = None,

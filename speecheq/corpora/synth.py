@@ -35,7 +35,7 @@ import numpy as np
 
 from speecheq.corpora.common import Utterance, build_manifests, require_corpus_dir, speaker_folds, write_manifests
 from speecheq.errors import SpeechEQError
-from speecheq.io import TMP_PREFIX, atomic_output, clear_done, folder_lock, is_done, mark_done
+from speecheq.io import TMP_PREFIX, atomic_output, changed_input, clear_done, folder_lock, is_done, mark_done
 
 log = logging.getLogger("speecheq")
 
@@ -301,22 +301,31 @@ def generate_synth(
     voices: Optional[Sequence[str]] = None,
     num_workers: Optional[int] = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Generate the corpus into ``corpus_dir`` (atomically); return ``corpus_dir``.
 
     Deterministic: the same arguments give byte-identical WAVs and metadata. The
     corpus is built in a temporary sibling folder renamed into place at the end,
-    then marked done (``<corpus_dir>.done``); a corpus already marked done is
-    returned as it is, whatever the arguments. ``voices`` (voice ids) and
+    then marked done (``<corpus_dir>.done``) with the arguments it was made from; a
+    corpus already marked done from the same arguments is returned as it is, from
+    others it is an error (``force`` generates it again). ``voices`` (voice ids) and
     ``sentences_per_language`` make smaller corpora for tests.
     """
     from tqdm import tqdm
 
     corpus_dir = Path(corpus_dir)
-    if is_done(corpus_dir) and (corpus_dir / METADATA).is_file():
+    specs = plan(sentences_per_language, voices)
+    inputs = {"seed": seed, "sentences per language": sentences_per_language,
+              "voices": " ".join(sorted({s.voice.id for s in specs}))}
+    if is_done(corpus_dir) and (corpus_dir / METADATA).is_file() and not force:
+        # Stop rather than regenerate: generating replaces the folder that manifests were made from.
+        changed = changed_input(corpus_dir, inputs)
+        if changed:
+            raise SpeechEQError(f"synth: {corpus_dir} was generated with {changed}; re-run stage 0 with --force "
+                                "to generate it again")
         log.info("synth: %s is already generated", corpus_dir)
         return corpus_dir
-    specs = plan(sentences_per_language, voices)
     parent = corpus_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(parent, f"synth generation ({corpus_dir.name})"):
@@ -355,6 +364,7 @@ def generate_synth(
                 "voices": sorted({s.voice.id for s in specs}),
                 "utterances": len(rows),
                 "hours": round(seconds / 3600, 4),
+                "inputs": inputs,
             },
         )
     log.info("synth: generated %d utterances (%.2f h) in %s", len(rows), seconds / 3600, corpus_dir)
