@@ -7,14 +7,18 @@
 # a value after a flag that takes none) is an error, not silently dropped. --stage and
 # --stop-stage must be integers; the default of stop_stage is the recipe's last stage, and
 # a --stage after it (or after --stop-stage) is an error: it would exit 0 doing nothing.
+# An option whose default is true or false takes only those, and given alone means true.
 # Source it after declaring the variables: . utils/parse_options.sh
 
 __usage_help() {
   echo "Usage: $0 [options]"
   echo "Options (default in brackets):"
-  local v
+  local v what src=$0
+  [ -f "$src" ] || src=${0##*/}  # a recipe has changed into its own folder
   for v in $__declared_options; do
-    printf "  --%-20s [%s]\n" "${v//_/-}" "${!v}"
+    # the description is the comment next to the option's default in the script
+    what=$(sed -n "/^${v}=[^#]*#/{s/^[^#]*#[[:space:]]*//p;q;}" "$src" 2>/dev/null || true)
+    printf "  --%-20s [%s]%s\n" "${v//_/-}" "${!v}" "${what:+  $what}"
   done
 }
 
@@ -34,15 +38,24 @@ while [ $# -gt 0 ]; do
     --help|-h) __usage_help; exit 0 ;;
     --*=*) __name="${1%%=*}"; __value="${1#*=}"; shift ;;
     --*)
-      __name="$1"
-      if [ $# -lt 2 ]; then echo "$0: option $__name needs a value" >&2; exit 1; fi
-      __value="$2"; shift 2 ;;
+      __name="$1"; __v="${__name#--}"; __v="${__v//-/_}"
+      # A true/false option given alone is switched on: ./run.sh --stage 2 --force
+      if [[ " $__declared_options " == *" $__v "* ]] && [[ "${!__v}" =~ ^(true|false)$ ]] && { [ $# -lt 2 ] || [[ "$2" == --* ]]; }; then
+        __value=true; shift
+      else
+        if [ $# -lt 2 ]; then echo "$0: option $__name needs a value" >&2; exit 1; fi
+        __value="$2"; shift 2
+      fi ;;
     *) break ;;
   esac
   __name="${__name#--}"
   __name="${__name//-/_}"
-  if [ -z "${!__name+set}" ] || ! [[ " $__declared_options " == *" $__name "* ]]; then
+  if ! [[ " $__declared_options " == *" $__name "* ]] || [ -z "${!__name+set}" ]; then
     echo "$0: unknown option --${__name//_/-} (see --help)" >&2
+    exit 1
+  fi
+  if [[ "${!__name}" =~ ^(true|false)$ ]] && ! [[ "$__value" =~ ^(true|false)$ ]]; then
+    echo "$0: --${__name//_/-} is true or false, got '$__value'" >&2
     exit 1
   fi
   printf -v "$__name" '%s' "$__value"

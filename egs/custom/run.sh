@@ -12,56 +12,55 @@ cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
-stage=0
-stop_stage=8
-corpus_dir=${SPEECHEQ_CUSTOM_DIR:-$SPEECHEQ_ROOT/../shared/data/custom}
+stage=0                    # first stage to run
+stop_stage=8               # last stage to run
+force=false                # redo stages 0 and 2 even where marked done (a change of their inputs is caught either way)
+corpus_dir=${SPEECHEQ_CUSTOM_DIR:-$SPEECHEQ_ROOT/../shared/data/custom}  # the corpus, read where it lies (never copied)
 tsv=""                     # default: $corpus_dir/metadata.tsv
 mapping=""                 # default: $corpus_dir/labels.yaml
-nj=2
+nj=2                       # processes for the per-file audio checks and the fbank stage
 executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
-device=cpu
+device=cpu                 # cpu, or cuda: batched fbank and training on the GPU
 feature_type=fbank        # fbank-pitch: + log F0, voicing and their deltas (84 dims)
 feat_dir=data/fbank       # features folder of stages 2-6; one per feature type (e.g. data/fbank_pitch)
 folds="official"          # the TSV's split column; "fold0 fold1 ..." without one
 label_preset=all           # whatever the mapping produces; the preset only filters the category task
-model_preset=small
-model_config=""
-num_epochs=20
-max_duration=200
+model_preset=small         # encoder size: tiny or small (docs/model.md)
+model_config=""            # JSON overrides of the preset, e.g. '{"num_layers": 4}'
+num_epochs=20              # training epochs (per fold)
+max_duration=200           # s of audio per batch
 lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse square root
 tasks=emotion,intensity,ctc,gender   # missing labels are masked per task
-extra_train_args=""
+extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
-exp_name=multitask
-seed=42
-results=RESULTS.md
+exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
+seed=42                    # random seed of training
+results=RESULTS.md         # the file stages 5, 7 and 8 append their rows to
 . utils/parse_options.sh
 corpus=custom
 . utils/fold_stages.sh
+. utils/stages.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus custom --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
-    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler} \
-    ${tsv:+--tsv "$tsv"} ${mapping:+--mapping "$mapping"}
+  stage_prepare ${tsv:+--tsv "$tsv"} ${mapping:+--mapping "$mapping"}
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: phone inventory -> data/lang/tokens.txt"
-  local/prepare_lang.py --supervisions data/manifests/custom_supervisions_all.jsonl.gz --lang-dir data/lang
+  stage_lang
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: $feature_type features -> $feat_dir ($device)"
-  local/compute_fbank.py --corpus custom --feature-type $feature_type --output-dir $feat_dir --nj $nj --device $device \
-    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
+  stage_fbank
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write splits (the TSV's split column, else speaker-independent folds)"
-  local/validate.py --corpus custom --fbank-dir $feat_dir --label-preset $label_preset --corpus-dir "$corpus_dir" ${tsv:+--tsv "$tsv"}
+  stage_validate --corpus-dir "$corpus_dir" ${tsv:+--tsv "$tsv"}
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

@@ -10,54 +10,54 @@ cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
-stage=0
-stop_stage=8
-corpus_dir=${SPEECHEQ_EMODB_DIR:-$SPEECHEQ_ROOT/../shared/data/emodb}
-nj=2
+stage=0                    # first stage to run
+stop_stage=8               # last stage to run
+force=false                # redo stages 0 and 2 even where marked done (a change of their inputs is caught either way)
+corpus_dir=${SPEECHEQ_EMODB_DIR:-$SPEECHEQ_ROOT/../shared/data/emodb}  # the corpus, read where it lies (never copied)
+nj=2                       # processes for the per-file audio checks and the fbank stage
 executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
-device=cpu
+device=cpu                 # cpu, or cuda: batched fbank and training on the GPU
 feature_type=fbank        # fbank-pitch: + log F0, voicing and their deltas (84 dims)
 feat_dir=data/fbank       # features folder of stages 2-6; one per feature type (e.g. data/fbank_pitch)
 folds="0 1 2 3 4"          # fold k tests one speaker pair; dev = the next pair
 label_preset=all           # EmoDB's 7 emotions (boredom, disgust included); 4class for the cross-corpus table
-model_preset=small
-model_config=""
-num_epochs=25
+model_preset=small         # encoder size: tiny or small (docs/model.md)
+model_config=""            # JSON overrides of the preset, e.g. '{"num_layers": 4}'
+num_epochs=25              # training epochs (per fold)
 max_duration=50             # s per batch: twice the updates of 100 s, learnt faster (RESULTS.md)
 lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse square root
 mixup_alpha=0.4            # fbank mixup with soft emotion targets (0: off); RESULTS.md "levers"
 tasks=emotion,ctc,gender   # no intensity labels; phones of the 10 German texts by espeak-ng
-extra_train_args=""
+extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
-exp_name=multitask
-seed=42
-results=RESULTS.md
+exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
+seed=42                    # random seed of training
+results=RESULTS.md         # the file stages 5, 7 and 8 append their rows to
 . utils/parse_options.sh
 corpus=emodb
 . utils/fold_stages.sh
+. utils/stages.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: manifests from $corpus_dir"
-  local/prepare.py --corpus emodb --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
-    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
+  stage_prepare
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: phone inventory -> data/lang/tokens.txt"
-  local/prepare_lang.py --supervisions data/manifests/emodb_supervisions_all.jsonl.gz --lang-dir data/lang
+  stage_lang
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: $feature_type features -> $feat_dir ($device)"
-  local/compute_fbank.py --corpus emodb --feature-type $feature_type --output-dir $feat_dir --nj $nj --device $device \
-    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
+  stage_fbank
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write 5 folds of (male, female) speaker pairs"
-  local/validate.py --corpus emodb --fbank-dir $feat_dir --label-preset $label_preset
+  stage_validate
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

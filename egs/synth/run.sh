@@ -8,44 +8,45 @@ cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
-stage=0
-stop_stage=7
-corpus_dir=download/synth
-seed=0
-nj=2
+stage=0                    # first stage to run
+stop_stage=7               # last stage to run
+force=false                # redo stages 0 and 2 even where marked done (a change of their inputs is caught either way)
+corpus_dir=download/synth  # where stage 0 generates the corpus
+seed=0                     # random seed of the corpus and of training
+nj=2                       # processes for the per-file audio checks and the fbank stage
 executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu            # cuda: batched fbank on the GPU and GPU training
 label_preset=6class   # the synthetic corpus speaks 6 emotions
-model_preset=small
-num_epochs=30
+model_preset=small         # encoder size: tiny or small (docs/model.md)
+num_epochs=30              # training epochs
 max_duration=60      # seconds of audio per batch: ~18 updates per epoch on 0.24 h of training audio
-warmup_batches=50
-tasks=emotion,intensity,ctc,gender
-exp_dir=exp/small_multitask
+warmup_batches=50          # learning-rate warm-up, in batches
+tasks=emotion,intensity,ctc,gender  # tasks trained (emotion, intensity, ctc: phones, gender); missing labels are masked
+exp_dir=exp/small_multitask  # the model's folder
 . utils/parse_options.sh
+corpus=synth
+. utils/stages.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: generate the corpus with espeak-ng, then prepare manifests"
-  local/generate_synth.py --corpus-dir "$corpus_dir" --seed $seed
-  local/prepare.py --corpus synth --corpus-dir "$corpus_dir" --output-dir data/manifests --nj $nj \
-    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
+  local/generate_synth.py --corpus-dir "$corpus_dir" --seed $seed $(force_flag)
+  stage_prepare
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: phone inventory -> data/lang/tokens.txt"
-  local/prepare_lang.py --supervisions data/manifests/synth_supervisions_all.jsonl.gz --lang-dir data/lang
+  stage_lang
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "Stage 2: 80-dim fbank ($device)"
-  local/compute_fbank.py --corpus synth --nj $nj --device $device \
-    --executor $executor ${dask_scheduler:+--dask-scheduler $dask_scheduler}
+  stage_fbank
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: validate cuts and write train/dev/test (held-out voices)"
-  local/validate.py --corpus synth --label-preset $label_preset
+  stage_validate
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then

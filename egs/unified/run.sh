@@ -13,6 +13,7 @@ cd "$(dirname "$0")"
 
 stage=0
 stop_stage=5
+force=false                  # taken by every recipe; here nothing skips on a marker (stages 0-1 always redo, training resumes)
 corpora="synth ravdess"
 fold=0                       # the fold of corpora that have several (RAVDESS: fold k tests actors 6k+1..6k+6)
 label_preset=4class          # the categories every corpus shares; corpus-aware decision inside it
