@@ -38,12 +38,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", default="default,small", help="untrained model presets to package")
     p.add_argument("--package", type=Path, default=None, help="benchmark this package instead of untrained presets")
     p.add_argument("--engines", default="eager,torchscript,onnx")
-    p.add_argument("--threads", default="1,all", help="comma list of thread counts; 'all' = every CPU core")
+    p.add_argument("--threads", default="1,default",
+                   help="comma list of thread counts; 'all' = every CPU core, 'default' = torch's own choice "
+                        "(no OMP_NUM_THREADS, no set_num_threads: what a user gets without --num-threads)")
     p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/speecheq-bench"), help="audio and packages (cached)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--engine", default="eager", help=argparse.SUPPRESS)
-    p.add_argument("--num-threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--num-threads", type=int, default=1, help=argparse.SUPPRESS)  # 0: torch's default
     return p
 
 
@@ -149,9 +151,9 @@ def make_packages(work: Path, presets, package: Path | None, engines) -> dict:
 
 def worker(args) -> None:
     """One measurement in a fresh process: load, warm up, run every file, print JSON stats."""
-    import torch
+    from speecheq.options import set_num_threads
 
-    torch.set_num_threads(args.num_threads)
+    set_num_threads(args.num_threads)
     from speecheq.infer import Inferencer, collect_sources, make_engine
     from speecheq.package import load_package
 
@@ -198,7 +200,8 @@ def main() -> None:
     import torch
 
     engines = [e for e in args.engines.split(",") if e]
-    threads = sorted({os.cpu_count() or 1 if t == "all" else int(t) for t in args.threads.split(",") if t})
+    threads = sorted({(os.cpu_count() or 1) if t == "all" else 0 if t == "default" else int(t)
+                      for t in args.threads.split(",") if t})
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"load average {os.getloadavg()[0]:.2f} (other jobs on the machine slow every figure)", flush=True)
     t0 = time.perf_counter()
@@ -210,20 +213,33 @@ def main() -> None:
     print()
     print("| model | engine | threads | RTF | RTF model only | CPU-time RTF | fbank s | model s | load s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    ratios = []
     for name, package in packages.items():
         for engine in engines:
+            seconds = {}
             for n in threads:
                 r = run_worker(package, audio, engine, n, args.max_duration)
-                print(f"| {name} | {engine} | {n} | {r['seconds'] / r['audio_seconds']:.4f} | "
+                seconds[n] = (r["seconds"], r["fbank"], r["model"])
+                print(f"| {name} | {engine} | {n or 'default'} | {r['seconds'] / r['audio_seconds']:.4f} | "
                       f"{r['model'] / r['audio_seconds']:.4f} | {r['cpu'] / r['audio_seconds']:.4f} | {r['fbank']:.2f} | {r['model']:.2f} | {r['load']:.1f} | "
                       f"{r['peak_rss_kb'] / 1024:.0f} |", flush=True)
+            if 0 in seconds and 1 in seconds:
+                (d, df, dm), (o, of, om) = seconds[0], seconds[1]
+                ratios.append(f"{name} {engine}: total {d / o:.2f}x, fbank {df / max(of, 1e-9):.2f}x, "
+                              f"model {dm / max(om, 1e-9):.2f}x")
+    if ratios:
+        # The before/after of the stage scripts' --num-threads 1: how much longer torch's
+        # default thread count takes than one thread, in the same run on the same machine.
+        print(f"\nbefore/after (time with torch's default threads / time with one thread): {'; '.join(ratios)}")
     print(f"\n# total {time.perf_counter() - t0:.0f} s; load average now {os.getloadavg()[0]:.2f}")
 
 
 def run_worker(package: Path, audio: Path, engine: str, threads: int, max_duration: float) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--package", str(package), "--work-dir", str(audio),
            "--engine", engine, "--num-threads", str(threads), "--max-duration", str(max_duration)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if threads > 0:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise SystemExit(f"worker failed: {shlex.join(cmd)}\n{r.stderr[-3000:]}")

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from speecheq.cli import script
+from speecheq.options import add_num_threads, set_num_threads
 
 
 def main():
@@ -12,17 +13,19 @@ def main():
     p.add_argument("--cuts", type=Path, required=True, help="input cut manifest")
     p.add_argument("--output", type=Path, required=True, help="output cut manifest with alignment['phone']")
     p.add_argument("--exp-dir", type=Path, help="trained model (CTC alignment)")
-    p.add_argument("--epoch", type=int, default=0)
-    p.add_argument("--avg", type=int, default=1)
-    p.add_argument("--use-averaged-model", action="store_true")
-    p.add_argument("--checkpoint", default="")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-duration", type=float, default=200.0)
+    p.add_argument("--epoch", type=int, default=0, help="last epoch to use (0: the latest)")
+    p.add_argument("--avg", type=int, default=1, help="average this many epochs ending at --epoch")
+    p.add_argument("--use-averaged-model", action="store_true", help="use the running average between epoch-avg and epoch")
+    p.add_argument("--checkpoint", default="", help="a checkpoint file instead (e.g. best-valid.pt)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
     p.add_argument("--plot", type=Path, default=None, help="PNG of one utterance's fbank with its phone segments")
     p.add_argument("--textgrid-dir", type=Path, help="import MFA TextGrids instead of aligning")
-    p.add_argument("--tier", default="phones")
+    p.add_argument("--tier", default="phones", help="with --textgrid-dir: the TextGrid tier that holds the phones")
     p.add_argument("--htk-dir", type=Path, help="import HTK label files (100-ns units) instead of aligning")
+    add_num_threads(p)
     args = p.parse_args()
+    set_num_threads(args.num_threads)
 
     from speecheq import align
 

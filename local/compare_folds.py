@@ -13,9 +13,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", required=True, help="metrics.json pattern of run A, with {k} for the fold")
     p.add_argument("--b", required=True, help="metrics.json pattern of run B, with {k} for the fold")
-    p.add_argument("--folds", nargs="+", default=["0", "1", "2", "3"])
+    p.add_argument("--folds", nargs="+", default=["0", "1", "2", "3"], help="the values of {k}")
     p.add_argument("--metric", default="UA", help="a headline key: UA, WA, macro_F1, CCC, gender_acc, PER")
-    p.add_argument("--names", nargs=2, default=["A", "B"])
+    p.add_argument("--names", nargs=2, default=["A", "B"], help="column names of the two runs")
     args = p.parse_args()
 
     from speecheq.decode import paired_difference

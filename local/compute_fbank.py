@@ -3,15 +3,16 @@
 import argparse
 
 from speecheq.cli import script
+from speecheq.options import add_num_threads, set_num_threads
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--manifest-dir", default="data/manifests")
+    p.add_argument("--corpus", required=True, help="corpus name: reads <manifest-dir>/<corpus>_{recordings,supervisions}_<split>.jsonl.gz")
+    p.add_argument("--manifest-dir", default="data/manifests", help="folder of the stage-0 manifests")
     p.add_argument("--output-dir", default="data/fbank",
                    help="features folder; give each --extractor its own (e.g. data/fbank_pitch) so both can coexist")
-    p.add_argument("--split", default="all")
+    p.add_argument("--split", default="all", help="which manifests: the <split> in their names (stage 0 writes 'all')")
     p.add_argument("--nj", type=int, default=2, help="CPU worker processes, or feature chunks with --executor dask (ignored on CUDA)")
     p.add_argument("--executor", default="local", choices=["local", "dask"],
                    help="where the CPU chunks run: local processes, or a dask cluster (docs/scaling.md)")
@@ -22,8 +23,10 @@ def main():
                    choices=["fbank", "kaldifeat", "fbank-pitch"],
                    help="fbank-pitch: lhotse's fbank + log F0, voicing and their deltas (84 dims; speecheq.pitch)")
     p.add_argument("--batch-duration", type=float, default=600.0, help="seconds per batch on CUDA")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="recompute even when the output is marked done")
+    add_num_threads(p)
     args = p.parse_args()
+    set_num_threads(args.num_threads)  # the main process extracts too (--nj 1, CUDA batches)
 
     from speecheq.executors import executor_scope
     from speecheq.features import compute_corpus_fbank

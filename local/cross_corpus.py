@@ -10,12 +10,12 @@ from speecheq.cli import script
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--exp-root", type=Path, default=Path("exp"))
+    p.add_argument("--exp-root", type=Path, default=Path("exp"), help="folder holding the --models exp folders")
     p.add_argument("--models", nargs="+", required=True, help="exp folder names (rows)")
     p.add_argument("--test-sets", nargs="+", required=True, help="decode set names, e.g. ravdess_fold0_test (columns)")
     p.add_argument("--tag", default="best-valid", help="the weights tag in the decode folder names")
-    p.add_argument("--metric", default="UA")
-    p.add_argument("--out-dir", type=Path, default=Path("exp/cross_corpus"))
+    p.add_argument("--metric", default="UA", help="a headline key of metrics.json: UA, WA, macro_F1, CCC, gender_acc, PER")
+    p.add_argument("--out-dir", type=Path, default=Path("exp/cross_corpus"), help="where the matrix (Markdown, JSON, PNG) goes")
     args = p.parse_args()
 
     from speecheq.decode import cross_corpus_matrix

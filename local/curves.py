@@ -11,7 +11,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", nargs="+", required=True, help="NAME=EXP_DIR: EXP_DIR holding fold*/ runs, one run, or a glob of runs ('exp/unified_fold*')")
     p.add_argument("--out", type=Path, required=True, help="PNG path; the table goes next to it as .json")
-    p.add_argument("--window", type=int, default=5)
+    p.add_argument("--window", type=int, default=5, help="convergence: the last WINDOW epochs against the WINDOW before them")
     args = p.parse_args()
 
     from speecheq.curves import convergence, fold_dirs, plot_curves, read_curves

@@ -4,9 +4,12 @@ from speecheq.cli import script
 
 
 def main():
-    from speecheq.decode import decode, get_parser
+    from speecheq.options import decode_parser
 
-    decode(get_parser().parse_args())
+    args = decode_parser().parse_args()  # before torch's import: --help answers at once
+    from speecheq.decode import decode
+
+    decode(args)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from speecheq.cli import script
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--corpora", nargs="+", required=True)
+    p.add_argument("--corpora", nargs="+", required=True, help="corpus recipes whose prepared data to link")
     p.add_argument("--egs-dir", default="..", help="folder holding the corpus recipes")
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--data-dir", default="data", help="this recipe's data folder, where the links go")
     args = p.parse_args()
 
     from speecheq.corpora import link_prepared

@@ -18,8 +18,8 @@ OPTIONS = {
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--corpus", required=True, help="registered corpus name (speecheq.corpora.CORPORA)")
-    p.add_argument("--corpus-dir", required=True)
-    p.add_argument("--output-dir", default="data/manifests")
+    p.add_argument("--corpus-dir", required=True, help="the corpus as distributed (its own layout)")
+    p.add_argument("--output-dir", default="data/manifests", help="where the recordings and supervisions manifests go")
     p.add_argument("--on-error", default="skip", choices=["skip", "stop"], help="per-file faults: skip and count, or stop")
     p.add_argument("--nj", type=int, default=1, help="processes for the per-file audio checks")
     p.add_argument("--executor", default="local", choices=["local", "dask"],

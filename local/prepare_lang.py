@@ -8,7 +8,7 @@ from speecheq.cli import script
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--supervisions", nargs="+", required=True, help="supervision manifests")
-    p.add_argument("--lang-dir", default="data/lang")
+    p.add_argument("--lang-dir", default="data/lang", help="where tokens.txt goes")
     args = p.parse_args()
 
     from speecheq.text.lang import prepare_lang

@@ -4,9 +4,12 @@ from speecheq.cli import script
 
 
 def main():
-    from speecheq.train import get_parser, train
+    from speecheq.options import train_parser
 
-    train(get_parser().parse_args())
+    args = train_parser().parse_args()  # before torch's import: --help answers at once
+    from speecheq.train import train
+
+    train(args)
 
 
 if __name__ == "__main__":

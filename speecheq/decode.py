@@ -7,7 +7,6 @@ RESULTS.md with the exact command, so every number carries its provenance.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -22,32 +21,14 @@ from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speak
 from speecheq.errors import SpeechEQError
 from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
 from speecheq.labels import LabelScheme
+from speecheq.options import decode_parser as get_parser  # noqa: F401  (its old home)
+from speecheq.options import set_num_threads
 from speecheq.package import load_model
 from speecheq.plots import plot_confusion
 from speecheq.predict import headline, predict_batches, summarize
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
-
-
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Decode test sets with a trained SpeechEQ model.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--exp-dir", type=Path, required=True)
-    p.add_argument("--cuts", type=Path, nargs="+", help="test cut manifests; the set name is the file name")
-    p.add_argument("--epoch", type=int, default=0, help="last epoch to use (0: the latest)")
-    p.add_argument("--avg", type=int, default=1, help="average this many epochs ending at --epoch")
-    p.add_argument("--use-averaged-model", action="store_true", help="use the running average between epoch-avg and epoch")
-    p.add_argument("--checkpoint", default="", help="a checkpoint file instead (e.g. best-valid.pt)")
-    p.add_argument("--max-duration", type=float, default=200.0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-corpus-aware", action="store_true", help="decide among all preset categories")
-    p.add_argument("--results", type=Path, default=None, help="append a row to this RESULTS.md")
-    p.add_argument("--run-name", default="", help="label for the RESULTS.md row")
-    p.add_argument("--folds", type=Path, nargs="*", default=None,
-                   help="metrics.json files of several folds: print and write their mean and std instead of decoding")
-    p.add_argument("--summary-out", type=Path, default=None, help="with --folds: where to write the summary JSON")
-    return p
 
 
 def set_name(path: Path) -> str:
@@ -169,6 +150,7 @@ def append_result(results: Path, row: str) -> None:
 
 def decode(args) -> None:
     command = " ".join(["local/decode.py", *sys.argv[1:]])
+    set_num_threads(getattr(args, "num_threads", 0))
     if args.folds:
         summary = fold_summary(args.folds)
         print(json.dumps(summary, indent=2))

@@ -135,9 +135,9 @@ def _extract_chunk(cuts, k: int, n: int, extractor, storage_path: str, part_path
     if isinstance(extractor, tuple):
         extractor = make_extractor(*extractor)
     if n > 1:
-        import torch
+        from speecheq.options import set_num_threads
 
-        torch.set_num_threads(1)  # one process per core: intra-op threads would oversubscribe them
+        set_num_threads(1)  # one process per core: intra-op threads would oversubscribe them
     count = 0
     compute = null_result_on_audio_loading_error(lambda c, s: c.compute_and_store_features(extractor=extractor, storage=s))
     mine = (c for i, c in enumerate(cuts) if i % n == k)

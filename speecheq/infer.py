@@ -29,6 +29,7 @@ import torch
 
 from speecheq.audio import audio_extensions, check_samples, input_warnings, read_audio, resample
 from speecheq.errors import AudioError, SpeechEQError
+from speecheq.options import set_num_threads
 from speecheq.features import spectral_dims, trim_frames
 from speecheq.io import Pathlike, atomic_output, check_readable_manifest
 from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
@@ -620,8 +621,7 @@ def infer(inputs: Sequence[Pathlike], model: Pathlike, *, output: Optional[Pathl
     fmt = output_format(output, fmt)
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise SpeechEQError("--device cuda: no CUDA device is available")
-    if num_threads > 0:
-        torch.set_num_threads(num_threads)
+    set_num_threads(num_threads)
     package = load_package(model, device)
     runner = Inferencer(package, make_engine(package, engine, device, num_threads), device=device,
                         max_duration=max_duration, max_segment=max_segment, align=align, corpus=corpus,

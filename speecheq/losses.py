@@ -19,12 +19,8 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-# "speaker" is the gradient-reversal adversary (training only): its head learns the
-# training speakers, the encoder gets the reversed gradient (speecheq.model.heads).
-TASKS = ("emotion", "intensity", "ctc", "gender", "speaker")
-# The four SpeechEQ tasks are on by default; the adversary only when asked for.
-DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1}
-TASK_WEIGHTS = {**DEFAULT_WEIGHTS, "speaker": 0.1}
+from speecheq.options import DEFAULT_WEIGHTS, TASK_WEIGHTS, TASKS  # noqa: F401  (torch-free, for --help)
+
 INTENSITY_LOSSES = ("mse", "ccc")
 MISSING_CLASS = -1
 

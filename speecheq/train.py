@@ -9,7 +9,6 @@ resumed run ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
@@ -42,74 +41,15 @@ from speecheq.data import SpeechEQDataset, label_summary, make_eval_sampler, mak
 from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
-from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.labels import LabelScheme
-from speecheq.losses import TASK_WEIGHTS, TASKS, MultitaskLoss
-from speecheq.model import MIN_INPUT_FRAMES, PRESETS as MODEL_PRESETS, SpeechEQModel, config_from_preset
+from speecheq.losses import TASKS, MultitaskLoss
+from speecheq.model import MIN_INPUT_FRAMES, SpeechEQModel, config_from_preset
+from speecheq.options import set_num_threads
+from speecheq.options import train_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.predict import headline, records_from_outputs, summarize
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
-
-
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train the SpeechEQ multitask model.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = p.add_argument_group("data")
-    g.add_argument("--train-cuts", type=Path, nargs="+", required=True, help="one or more cut manifests with features")
-    g.add_argument("--dev-cuts", type=Path, nargs="*", default=[], help="validation cut manifests (best-valid.pt by UA)")
-    g.add_argument("--lang-dir", type=Path, default=Path("data/lang"), help="folder with tokens.txt (needed by the ctc task)")
-    g.add_argument("--label-preset", default="4class", choices=sorted(LABEL_PRESETS))
-    g.add_argument("--max-duration", type=float, default=120.0, help="seconds of audio per batch")
-    g.add_argument("--max-utterance-duration", type=float, default=20.0, help="longer training cuts are dropped (counted)")
-    g.add_argument("--balanced", action="store_true", help="class-balanced sampling (inverse class frequency)")
-    g.add_argument("--corpus-weights", default="", help="corpus=weight,... sampling shares across corpora")
-    g.add_argument("--speaker-cmvn", action="store_true",
-                   help="normalise fbank per speaker over each speaker's own utterances (uses test speakers' unlabelled audio)")
-    g.add_argument("--num-workers", type=int, default=0, help="dataloader workers (0 keeps resume bit-exact)")
-    g = p.add_argument_group("augmentation (training cuts only)")
-    g.add_argument("--speed-perturb", default="", metavar="FACTORS",
-                   help="e.g. 0.9,1.1: each training cut runs at one of these speeds or 1.0, drawn per epoch; "
-                        "perturbed features are computed on the fly")
-    g.add_argument("--random-crop", type=float, default=0.0, metavar="SECONDS",
-                   help="train on a random window of this length of longer cuts (their phones are not used)")
-    g.add_argument("--mixup-alpha", type=float, default=0.0,
-                   help="mix fbank within each batch with lam ~ Beta(a, a) and soft emotion targets (0: off)")
-    g = p.add_argument_group("model")
-    g.add_argument("--model-preset", default="small", choices=sorted(MODEL_PRESETS))
-    g.add_argument("--model-config", default="", help="JSON overrides of the preset, e.g. '{\"num_layers\": 2}'")
-    g = p.add_argument_group("tasks and loss")
-    g.add_argument("--tasks", default="emotion,intensity,ctc,gender",
-                   help="comma list of active tasks; 'speaker' adds a gradient-reversal speaker adversary")
-    for t in TASKS:
-        g.add_argument(f"--{t}-weight", type=float, default=TASK_WEIGHTS[t])
-    g.add_argument("--intensity-loss", default="mse", choices=["mse", "ccc"])
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--num-epochs", type=int, default=30)
-    g.add_argument("--start-epoch", type=int, default=1, help="resume from epoch-(N-1).pt")
-    g.add_argument("--start-batch", type=int, default=0, help="resume from checkpoint-N.pt (overrides --start-epoch)")
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=1e-2)
-    g.add_argument("--warmup-batches", type=int, default=100)
-    g.add_argument("--lr-schedule", default="noam", choices=["noam", "cosine"],
-                   help="after warm-up: inverse square root (open-ended), or cosine down to --final-lr-ratio "
-                        "at the end of --num-epochs (anneals within a fixed budget)")
-    g.add_argument("--final-lr-ratio", type=float, default=0.01, help="cosine: last learning rate / --lr")
-    g.add_argument("--grad-clip", type=float, default=5.0)
-    g.add_argument("--use-fp16", action="store_true", help="float16 autocast with a grad scaler (CUDA)")
-    g.add_argument("--use-bf16", action="store_true", help="bfloat16 autocast")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (bit-exact resume on CPU)")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g = p.add_argument_group("checkpoints and logs")
-    g.add_argument("--exp-dir", type=Path, required=True)
-    g.add_argument("--save-every-n", type=int, default=0, help="checkpoint-N.pt every N batches (0: off)")
-    g.add_argument("--keep-last-k", type=int, default=3, help="batch checkpoints to keep")
-    g.add_argument("--average-period", type=int, default=10, help="update the running averaged model every N batches")
-    g.add_argument("--log-interval", type=int, default=20)
-    g.add_argument("--tensorboard", type=int, default=1, choices=[0, 1])
-    g.add_argument("--stop-after-batches", type=int, default=0, help=argparse.SUPPRESS)  # tests: simulate a kill
-    return p
 
 
 def parse_tasks(args) -> Dict[str, float]:
@@ -567,6 +507,7 @@ class Trainer:
 
 
 def train(args) -> None:
+    set_num_threads(args.num_threads)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(args)
     setup_logging(args.exp_dir, trainer.rank)

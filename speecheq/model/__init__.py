@@ -1,16 +1,25 @@
 """The SpeechEQ multitask model (Conformer encoder + CTC, emotion, intensity, gender heads)."""
 
 from speecheq.model.config import PRESETS, ModelConfig, config_from_preset
-from speecheq.model.encoder import (
-    FRAME_SHIFT_SECONDS,
-    MIN_EXPORT_FRAMES,
-    MIN_INPUT_FRAMES,
-    SUBSAMPLING_FACTOR,
-    output_lengths,
-)
-from speecheq.model.heads import GENDER_LABELS
-from speecheq.model.specaugment import SpecAugment
-from speecheq.model.speecheq import OUTPUT_KEYS, SpeechEQModel
+
+# The torch modules load on first use: the option parsers (speecheq.options) read PRESETS
+# for --help, which must not wait for torch's import.
+_LAZY = {
+    "FRAME_SHIFT_SECONDS": "encoder", "MIN_EXPORT_FRAMES": "encoder", "MIN_INPUT_FRAMES": "encoder",
+    "SUBSAMPLING_FACTOR": "encoder", "output_lengths": "encoder", "GENDER_LABELS": "heads",
+    "SpecAugment": "specaugment", "OUTPUT_KEYS": "speecheq", "SpeechEQModel": "speecheq",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"speecheq.model.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FRAME_SHIFT_SECONDS",
