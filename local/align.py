@@ -19,6 +19,12 @@ def main():
     p.add_argument("--checkpoint", default="", help="a checkpoint file instead (e.g. best-valid.pt)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
+    p.add_argument("--max-per", type=float, default=None,
+                   help="refuse a CTC head whose PER (%%, the dev PER stored with the weights) is above this "
+                        "(default: speecheq.align.MAX_ALIGN_PER, 50)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="above --max-per, write the alignments anyway, with a warning and each supervision marked "
+                        "custom['alignment_untrusted']")
     p.add_argument("--plot", type=Path, default=None, help="PNG of one utterance's fbank with its phone segments")
     p.add_argument("--textgrid-dir", type=Path, help="import MFA TextGrids instead of aligning")
     p.add_argument("--tier", default="phones", help="with --textgrid-dir: the TextGrid tier that holds the phones")
@@ -36,7 +42,8 @@ def main():
         p.error("give --exp-dir (CTC alignment) or --textgrid-dir / --htk-dir (import)")
     align.align_corpus(args.exp_dir, args.cuts, args.output, epoch=args.epoch, avg=args.avg,
                        use_averaged_model=args.use_averaged_model, checkpoint=args.checkpoint, device=args.device,
-                       max_duration=args.max_duration, plot_path=args.plot)
+                       max_duration=args.max_duration, plot_path=args.plot, allow_untrained=args.allow_untrained,
+                       **({} if args.max_per is None else {"max_per": args.max_per}))
 
 
 if __name__ == "__main__":

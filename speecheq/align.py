@@ -54,6 +54,8 @@ __all__ = [
     "align_cuts",
     "alignment_summary",
     "DEFAULT_SKIP_LABELS",
+    "MAX_ALIGN_PER",
+    "head_per",
 ]
 
 Pathlike = Union[str, Path]
@@ -64,6 +66,13 @@ DEFAULT_SKIP_LABELS = ("", "sil", "sp", "spn", "<eps>")
 #: Imported times: 1 us keeps sample-level (e.g. 1/16000 s) boundaries of
 #: hand-made alignments while dropping float noise from text formats.
 IMPORT_TIME_NDIGITS = 6
+
+#: Above this phone error rate (%) a CTC head's alignments are refused. A head that has
+#: not learnt (the demo's, 30 epochs at weight 0.1: PER 96 %) puts every phone on one or
+#: two frames wherever it lies; trained heads are at 10-30 % (RESULTS.md), and a head
+#: at 50 % fails to recognise half of the phones it would be asked to place.
+MAX_ALIGN_PER = 50.0
+
 
 
 log = logging.getLogger("speecheq")
@@ -276,6 +285,7 @@ def align_cuts(
     device: Union[str, torch.device] = "cpu",
     frame_shift: float = 0.04,
     blank: int = 0,
+    recognised: Optional[List[Tuple[list, list]]] = None,
 ) -> Iterator[Tuple[str, Optional[list]]]:
     """Align every cut of ``batches`` with the model's CTC branch.
 
@@ -289,6 +299,9 @@ def align_cuts(
     the cut start, ``[]`` for a cut without phones, ``None`` where the alignment
     is infeasible.  Feed the results to :func:`alignment_summary` and, as
     ``{cut_id: items}``, to :func:`attach_alignments` with ``key="cut_id"``.
+
+    With ``recognised`` (a list), each cut's ``(reference phone ids, greedy CTC
+    hypothesis)`` is appended to it: the PER of the very posteriors being aligned.
     """
     device = torch.device(device)
     model.eval()
@@ -307,6 +320,11 @@ def align_cuts(
                     f"model has {log_probs.shape[-1]} CTC outputs but the token table "
                     f"has {len(symbols)} symbols (tokens.txt and checkpoint do not match)"
                 )
+            if recognised is not None:
+                from speecheq.predict import greedy_ctc
+
+                refs = [row[:n].tolist() for row, n in zip(batch["phones"], batch["phone_lens"].tolist())]
+                recognised.extend((r, h) for r, h in zip(refs, greedy_ctc(log_probs, enc_lens, blank)) if r)
             spans = ctc_forced_align(
                 log_probs,
                 enc_lens.to(device),
@@ -357,19 +375,27 @@ def align_corpus(
     device: str = "cpu",
     max_duration: float = 200.0,
     plot_path=None,
+    max_per: float = MAX_ALIGN_PER,
+    allow_untrained: bool = False,
 ) -> dict:
     """The align stage: CTC-align every cut's phones and write cuts with ``alignment["phone"]``.
 
     Cuts are streamed twice (align, then attach), so memory holds only the
     alignments, never the cut set. Cuts without phones or with an infeasible
     alignment are written unchanged and counted.
+
+    A CTC head that has not learnt gives every phone the same few frames, and those
+    "alignments" look as valid as real ones. So the weights' PER is checked first
+    (:func:`head_per`): above ``max_per`` the stage refuses with one line, or, with
+    ``allow_untrained``, writes the alignments with a loud warning, each aligned
+    supervision marked ``custom["alignment_untrusted"]``. The summary records the PER,
+    where it came from, the threshold and ``trusted``.
     """
     from pathlib import Path
 
     from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader
     from speecheq.io import load_cuts_lazy, write_cuts, write_json_atomic
     from speecheq.labels import LabelScheme
-    from speecheq.model import FRAME_SHIFT_SECONDS
     from speecheq.package import load_model
     from speecheq.text.tokens import TokenTable
 
@@ -378,15 +404,35 @@ def align_corpus(
         raise AlignmentError(f"{exp_dir}: the model was trained without the ctc task; nothing to align with")
     tokens = TokenTable(meta["tokens"])
     scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
+    where = f"{exp_dir} ({tag})"
+    per, per_source = head_per(meta)
+    if per is not None:
+        _gate(per, per_source, max_per, allow_untrained, where)
     loader = make_loader(SpeechEQDataset(scheme, tokens), make_eval_sampler(load_cuts_lazy(cuts_path), max_duration))
     from tqdm import tqdm
 
-    results = list(tqdm(align_cuts(model, loader, tokens.symbols, device, FRAME_SHIFT_SECONDS), desc="align", unit="utt"))
+    recognised: List[Tuple[list, list]] = [] if per is None else None
+    results = list(tqdm(align_cuts(model, loader, tokens.symbols, device, model.ctc_frame_shift, recognised=recognised),
+                        desc="align", unit="utt"))
+    if per is None and recognised:
+        # No dev PER stored with these weights (trained without --dev-cuts, or before
+        # checkpoints kept it): the greedy PER on the cuts being aligned stands in.
+        from speecheq.metrics import phone_error_rate
+
+        per = 100.0 * phone_error_rate([r for r, _ in recognised], [h for _, h in recognised])
+        per_source = f"greedy CTC on the {len(recognised)} cuts being aligned (no dev PER stored with the weights)"
+        _gate(per, per_source, max_per, allow_untrained, where)
+    trusted = per is None or per <= max_per
     summary = alignment_summary(results)
     alignments = {cut_id: items for cut_id, items in results if items}
 
-    write_cuts(iter_attached(load_cuts_lazy(cuts_path), alignments, "phone", "cut_id", "cut", False, []), output_path)
-    summary = {k: v for k, v in summary.items() if k != "failed_ids"} | {"failed_ids": summary["failed_ids"][:20], "model": tag}
+    cuts = iter_attached(load_cuts_lazy(cuts_path), alignments, "phone", "cut_id", "cut", False, [])
+    if not trusted:
+        cuts = _mark_untrusted(cuts, f"CTC head PER {per:.1f} % > {max_per:g} % ({per_source})")
+    write_cuts(cuts, output_path)
+    summary = {k: v for k, v in summary.items() if k != "failed_ids"} | {
+        "failed_ids": summary["failed_ids"][:20], "model": tag,
+        "per": None if per is None else round(per, 2), "per_source": per_source, "max_per": max_per, "trusted": trusted}
     write_json_atomic(Path(str(output_path).replace(".jsonl.gz", "")).with_suffix(".summary.json"), summary)
     if plot_path is not None and alignments:
         from speecheq.plots import plot_alignment
@@ -396,7 +442,47 @@ def align_corpus(
         plot_alignment(first.load_features(), segments, plot_path, frame_shift=0.01, title=first.id)
     log.info("aligned %d of %d cuts (%d without phones, %d infeasible) -> %s", summary["aligned"], summary["total"],
              summary["no_phones"], summary["failed"], output_path)
+    if not trusted:
+        log.warning("UNTRUSTED ALIGNMENTS: the CTC head's PER is %.1f %% (above %g %%), so these %d alignments are "
+                    "not phone boundaries; each aligned supervision carries custom['alignment_untrusted']",
+                    per, max_per, summary["aligned"])
     return summary
+
+
+def head_per(meta: dict) -> Tuple[Optional[float], str]:
+    """The dev-set PER stored with the weights, and what it is.
+
+    ``train.py`` stores each epoch's dev metrics in ``epoch-N.pt`` and ``best-valid.pt``
+    (``valid_metrics``). For weights averaged over epochs (``--avg``,
+    ``--use-averaged-model``) ``meta`` is the last epoch's checkpoint: its PER stands
+    for the average, which is usually a little better. ``(None, "")`` when no dev PER
+    was stored (no --dev-cuts, no ctc task, or a checkpoint older than the record).
+    """
+    valid = meta.get("valid_metrics") or {}
+    per = valid.get("PER")
+    if per is None or per != per:  # absent, or NaN (no dev cut with phones)
+        return None, ""
+    return float(per), f"dev set, epoch {valid.get('epoch', '?')}"
+
+
+def _gate(per: float, source: str, max_per: float, allow_untrained: bool, where: str) -> None:
+    if per <= max_per or allow_untrained:
+        return
+    raise AlignmentError(f"{where}: the CTC head's PER is {per:.1f} % ({source}), above {max_per:g} %: it has not "
+                         "learnt the phones and its alignments would be noise; train the ctc task further, or give "
+                         "--allow-untrained to write them marked as untrusted (or raise --max-per)")
+
+
+def _mark_untrusted(cuts, reason: str) -> Iterator:
+    from lhotse.utils import fastcopy
+
+    def mark(sup):
+        if not (sup.alignment or {}).get("phone"):
+            return sup
+        return fastcopy(sup, custom={**(sup.custom or {}), "alignment_untrusted": reason})
+
+    for cut in cuts:
+        yield cut.map_supervisions(mark)
 
 
 

@@ -264,6 +264,8 @@ class Trainer:
         self.batch_idx_train = 0
         self.best_valid_ua = -1.0
         self.best_valid_epoch = -1
+        # The dev metrics of the weights being saved: stage 6 reads their PER to judge the CTC head.
+        self.valid_metrics: Optional[dict] = None
         self.skipped_nonfinite = 0
 
     def normalisation(self) -> None:
@@ -292,6 +294,7 @@ class Trainer:
             "batch_idx_train": self.batch_idx_train,
             "best_valid_ua": self.best_valid_ua,
             "best_valid_epoch": self.best_valid_epoch,
+            "valid_metrics": self.valid_metrics,
             "skipped_nonfinite": self.skipped_nonfinite,
             "model_config": self.model_config.to_dict(),
             "label_preset": self.scheme.preset,
@@ -468,6 +471,7 @@ class Trainer:
             if batch_in_epoch == 0 and self.world_size == 1:
                 raise SpeechEQError(f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)")
             result = self.validate(epoch, tb) if self.is_main else None
+            self.valid_metrics = None if result is None else {"epoch": epoch, **result}
             if result is not None and result.get("UA", -1) > self.best_valid_ua:
                 self.best_valid_ua, self.best_valid_epoch = result["UA"], epoch
             # best-valid.pt before epoch-N.pt: resume starts after the last epoch-N.pt, so a
