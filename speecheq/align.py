@@ -39,7 +39,7 @@ from typing import (
 
 import torch
 
-from speecheq.ctc import TokenSpan, _item, ctc_forced_align, ctc_viterbi, spans_to_alignment_items
+from speecheq.ctc import TokenSpan, alignment_item, ctc_forced_align, ctc_viterbi, spans_to_alignment_items
 from speecheq.errors import SpeechEQError
 
 __all__ = [
@@ -143,7 +143,7 @@ def read_textgrid_dir(
             label = label.strip()
             if label.lower() in skip:
                 continue
-            items.append(_item(label, float(start), float(end), None, IMPORT_TIME_NDIGITS))
+            items.append(alignment_item(label, float(start), float(end), None, IMPORT_TIME_NDIGITS))
         out[utt] = items
     return out
 
@@ -187,7 +187,7 @@ def read_htk_lab_dir(
                 raise AlignmentError(f"{where}: need 0 <= start <= end, got {line!r}")
             if parts[2] in skip:
                 continue
-            items.append(_item(parts[2], start * 1e-7, end * 1e-7, None, IMPORT_TIME_NDIGITS))
+            items.append(alignment_item(parts[2], start * 1e-7, end * 1e-7, None, IMPORT_TIME_NDIGITS))
         out[utt] = items
     return out
 
@@ -233,11 +233,11 @@ def attach_alignments(
         raise ValueError(f"times_relative_to must be 'recording' or 'cut', got {rel!r}")
 
     missing: List[str] = []
-    out = list(iter_attached(cuts, alignments, kind, key, rel, drop_missing, missing))
+    out = list(iter_attached(cuts, alignments, kind=kind, key=key, rel=rel, drop_missing=drop_missing, missing=missing))
     return CutSet.from_cuts(out), missing
 
 
-def iter_attached(cuts, alignments: Dict[str, list], kind: str, key: str, rel: str, drop_missing: bool,
+def iter_attached(cuts, alignments: Dict[str, list], *, kind: str, key: str, rel: str, drop_missing: bool,
                   missing: List[str]) -> Iterator:
     """Streaming core of :func:`attach_alignments` (memory stays flat for lazy cut sets);
     appends ids without alignment to ``missing``."""
@@ -426,7 +426,8 @@ def align_corpus(
     summary = alignment_summary(results)
     alignments = {cut_id: items for cut_id, items in results if items}
 
-    cuts = iter_attached(load_cuts_lazy(cuts_path), alignments, "phone", "cut_id", "cut", False, [])
+    cuts = iter_attached(load_cuts_lazy(cuts_path), alignments, kind="phone", key="cut_id", rel="cut",
+                         drop_missing=False, missing=[])
     if not trusted:
         cuts = _mark_untrusted(cuts, f"CTC head PER {per:.1f} % > {max_per:g} % ({per_source})")
     write_cuts(cuts, output_path)
@@ -495,7 +496,8 @@ def import_alignments(cuts_path, output_path, *, textgrid_dir=None, tier: str = 
         raise AlignmentError("give exactly one of a TextGrid folder and an HTK label folder")
     alignments = read_textgrid_dir(textgrid_dir, tier=tier) if textgrid_dir is not None else read_htk_lab_dir(htk_dir)
     missing: List[str] = []
-    n = write_cuts(iter_attached(load_cuts_lazy(cuts_path), alignments, "phone", "recording_id", "recording", False, missing),
+    n = write_cuts(iter_attached(load_cuts_lazy(cuts_path), alignments, kind="phone", key="recording_id",
+                                 rel="recording", drop_missing=False, missing=missing),
                    output_path)
     log.info("imported %d alignments onto %d cuts (%d cuts without one) -> %s", len(alignments), n, len(missing), output_path)
     return {"cuts": n, "alignments": len(alignments), "missing": len(missing)}

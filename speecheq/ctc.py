@@ -260,7 +260,7 @@ def ctc_forced_align(
 # --------------------------------------------------------------------------- #
 
 
-def _item(symbol: str, start: float, end: float, score: Optional[float], ndigits: int):
+def alignment_item(symbol: str, start: float, end: float, score: Optional[float], ndigits: int):
     from lhotse.supervision import AlignmentItem
 
     start_r = round(start, ndigits)
@@ -289,7 +289,7 @@ def spans_to_alignment_items(
         if not 0 <= sp.token < len(symbols):
             raise ValueError(f"token id {sp.token} has no symbol (table has {len(symbols)})")
         items.append(
-            _item(
+            alignment_item(
                 symbols[sp.token],
                 offset + sp.start * frame_shift,
                 offset + sp.end * frame_shift,

@@ -86,9 +86,9 @@ def fold_dirs(run_dir: Pathlike) -> List[Path]:
 
 def plot_curves(runs: Dict[str, Sequence[Dict[int, dict]]], path: Pathlike, loss: str = "emotion") -> None:
     """Dev UA and training loss per epoch, mean over folds with the fold range shaded."""
-    from speecheq.plots import _new_figure, _save_atomically
+    from speecheq.plots import new_figure, save_figure_atomically
 
-    fig = _new_figure(11, 4)
+    fig = new_figure(11, 4)
     ax_ua, ax_loss = fig.subplots(1, 2)
     for name, curves in runs.items():
         epochs = min(len(c) for c in curves)
@@ -100,4 +100,4 @@ def plot_curves(runs: Dict[str, Sequence[Dict[int, dict]]], path: Pathlike, loss
     ax_ua.set(xlabel="epoch", ylabel="dev UA %", title="dev UA (mean over folds, range shaded)")
     ax_loss.set(xlabel="epoch", ylabel=f"train {loss} loss", title=f"training {loss} loss")
     ax_ua.legend(fontsize=8)
-    _save_atomically(fig, path)
+    save_figure_atomically(fig, path)

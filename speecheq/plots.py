@@ -23,13 +23,13 @@ from matplotlib.figure import Figure
 _LABEL_HEIGHTS = (0.95, 0.86)
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save_atomically(figure: Figure, path) -> None:
+def save_figure_atomically(figure: Figure, path) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(path)
     if directory:
@@ -80,7 +80,7 @@ def plot_confusion(confusion, labels: Sequence[str], path, title: str | None = N
     with np.errstate(invalid="ignore", divide="ignore"):
         row_percent = np.where(row_totals > 0, 100 * counts / row_totals, np.nan)
     size = 2.5 + 0.6 * len(labels)
-    figure = _new_figure(2 * size + 1, size)
+    figure = new_figure(2 * size + 1, size)
     count_axes, percent_axes = figure.subplots(1, 2)
     _draw_matrix(count_axes, counts, labels, labels, lambda v: f"{v:.0f}")
     _draw_matrix(percent_axes, row_percent, labels, labels, lambda v: f"{v:.1f}")
@@ -91,7 +91,7 @@ def plot_confusion(confusion, labels: Sequence[str], path, title: str | None = N
         axes.set_ylabel("true")
     if title:
         figure.suptitle(title)
-    _save_atomically(figure, path)
+    save_figure_atomically(figure, path)
 
 
 def plot_alignment(fbank, segments: Sequence[tuple[str, float, float]], path,
@@ -113,7 +113,7 @@ def plot_alignment(fbank, segments: Sequence[tuple[str, float, float]], path,
             raise ValueError(
                 f"segment {segment!r} is not inside the {duration:.2f} s of fbank"
             )
-    figure = _new_figure(min(max(6.0, 3.0 * duration), 40.0), 4.0)
+    figure = new_figure(min(max(6.0, 3.0 * duration), 40.0), 4.0)
     axes = figure.subplots()
     axes.imshow(fbank.T, origin="lower", aspect="auto", cmap="viridis",
                 extent=(0.0, duration, 0.0, num_bins))
@@ -127,16 +127,16 @@ def plot_alignment(fbank, segments: Sequence[tuple[str, float, float]], path,
     axes.set_ylabel("mel bin")
     if title:
         axes.set_title(title)
-    _save_atomically(figure, path)
+    save_figure_atomically(figure, path)
 
 
 def plot_heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], path,
                  title: str | None = None, fmt: str = "{:.1f}") -> None:
     """Annotated heatmap, e.g. train corpus (rows) x test corpus (columns) UA; NaN cells grey."""
     matrix = _check_matrix(matrix, row_labels, col_labels)
-    figure = _new_figure(3.0 + 0.9 * len(col_labels), 2.0 + 0.5 * len(row_labels))
+    figure = new_figure(3.0 + 0.9 * len(col_labels), 2.0 + 0.5 * len(row_labels))
     axes = figure.subplots()
     _draw_matrix(axes, matrix, row_labels, col_labels, fmt.format, cmap="viridis")
     if title:
         axes.set_title(title)
-    _save_atomically(figure, path)
+    save_figure_atomically(figure, path)
