@@ -22,12 +22,10 @@ import torch
 
 from speecheq.augment import CutAugment
 from speecheq.errors import SpeechEQError
-from speecheq.labels import LabelScheme
+from speecheq.labels import GENDERS, LabelScheme
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
-
-GENDERS = ("M", "F")
 
 
 def cut_targets(cut, scheme: LabelScheme, tokens: Optional[TokenTable]) -> dict:

@@ -20,7 +20,7 @@ from speecheq import metrics
 from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
-from speecheq.labels import LabelScheme
+from speecheq.labels import GENDERS, LabelScheme
 from speecheq.options import decode_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.options import set_num_threads
 from speecheq.package import load_model
@@ -43,7 +43,7 @@ def write_predictions(records: Sequence[dict], scheme: LabelScheme, tokens, path
     header = ["cut_id", "corpus", "emotion_true", "emotion_pred", *[f"p_{c}" for c in scheme.categories],
               "intensity_true", "intensity_pred", "gender_true", "gender_pred", "gender_prob", "phones_pred"]
     cat = lambda i: scheme.categories[i] if i >= 0 else "-"  # noqa: E731
-    gen = lambda i: "MF"[i] if i >= 0 else "-"  # noqa: E731
+    gen = lambda i: GENDERS[i] if i >= 0 else "-"  # noqa: E731
     lines = ["\t".join(header)]
     for r in records:
         phones = " ".join(tokens.decode(r["phones_pred"])) if tokens else ""

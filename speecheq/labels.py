@@ -24,6 +24,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from speecheq.errors import LabelError
 
+# Gender labels in the order of the gender head's outputs and of the loss targets' indices.
+GENDERS: Tuple[str, ...] = ("M", "F")
+
 CATEGORIES: Tuple[str, ...] = (
     "neutral",
     "calm",

@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from speecheq.labels import GENDERS as GENDER_LABELS  # the labels module owns the order
+
 # Keeps the pooled standard deviation differentiable where a channel is constant.
 _MIN_VARIANCE = 1e-5
-
-# Order of the gender logits; the loss targets use the same indices.
-GENDER_LABELS = ("M", "F")
 
 
 class PhonemeHead(nn.Module):
