@@ -274,7 +274,11 @@ def load_features(cut):
 
 
 def feature_statistics(cuts, max_cuts: Optional[int] = None):
-    """Global per-bin mean and std over all frames (Chan et al. parallel update)."""
+    """Global per-bin mean and std over all frames (Chan et al. parallel update).
+
+    Ours rather than lhotse's ``CutSet.compute_global_feature_stats``: it reads through
+    :func:`load_features`, so a missing or corrupt feature file ends in one line naming the cut.
+    """
     import numpy as np
 
     count, mean, m2 = 0, None, None

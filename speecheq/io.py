@@ -174,7 +174,9 @@ def folder_lock(folder: Pathlike, what: str = "stage") -> Iterator[None]:
     """Take an exclusive lock on ``folder`` so two runs never write the same outputs.
 
     The lock is an ``flock`` on ``<folder>/.lock``: the kernel drops it when the
-    process dies, so a kill -9 never leaves a stale lock behind.
+    process dies, so a kill -9 never leaves a stale lock behind. (The ``filelock`` package
+    takes the same flock; this one also writes the holder's pid into the file and fails at
+    once with one line, which is what a second ``run.sh`` on the same folder needs.)
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
