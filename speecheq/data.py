@@ -249,6 +249,28 @@ def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
     return {"cuts": n, "hours": round(seconds / 3600, 4), "emotion": dict(emotion), "excluded": dict(excluded), **{f"with_{k}": v for k, v in has.items()}}
 
 
+TASK_LABELS = {"emotion": None, "intensity": "with_intensity", "gender": "with_gender", "ctc": "with_phones"}
+
+
+def labels_per_corpus(cuts, scheme: LabelScheme, tasks: Sequence[str] = tuple(TASK_LABELS)) -> Dict[str, Dict[str, int]]:
+    """{corpus: {"cuts": n, task: cuts labelled for that task}}: in a multi-corpus run the masks
+    decide which corpora teach each task (EmoDB's intensity is only its neutral 0; CASIA without
+    transcripts has no phones), and a task that no corpus labels is the run's mistake."""
+    by_corpus: Dict[str, list] = {}
+    for cut in cuts:
+        by_corpus.setdefault((cut.supervisions[0].custom or {}).get("corpus", ""), []).append(cut)
+    out = {}
+    for corpus, group in sorted(by_corpus.items()):
+        s = label_summary(group, scheme)
+        counts = {"cuts": s["cuts"]}
+        for task in tasks:
+            if task in TASK_LABELS:
+                key = TASK_LABELS[task]
+                counts[task] = sum(s["emotion"].values()) if key is None else s[key]
+        out[corpus] = counts
+    return out
+
+
 def require_nonempty(summary: Dict[str, object], what: str, tasks: Sequence[str]) -> None:
     if summary["cuts"] == 0:
         raise SpeechEQError(f"{what}: no cuts after filtering")

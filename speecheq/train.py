@@ -37,7 +37,7 @@ from speecheq.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from speecheq.data import SpeechEQDataset, label_summary, make_eval_sampler, make_loader, make_train_sampler, require_nonempty, speaker_cmvn_stats
+from speecheq.data import SpeechEQDataset, label_summary, labels_per_corpus, make_eval_sampler, make_loader, make_train_sampler, require_nonempty, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
@@ -209,6 +209,11 @@ class Trainer:
         summary = label_summary(self.train_cuts, self.scheme)
         log.info("train cuts: %s", json.dumps(summary))
         require_nonempty(summary, "training set", list(self.weights))
+        self.labels_per_corpus = labels_per_corpus(self.train_cuts, self.scheme, list(self.weights))
+        for corpus, counts in self.labels_per_corpus.items():
+            unlabelled = [t for t in self.weights if counts.get(t) == 0]
+            log.info("train cuts of %s: %s%s", corpus or "(no corpus)", json.dumps(counts),
+                     f"; no {', '.join(unlabelled)} labels: those tasks learn from the other corpora" if unlabelled else "")
         self.dev_cuts = self.load_cuts(args.dev_cuts, train=False) if args.dev_cuts else None
         self.tokens = None
         if "ctc" in self.weights or (args.lang_dir / "tokens.txt").is_file():
@@ -505,6 +510,7 @@ class Trainer:
         write_json_atomic(self.exp_dir / "train-summary.json", {
             "epochs": args.num_epochs, "batches": self.batch_idx_train, "best_valid_ua": self.best_valid_ua,
             "best_valid_epoch": self.best_valid_epoch, "skipped_nonfinite_batches": self.skipped_nonfinite,
+            "labelled_train_cuts_per_corpus": getattr(self, "labels_per_corpus", None),
         })
         log.info("training finished: %d batches, best validation UA %.2f at epoch %d, %d non-finite batches skipped",
                  self.batch_idx_train, self.best_valid_ua, self.best_valid_epoch, self.skipped_nonfinite)
