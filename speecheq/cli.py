@@ -69,7 +69,10 @@ def export_parser(prog: str = "speecheq export") -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--exp-dir", type=Path, help="training folder with epoch-*.pt / best-valid.pt")
     src.add_argument("--package", type=Path, help="an existing package: only add the engines next to it")
-    p.add_argument("--output", type=Path, help="package to write; EXP_DIR/speecheq-package.pt when not given")
+    p.add_argument("--output", type=Path,
+                   help="package to write: a .pt file, or any other name for a Hugging Face-layout folder (config.json, "
+                        "model.safetensors, tokens.txt, README.md); EXP_DIR/speecheq-package.pt when not given. "
+                        "With --package: that package written again in this layout")
     p.add_argument("--epoch", type=int, default=0, help="last epoch to use (0: the latest)")
     p.add_argument("--avg", type=int, default=1, help="average this many epochs ending at --epoch")
     p.add_argument("--use-averaged-model", action="store_true", help="use the running average between epoch-avg and epoch")
@@ -91,16 +94,19 @@ def run_export(argv=None, prog: str = "speecheq export") -> None:
     args = export_parser(prog).parse_args(argv)
     from speecheq.export import export
 
+    convert = None
     if args.package is not None:
-        if not (args.torchscript or args.onnx):
-            export_parser(prog).error("with --package, give --torchscript and/or --onnx")
         output = args.package
+        if args.output is not None and args.output != args.package:
+            convert, output = args.package, args.output  # e.g. a .pt package into the Hugging Face folder layout
+        elif not (args.torchscript or args.onnx):
+            export_parser(prog).error("with --package, give --output (another layout) and/or --torchscript, --onnx")
     else:
         output = args.output or args.exp_dir / "speecheq-package.pt"
     corpora = [c for c in args.corpora.split(",") if c] if args.corpora is not None else None
     export(output, exp_dir=args.exp_dir, epoch=args.epoch, avg=args.avg, use_averaged_model=args.use_averaged_model,
            checkpoint=args.checkpoint, corpora=corpora, extractor=args.extractor, torchscript=args.torchscript,
-           onnx=args.onnx, trim_silence_db=args.trim_silence_db)
+           onnx=args.onnx, trim_silence_db=args.trim_silence_db, convert=convert)
 
 
 def run_infer(argv=None) -> None:
@@ -119,8 +125,13 @@ def run_infer(argv=None) -> None:
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: speecheq {infer,export} ... (see speecheq infer --help, speecheq export --help)")
+        print("usage: speecheq [--version] {infer,export} ... (see speecheq infer --help, speecheq export --help)")
         sys.exit(0 if argv else 2)
+    if argv[0] in ("-V", "--version"):
+        from speecheq import __version__
+
+        print(f"speecheq {__version__}")
+        sys.exit(0)
     command, rest = argv[0], argv[1:]
     if command == "infer":
         script(lambda: run_infer(rest))

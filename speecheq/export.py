@@ -8,7 +8,8 @@ Both exports take raw fbank ``(B, T, 80)`` and ``feature_lens (B,)`` and return
   any other. torch 2.13 marks ``torch.jit`` deprecated; it still works, and it is
   the format C++/libtorch deployments load without Python.
 * **ONNX** by the dynamo exporter (``torch.onnx.export(dynamo=True)``, needs
-  onnxscript) with ``Dim.DYNAMIC`` batch and time. torch.export specialises
+  onnxscript) with the dynamic axes named ``batch`` and ``frames``, and flat
+  sherpa-onnx-style metadata (:func:`onnx_metadata`). torch.export specialises
   dimensions of size 1, so the graph needs T >= ``MIN_EXPORT_FRAMES`` (11) frames;
   the inference front-end pads shorter batches (padding never changes a result).
 
@@ -32,7 +33,7 @@ import torch
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
-from speecheq.model import MIN_EXPORT_FRAMES
+from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
 from speecheq.package import (
     INFERENCE_INPUTS,
     INFERENCE_OUTPUTS,
@@ -65,6 +66,59 @@ def engine_metadata(package: Package) -> dict:
             "categories": package.categories, "min_frames": MIN_EXPORT_FRAMES}
 
 
+#: Version of the flat ONNX metadata below; a reader can refuse a layout it does not know.
+ONNX_METADATA_VERSION = 1
+
+
+def onnx_metadata(package: Package) -> Dict[str, str]:
+    """sherpa-onnx-style metadata: flat string keys, so that a reader without speecheq (C++,
+    examples/onnx_infer.py) can rebuild the front end and read the outputs. Lists are joined
+    by "," (categories) or " " (tokens: a CTC symbol never holds whitespace, as in tokens.txt)."""
+    from speecheq.features import TRIM_MARGIN, spectral_dims
+    from speecheq.model import SUBSAMPLING_FACTOR
+
+    cfg = package.feature_config
+    lhotse_cfg = dict(cfg.get("lhotse") or {})
+    fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
+    trained = [t for t in ("emotion", "intensity", "gender", "ctc") if package.has_task(t)]
+    meta = {
+        "model_type": "speecheq",
+        "version": str(ONNX_METADATA_VERSION),
+        "comment": "speech emotion recognition: emotion category, intensity, gender, CTC phones",
+        "speecheq_version": package.version,
+        "package_format_version": str(package.format_version),
+        "weights": str(package.source.get("weights", "")),
+        "epoch": str(package.source.get("epoch", "")),
+        "sample_rate": str(package.sampling_rate),
+        "feature_type": str(cfg.get("extractor", "fbank")),
+        "feature_dim": str(package.config.num_mel_bins),
+        "num_mel_bins": str(spectral_dims(str(cfg.get("extractor", "fbank")), package.config.num_mel_bins)),
+        "frame_shift_ms": f"{1000 * float(cfg['frame_shift']):g}",
+        "frame_length_ms": f"{1000 * float(cfg['frame_length']):g}",
+        # The extractor's full lhotse to_dict(): FeatureExtractor.from_dict() rebuilds it exactly.
+        "feature_config": json.dumps(lhotse_cfg, sort_keys=True),
+        "trim_silence_db": f"{package.trim_silence_db:g}",
+        "trim_margin_s": f"{TRIM_MARGIN:g}",
+        "speaker_cmvn": str(int(package.speaker_cmvn)),
+        "categories": ",".join(package.categories),
+        "gender_labels": ",".join(GENDER_LABELS),
+        "tasks": ",".join(trained),
+        "tokens": " ".join(package.tokens or []),
+        "min_frames": str(MIN_INPUT_FRAMES),
+        "min_padded_frames": str(MIN_EXPORT_FRAMES),
+        "subsampling_factor": str(SUBSAMPLING_FACTOR),
+        "encoder_frame_shift_ms": f"{1000 * package.frame_shift:g}",
+        "inputs": ",".join(INFERENCE_INPUTS),
+        "outputs": ",".join(INFERENCE_OUTPUTS),
+    }
+    for key in ("dither", "window_type", "snip_edges", "low_freq", "high_freq", "preemph_coeff", "remove_dc_offset",
+                "round_to_power_of_two", "energy_floor", "use_energy", "raw_energy"):
+        if key in fbank:  # the options kaldi-native-fbank users set by hand
+            value = fbank[key]
+            meta[key] = str(int(value)) if isinstance(value, bool) else str(value)
+    return meta
+
+
 @contextlib.contextmanager
 def _quiet_export():
     """torch.jit's deprecation notices and the ONNX exporter's chatter are not the user's concern."""
@@ -74,6 +128,8 @@ def _quiet_export():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*torchvision.*")
+        # Named dims: the exporter notes that feature_lens' batch axis is features' batch axis.
+        warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
         for lg in loggers:
             lg.setLevel(logging.ERROR)
         try:
@@ -102,7 +158,10 @@ def export_onnx(package: Package, path: Pathlike, opset: Optional[int] = None) -
 
     graph = InferenceGraph(package.model.cpu()).eval()
     feats, lens = example_inputs(package.config.num_mel_bins)
-    dynamic = {"features": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}, "feature_lens": {0: Dim.DYNAMIC}}
+    # Named dims become the ONNX axis names (Dim.DYNAMIC would give "s71"); the output axes follow
+    # from them (ctc_log_probs: "((frames - 3)//4)").
+    batch, frames = Dim("batch"), Dim("frames", min=MIN_EXPORT_FRAMES)
+    dynamic = {"features": {0: batch, 1: frames}, "feature_lens": {0: batch}}
     with _quiet_export(), torch.no_grad():
         try:
             program = torch.onnx.export(graph, (feats, lens), dynamo=True, dynamic_shapes=dynamic,
@@ -110,6 +169,7 @@ def export_onnx(package: Package, path: Pathlike, opset: Optional[int] = None) -
                                         opset_version=opset, verbose=False)
         except Exception as e:  # the exporter's errors are long; the first line says what failed
             raise SpeechEQError(f"ONNX export failed: {str(e).strip().splitlines()[0][:300]}") from None
+    program.model.metadata_props.update(onnx_metadata(package))
     program.model.metadata_props[FINGERPRINT_KEY] = package.fingerprint
     program.model.metadata_props[EXTRA_FILE] = json.dumps(engine_metadata(package))
     with atomic_output(path) as tmp:
@@ -174,20 +234,31 @@ def export_engines(package_path: Pathlike, torchscript: bool = True, onnx: bool 
 def export(output: Pathlike, *, exp_dir: Optional[Pathlike] = None, epoch: int = 0, avg: int = 1,
            use_averaged_model: bool = False, checkpoint: str = "", corpora: Optional[Sequence[str]] = None,
            extractor: str = "fbank", torchscript: bool = False, onnx: bool = False,
-           trim_silence_db: Optional[float] = None) -> Dict[str, Path]:
+           trim_silence_db: Optional[float] = None, convert: Optional[Pathlike] = None) -> Dict[str, Path]:
     """local/export.py and ``speecheq export``: package an exp dir's weights (when ``exp_dir``
-    is given), then optionally add the TorchScript / ONNX engines next to the package."""
+    is given) or copy the package ``convert`` into ``output``'s layout, then optionally add the
+    TorchScript / ONNX engines next to the package. An ``output`` without a .pt suffix is a
+    Hugging Face-layout folder (speecheq.hf)."""
+    from speecheq.hf import is_folder_path, save_package_dir
+
     output = Path(output)
     written: Dict[str, Path] = {}
-    if exp_dir is not None:
+    save = save_package_dir if is_folder_path(output) else save_package
+    if convert is not None:
+        from speecheq.package import _read_package_file
+
+        save(_read_package_file(Path(convert)), output)
+        log.info("package: %s (from %s)", output, convert)
+        written["package"] = output
+    elif exp_dir is not None:
         package = package_from_exp(exp_dir, epoch, avg, use_averaged_model, checkpoint, corpora, extractor,
                                    trim_silence_db)
-        save_package(package, output)
+        save(package, output)
         log.info("package: %s (weights %s, %d categories, corpora %s, fingerprint %s)", output,
                  package["source"]["weights"], len(package["categories"]), sorted(package["corpus_categories"]),
                  package["fingerprint"])
         written["package"] = output
-    elif not output.is_file():
+    elif not output.exists():
         raise SpeechEQError(f"model package not found: {output} (give --exp-dir to create it)")
     if torchscript or onnx:
         written.update(export_engines(output, torchscript=torchscript, onnx=onnx))

@@ -228,6 +228,11 @@ class Engine:
     min_frames = MIN_INPUT_FRAMES
 
     def __call__(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:
+        if lens.numel() and int(lens.min()) < MIN_INPUT_FRAMES:
+            # Caught here, for every engine: ONNX would fail deep inside a Conv node, or give NaN once padded.
+            n = int(lens.min())
+            raise SpeechEQError(f"an input of {n} feature frames is shorter than the model's minimum of "
+                                f"{MIN_INPUT_FRAMES} frames")
         if feats.shape[1] < self.min_frames:
             # Padding never changes a result (docs/model.md), so a short batch is padded up to what the graph takes.
             feats = torch.nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
@@ -315,7 +320,11 @@ class OnnxEngine(Engine):
         _check_fingerprint(path, self.session.get_modelmeta().custom_metadata_map.get("speecheq_fingerprint"), package)
 
     def run(self, feats, lens):
-        out = self.session.run(list(INFERENCE_OUTPUTS), {"features": feats.numpy(), "feature_lens": lens.numpy()})
+        try:
+            out = self.session.run(list(INFERENCE_OUTPUTS), {"features": feats.numpy(), "feature_lens": lens.numpy()})
+        except Exception as e:  # onnxruntime's messages name graph nodes; the first line is enough
+            raise SpeechEQError(f"onnxruntime failed on a batch of shape {tuple(feats.shape)}: "
+                                f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
         return [torch.from_numpy(o) for o in out]
 
 

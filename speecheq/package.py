@@ -349,19 +349,14 @@ class Package:
 
 
 def _read_package_file(path: Path) -> dict:
-    if not path.is_file():
+    if path.is_dir():  # the Hugging Face layout (speecheq.hf); the same checks follow
+        from speecheq.hf import read_package_dir
+
+        obj = read_package_dir(path)
+    elif not path.is_file():
         raise SpeechEQError(f"model package not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        reason = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:120]
-        reason = f"{type(e).__name__}: {reason}" if reason else type(e).__name__
-        if "Unsupported global" in str(e):
-            raise SpeechEQError(
-                f"{path} is not a SpeechEQ package (it holds Python objects a package never has; "
-                "a training checkpoint? make a package with local/export.py)"
-            ) from None
-        raise SpeechEQError(f"{path} is not a readable SpeechEQ package (corrupt or truncated; {reason})") from None
+    else:
+        obj = _torch_load_package(path)
     if not isinstance(obj, dict) or obj.get("format") != PACKAGE_FORMAT:
         hint = ""
         if isinstance(obj, dict) and "model" in obj and "model_config" in obj:
@@ -374,8 +369,23 @@ def _read_package_file(path: Path) -> dict:
     return obj
 
 
+def _torch_load_package(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:120]
+        reason = f"{type(e).__name__}: {reason}" if reason else type(e).__name__
+        if "Unsupported global" in str(e):
+            raise SpeechEQError(
+                f"{path} is not a SpeechEQ package (it holds Python objects a package never has; "
+                "a training checkpoint? make a package with local/export.py)"
+            ) from None
+        raise SpeechEQError(f"{path} is not a readable SpeechEQ package (corrupt or truncated; {reason})") from None
+
+
 def load_package(path: Pathlike, device="cpu") -> Package:
-    """Read a package written by :func:`save_package`; any fault is one SpeechEQError line."""
+    """Read a package written by :func:`save_package` (one file) or :func:`speecheq.hf.save_package_dir`
+    (a folder); any fault is one SpeechEQError line."""
     path = Path(path)
     obj = _read_package_file(path)
     try:
@@ -449,4 +459,6 @@ class InferenceGraph(torch.nn.Module):
 
 
 def engine_path(package_path: Pathlike, engine: str) -> Path:
-    return Path(package_path).with_name(ENGINE_FILES[engine])
+    """Engine files sit next to a single-file package, and inside a package folder."""
+    path = Path(package_path)
+    return path / ENGINE_FILES[engine] if path.is_dir() else path.with_name(ENGINE_FILES[engine])
