@@ -15,7 +15,8 @@ stage=0
 stop_stage=5
 force=false                  # taken by every recipe; here nothing skips on a marker (stages 0-1 always redo, training resumes)
 corpora="synth ravdess"
-fold=0                       # the fold of corpora that have several (RAVDESS: fold k tests actors 6k+1..6k+6)
+fold=0                       # unified model k: fold k mod n_c of each corpus c (docs/unified.md; local/unified_folds.py)
+name=unified                 # the model is exp/<name>_fold<k> (e.g. unified_balanced for a --corpus-weights run)
 label_preset=4class          # the categories every corpus shares; corpus-aware decision inside it
 corpus_weights=""            # e.g. "synth=1,ravdess=1": equal sampling shares (default: as many cuts as each has)
 tasks=emotion,intensity,ctc,gender
@@ -31,10 +32,8 @@ decode_checkpoint="--checkpoint best-valid.pt"   # or "--epoch 25 --avg 5"
 . utils/parse_options.sh
 . utils/fold_stages.sh   # decode_tag
 
-split() {  # split CORPUS NAME -> the cut manifest of that split for the chosen fold
-  local f=data/fbank/${1}_cuts_fold${fold}_${2}.jsonl.gz
-  [ -e $f ] || f=data/fbank/${1}_cuts_${2}.jsonl.gz
-  echo $f
+split() {  # split NAME CORPUS... -> their cut manifests of that split in unified model $fold (the library owns the pairing)
+  local/unified_folds.py --corpora $corpora --fbank-dir data/fbank --model $fold --split $1 --corpus "${@:2}"
 }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -50,8 +49,7 @@ fi
 train() {  # train EXP_DIR CORPORA...: one model on the train splits of the given corpora
   local exp_dir=$1; shift
   utils/trained.sh "$exp_dir" $num_epochs && { log "$exp_dir already trained"; return; }
-  local train_args=(--train-cuts $(for c in "$@"; do split $c train; done)
-                    --dev-cuts $(for c in "$@"; do split $c dev; done))
+  local train_args=(--train-cuts $(split train "$@") --dev-cuts $(split dev "$@"))
   local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir "$exp_dir" --label-preset $label_preset \
     --model-preset $model_preset ${model_config:+--model-config "$model_config"} --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration \
     --device $device --seed $seed --start-epoch $(utils/next_epoch.sh "$exp_dir") \
@@ -60,7 +58,8 @@ train() {  # train EXP_DIR CORPORA...: one model on the train splits of the give
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: train the unified model on: $corpora"
-  train exp/unified_fold$fold $corpora
+  local/unified_folds.py --corpora $corpora --fbank-dir data/fbank > /dev/null  # a missing split or a leaking pairing stops here, in one line
+  train exp/${name}_fold$fold $corpora
   if $single; then
     for c in $corpora; do
       log "Stage 4: train the single-corpus model on $c"
@@ -70,9 +69,9 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  models=unified_fold$fold
+  models=${name}_fold$fold
   $single && models="$models $(for c in $corpora; do echo single_${c}_fold$fold; done)"
-  tests=$(for c in $corpora; do split $c test; done)
+  tests=$(split test $corpora)
   for m in $models; do
     log "Stage 5: decode $m on every corpus's test set"
     local/decode.py --exp-dir exp/$m $decode_checkpoint --device $device --cuts $tests
