@@ -23,6 +23,13 @@ ids, same fields), features within lilcom precision, the trained weights within
 1e-5; that no temporary (``.tmp.*``) file is left and every manifest is whole; and
 that no worker process outlived the killed stage.
 
+Aimed kills: once per file a stage writes among outputs that must agree (training:
+best-valid.pt, epoch-1.pt, best-valid.pt again, epoch-2.pt, train-summary.json; the
+align stage: its manifest before its summary), the stage is killed as soon as that file
+is written, and what the recipe does next runs (stage 4: skipped if utils/trained.sh says
+finished, else resumed from utils/next_epoch.sh); every output must then equal the
+reference. This finds a kill between two files of a set, which random moments rarely hit.
+
 Also, per stage with a folder lock, that a second run on the same folder (the first
 one paused while holding it) stops with one line naming the lock; and that a full disk
 (RLIMIT_FSIZE in the child, SIGXFSZ ignored) ends the fbank stage with one line and
@@ -67,6 +74,10 @@ class Stage:
     outputs: List[str]  # files/folders (relative to the recipe) compared with the reference
     lock: Optional[str] = None  # folder whose .lock the stage takes
     started: Optional[str] = None  # a file whose appearance means the work is under way (after the lock)
+    # Aimed kills: right after each of these files is written ("path#2": its second write).
+    # A stage's outputs that must agree with each other are written one after another;
+    # a kill between two of them is the moment a random kill almost never hits.
+    windows: List[str] = field(default_factory=list)
 
 
 def stages(sentences: int) -> List[Stage]:
@@ -90,13 +101,19 @@ def stages(sentences: int) -> List[Stage]:
               [f"data/fbank/synth_cuts_{s}.jsonl.gz" for s in ("train", "dev", "test")] + ["data/fbank/synth_splits.json"],
               "data/fbank"),
         # killed after its first batch checkpoint, so that it resumes mid-epoch with --start-batch
-        Stage("4-train", train, ["exp/tiny/epoch-2.pt"], "exp/tiny", started="exp/tiny/checkpoint-1.pt"),
+        # The averaged model has no file of its own: it is model_avg inside each epoch-N.pt.
+        Stage("4-train", train, ["exp/tiny/epoch-2.pt", "exp/tiny/best-valid.pt", "exp/tiny/train-summary.json"],
+              "exp/tiny", started="exp/tiny/checkpoint-1.pt",
+              windows=["exp/tiny/best-valid.pt", "exp/tiny/epoch-1.pt", "exp/tiny/best-valid.pt#2", "exp/tiny/epoch-2.pt",
+                       "exp/tiny/train-summary.json"]),
         Stage("5-decode", ["local/decode.py", "--exp-dir", "exp/tiny", "--epoch", "2",
                            "--cuts", "data/fbank/synth_cuts_test.jsonl.gz"],
               [f"exp/tiny/decode/synth_test-epoch-2-avg-1/{f}" for f in ("metrics.json", "predictions.tsv")]),
         Stage("6-align", ["local/align.py", "--exp-dir", "exp/tiny", "--epoch", "2",
-                          "--cuts", "data/fbank/synth_cuts_test.jsonl.gz", "--output", "data/fbank_ali/synth_cuts_test.jsonl.gz"],
-              ["data/fbank_ali/synth_cuts_test.jsonl.gz"]),
+                          "--cuts", "data/fbank/synth_cuts_test.jsonl.gz", "--output", "data/fbank_ali/synth_cuts_test.jsonl.gz",
+                          "--allow-untrained"],  # the tiny 2-epoch CTC head has not learnt: refused without it
+              ["data/fbank_ali/synth_cuts_test.jsonl.gz", "data/fbank_ali/synth_cuts_test.summary.json"],
+              windows=["data/fbank_ali/synth_cuts_test.jsonl.gz"]),
         Stage("7-export", ["local/export.py", "--exp-dir", "exp/tiny", "--epoch", "2",
                            "--output", "exp/tiny/speecheq-package.pt"], ["exp/tiny/speecheq-package.pt"]),
     ]
@@ -373,13 +390,70 @@ def kill_trial(ref: Reference, name: str, folder: Path, rng: random.Random) -> T
         if n:
             argv += ["--start-batch", str(n)]
     trial.rerun = " ".join(argv[:1] + argv[-2:]) if argv != stage.argv else "same command"
-    proc = start(folder, argv)
-    err = finish(proc)
-    if proc.returncode != 0:
-        trial.problems.append(f"re-run failed (exit {proc.returncode}): {err.strip().splitlines()[-1:] or ''}")
-        return trial
+    return rerun_and_compare(ref, stage, folder, argv, trial)
+
+
+def rerun_and_compare(ref: Reference, stage: Stage, folder: Path, argv: Optional[List[str]], trial: Trial) -> Trial:
+    """Run ``argv`` (None: nothing to run), then compare every output with the reference."""
+    if argv is not None:
+        proc = start(folder, argv)
+        err = finish(proc)
+        if proc.returncode != 0:
+            trial.problems.append(f"re-run failed (exit {proc.returncode}): {err.strip().splitlines()[-1:] or ''}")
+            return trial
     trial.problems += compare_outputs(ref.recipe, folder, stage) + leftovers(folder)
     return trial
+
+
+def _identity(path: Path):
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_mtime_ns
+    except OSError:
+        return None
+
+
+def rerun_as_the_recipe(folder: Path, name: str, argv: List[str]) -> Optional[List[str]]:
+    """The command run.sh would give after a kill: stage 4 is skipped when utils/trained.sh says
+    the run finished (None), else resumed with --start-epoch from utils/next_epoch.sh."""
+    if name != "4-train":
+        return argv
+    if subprocess.run(["bash", "utils/trained.sh", "exp/tiny", "2"], cwd=folder).returncode == 0:
+        return None
+    nxt = subprocess.run(["bash", "utils/next_epoch.sh", "exp/tiny"], cwd=folder, capture_output=True, text=True)
+    return argv + ["--start-epoch", nxt.stdout.strip()]
+
+
+def aimed_trial(ref: Reference, name: str, window: str, folder: Path) -> Trial:
+    """Kill the stage as soon as ``window`` is written (its k-th write for ``path#k``), then do
+    what the recipe does next and compare every output with the uninterrupted run."""
+    stage = ref.stages[name]
+    rel, _, nth = window.partition("#")
+    nth = int(nth or 1)
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(ref.snapshots[name], folder, symlinks=True)
+    target = folder / rel
+    seen, writes, killed = _identity(target), 0, None
+    proc = start(folder, stage.argv)
+    t0 = time.monotonic()
+    while proc.poll() is None:
+        now = _identity(target)
+        if now is not None and now != seen:
+            seen, writes = now, writes + 1
+            if writes == nth:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed = time.monotonic() - t0
+                break
+        time.sleep(0.001)
+    finish(proc)
+    trial = Trial(name, killed)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # workers of the killed stage; the random trials check they exit
+    argv = rerun_as_the_recipe(folder, name, list(stage.argv))
+    trial.rerun = "skipped (the recipe's check says finished)" if argv is None else (
+        " ".join(argv[-2:]) if argv != stage.argv else "same command")
+    return rerun_and_compare(ref, stage, folder, argv, trial)
 
 
 def lock_check(ref: Reference, name: str, folder: Path) -> List[str]:
@@ -439,7 +513,7 @@ def disk_full_check(ref: Reference, name: str, folder: Path, limit_bytes: int = 
 
 
 def run(work: Path, names: List[str], trials: int, seed: int, sentences: int = 1, lock: bool = True,
-        disk: bool = True, log=print) -> List[str]:
+        disk: bool = True, log=print, aimed: bool = True) -> List[str]:
     """The whole sweep; returns the problems (empty: every check passed)."""
     last = max(names, key=STAGE_NAMES.index)
     ref = make_reference(work, sentences, upto=last, log=log)
@@ -455,6 +529,11 @@ def run(work: Path, names: List[str], trials: int, seed: int, sentences: int = 1
             if t.kill_after is None:
                 problems.append(f"{name} trial {k + 1}: the stage always finished before its kill")
             problems += [f"{name} trial {k + 1}: {p}" for p in t.problems]
+        for window in ref.stages[name].windows if aimed else []:
+            t = aimed_trial(ref, name, window, work / "trial")
+            when = f"killed right after {window} was written" if t.kill_after is not None else f"{window} never written"
+            log(f"{name} aimed: {when}; re-run: {t.rerun}; {'ok' if not t.problems else '; '.join(t.problems)}")
+            problems += [f"{name} aimed at {window}: {p}" for p in t.problems]
         if lock:
             found = lock_check(ref, name, work / "trial")
             log(f"{name} second run on the same folder: {'; '.join(found) or 'ok' if ref.stages[name].lock else 'no lock (not checked)'}")
@@ -472,15 +551,16 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
     p.add_argument("--stages", nargs="+", default=STAGE_NAMES, choices=STAGE_NAMES)
     p.add_argument("--sentences", type=int, default=1, help="sentences per language of the generated corpus")
-    p.add_argument("--no-lock-check", action="store_true")
-    p.add_argument("--no-disk-check", action="store_true")
+    p.add_argument("--no-lock-check", action="store_true", help="skip the second-run-on-the-same-folder check")
+    p.add_argument("--no-disk-check", action="store_true", help="skip the full-disk check of the fbank stage")
+    p.add_argument("--no-aimed", action="store_true", help="skip the kills aimed right after each output file is written")
     p.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder, removed at the end")
     args = p.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="speecheq-kill-"))
     t0 = time.time()
     try:
         problems = run(work, args.stages, args.trials, args.seed, args.sentences, not args.no_lock_check,
-                       not args.no_disk_check)
+                       not args.no_disk_check, aimed=not args.no_aimed)
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
