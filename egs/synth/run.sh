@@ -70,9 +70,12 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment -> data/fbank_ali"
+  # The demo's CTC head does not learn its one synthetic sentence in 30 epochs (PER ~96 %), so
+  # stage 6 would refuse it: the demo shows the stage's plumbing, with every cut marked
+  # alignment_untrusted and the warning in the log. Real recipes keep the refusal.
   local/align.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --device $device \
     --cuts data/fbank/synth_cuts_test.jsonl.gz --output data/fbank_ali/synth_cuts_test.jsonl.gz \
-    --plot "$exp_dir/alignment.png"
+    --plot "$exp_dir/alignment.png" --allow-untrained
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
