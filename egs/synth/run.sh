@@ -70,7 +70,7 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment -> data/fbank_ali"
-  # The demo's CTC head does not learn its one synthetic sentence in 30 epochs (PER ~96 %), so
+  # The demo's CTC head does not learn within the demo's budget (PER ~96 %), so
   # stage 6 would refuse it: the demo shows the stage's plumbing, with every cut marked
   # alignment_untrusted and the warning in the log. Real recipes keep the refusal.
   local/align.py --exp-dir "$exp_dir" --checkpoint best-valid.pt --device $device \
