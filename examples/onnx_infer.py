@@ -9,6 +9,7 @@ than 30 s, which `speecheq infer` splits at pauses, are run whole here.
 """
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -18,6 +19,8 @@ from lhotse.features.base import FeatureExtractor
 
 
 def features(path, meta, fbank):
+    if not os.path.isfile(path):  # libsndfile would only say "System error"
+        raise ValueError("file not found")
     audio, file_sr = sf.read(path, dtype="float32", always_2d=True)
     audio, sr = audio.mean(axis=1), int(meta["sample_rate"])
     if file_sr != sr:  # speecheq's resampler (scipy is there wherever lhotse resamples)
@@ -45,7 +48,8 @@ def main(model, paths):
     meta = session.get_modelmeta().custom_metadata_map
     if meta.get("model_type") != "speecheq":
         sys.exit(f"ERROR: {model} has no SpeechEQ metadata (export it again with local/export.py --onnx)")
-    fbank, categories, tasks = FeatureExtractor.from_dict(json.loads(meta["feature_config"])), meta["categories"].split(","), meta["tasks"].split(",")
+    fbank = FeatureExtractor.from_dict(json.loads(meta["feature_config"]))
+    categories, tasks = meta["categories"].split(","), meta["tasks"].split(",")
     for path in paths:
         try:
             feats = features(path, meta, fbank)
@@ -55,7 +59,8 @@ def main(model, paths):
         padded = np.zeros((1, max(len(feats), int(meta["min_padded_frames"])), feats.shape[1]), np.float32)
         padded[0, : len(feats)] = feats  # padding never changes a result
         probs, intensity, gender, *_ = session.run(None, {"features": padded, "feature_lens": np.array([len(feats)])})
-        rec = {"path": path, "category": categories[int(probs[0].argmax())], "probabilities": dict(zip(categories, probs[0].tolist()))}
+        rec = {"path": path, "category": categories[int(probs[0].argmax())],
+               "probabilities": dict(zip(categories, probs[0].tolist()))}
         rec["intensity"] = float(intensity[0]) if "intensity" in tasks else None
         rec["gender"] = meta["gender_labels"].split(",")[int(gender[0].argmax())] if "gender" in tasks else None
         print(json.dumps(rec), flush=True)

@@ -111,7 +111,8 @@ def _as_signals(waveforms, wav_lens=None) -> List[np.ndarray]:
     if any(s.ndim != 1 for s in signals):
         raise SpeechEQError("each waveform must be one channel of samples (down-mix multi-channel audio first)")
     if wav_lens is not None:
-        rel = np.asarray(wav_lens.detach().cpu() if torch.is_tensor(wav_lens) else wav_lens, dtype=np.float64).reshape(-1)
+        rel = wav_lens.detach().cpu().numpy() if torch.is_tensor(wav_lens) else wav_lens
+        rel = np.asarray(rel, dtype=np.float64).reshape(-1)
         if len(rel) != len(signals) or not ((rel > 0) & (rel <= 1)).all():
             raise SpeechEQError(f"wav_lens must hold one relative length in (0, 1] per waveform, got {rel.tolist()}")
         signals = [s[: int(round(r * len(s)))] for s, r in zip(signals, rel)]

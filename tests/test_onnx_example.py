@@ -74,7 +74,7 @@ def test_standalone_example_reproduces_speecheq_infer(onnx_package, tmp_path):
                         *map(str, files), str(tmp_path / "missing.wav")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     got = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(got) == 4 and "error" in got[3] and "missing.wav" in got[3]["error"]
+    assert len(got) == 4 and got[3] == {"path": str(tmp_path / "missing.wav"), "error": "file not found"}
     for g, w in zip(got, want):
         assert g["path"] == w["path"] and g["category"] == w["category"] and g["gender"] == w["gender"]
         np.testing.assert_allclose([g["probabilities"][c] for c in CATEGORIES],
