@@ -5,6 +5,7 @@ Without --model: checks the pairing on the split files (no test or dev speaker o
 the training set of a model tested on it; every test speaker tested once by a primary model),
 writes it to --plan-out and prints the model indices. With --model K --split S --corpus C...:
 prints the cut manifests that unified model K uses for those corpora's split S."""
+
 import argparse
 from pathlib import Path
 
@@ -14,10 +15,17 @@ from speecheq.cli import script
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpora", nargs="+", required=True, help="a list or one quoted string")
-    p.add_argument("--fbank-dir", type=Path, default=Path("data/fbank"))
+    p.add_argument(
+        "--fbank-dir",
+        type=Path,
+        default=Path("data/fbank"),
+        help="features folder holding every corpus's split files (<corpus>_cuts_fold<k>_<split>)",
+    )
     p.add_argument("--model", type=int, default=None, help="a unified model's index")
     p.add_argument("--corpus", nargs="+", default=None, help="with --model: print these corpora's files, in this order")
-    p.add_argument("--split", choices=["train", "dev", "test"], default=None)
+    p.add_argument(
+        "--split", choices=["train", "dev", "test"], default=None, help="with --model: which split's files to print"
+    )
     p.add_argument("--plan-out", type=Path, default=None, help="write the pairing here (JSON)")
     args = p.parse_args()
 

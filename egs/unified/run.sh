@@ -11,21 +11,21 @@ cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
-stage=0
-stop_stage=5
+stage=0                      # first stage to run
+stop_stage=5                 # last stage to run
 force=false                  # taken by every recipe; here nothing skips on a marker (stages 0-1 always redo, training resumes)
-corpora="synth ravdess"
+corpora="synth ravdess"      # prepared corpora (their egs/<corpus>/data) trained together
 fold=0                       # unified model k: fold k mod n_c of each corpus c (docs/unified.md; local/unified_folds.py)
 name=unified                 # the model is exp/<name>_fold<k> (e.g. unified_balanced for a --corpus-weights run)
 label_preset=4class          # the categories every corpus shares; corpus-aware decision inside it
 corpus_weights=""            # e.g. "synth=1,ravdess=1": equal sampling shares (default: as many cuts as each has)
-tasks=emotion,intensity,ctc,gender
-model_preset=small
+tasks=emotion,intensity,ctc,gender  # tasks trained; a corpus without a task's labels is masked
+model_preset=small           # encoder size: tiny or small (docs/model.md)
 model_config=""              # JSON overrides of the preset
-num_epochs=15
-max_duration=100
-device=cpu
-seed=42
+num_epochs=15                # training epochs
+max_duration=100             # s of audio per batch
+device=cpu                   # cpu or cuda
+seed=42                      # random seed of training
 single=true                  # also train one model per corpus for the matrix
 extra_train_args=""          # e.g. "--lr-schedule cosine --num-workers 0"
 decode_checkpoint="--checkpoint best-valid.pt"   # or "--epoch 25 --avg 5"
