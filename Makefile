@@ -31,6 +31,8 @@ demo: install
 	cd egs/synth && ./run.sh
 
 test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q tests
 
 clean-demo:

@@ -19,6 +19,8 @@ def speecheq(path=None, device="cpu", **options):
     from speecheq.pretrained import from_pretrained
 
     if path is None:
-        raise SpeechEQError('give the package: torch.hub.load(repo_dir, "speecheq", "exp/x/speecheq-package.pt", '
-                            'source="local") or path=...; nothing is downloaded')
+        raise SpeechEQError(
+            'give the package: torch.hub.load(repo_dir, "speecheq", "exp/x/speecheq-package.pt", '
+            'source="local") or path=...; nothing is downloaded'
+        )
     return from_pretrained(path, device=device, **options)

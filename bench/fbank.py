@@ -101,8 +101,10 @@ def main() -> None:
     print(f"audio: 1x {h1 * 60:.1f} min, 4x {h4 * 60:.1f} min; pipeline nj={args.nj}, bare loop 1 process, 1 thread")
     print(f"bare extractor loop: RTF {rtf_bare:.4f} ({bare['seconds']:.1f} s)")
     print(f"fbank stage 1x:      RTF {rtf_pipe:.4f} ({pipe1['seconds']:.1f} s), peak RSS {pipe1['peak_rss_mb']:.0f} MB")
-    print(f"fbank stage 4x:      RTF {pipe4['seconds'] / (h4 * 3600):.4f} ({pipe4['seconds']:.1f} s), "
-          f"peak RSS {pipe4['peak_rss_mb']:.0f} MB")
+    print(
+        f"fbank stage 4x:      RTF {pipe4['seconds'] / (h4 * 3600):.4f} ({pipe4['seconds']:.1f} s), "
+        f"peak RSS {pipe4['peak_rss_mb']:.0f} MB"
+    )
     print(f"pipeline/bare throughput ratio: {bare['seconds'] / pipe1['seconds']:.2f} (goal >= 0.7)")
     print(f"peak RSS ratio 4x/1x: {pipe4['peak_rss_mb'] / pipe1['peak_rss_mb']:.2f} (goal < 1.2)")
 

@@ -38,9 +38,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", default="default,small", help="untrained model presets to package")
     p.add_argument("--package", type=Path, default=None, help="benchmark this package instead of untrained presets")
     p.add_argument("--engines", default="eager,torchscript,onnx")
-    p.add_argument("--threads", default="1,default",
-                   help="comma list of thread counts; 'all' = every CPU core, 'default' = torch's own choice "
-                        "(no OMP_NUM_THREADS, no set_num_threads: what a user gets without --num-threads)")
+    p.add_argument(
+        "--threads",
+        default="1,default",
+        help="comma list of thread counts; 'all' = every CPU core, 'default' = torch's own choice "
+        "(no OMP_NUM_THREADS, no set_num_threads: what a user gets without --num-threads)",
+    )
     p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/speecheq-bench"), help="audio and packages (cached)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -123,8 +126,12 @@ def make_packages(work: Path, presets, package: Path | None, engines) -> dict:
             # Plausible log-mel statistics, so that activations are in a realistic range.
             model.set_normalization(torch.full((80,), -8.0), torch.full((80,), 3.0))
             tokens = ["<blk>", *[f"P{i}" for i in range(40)]]
-            save_package(package_from_model(model, categories=["neutral", "happy", "sad", "angry"],
-                                            label_preset="4class", tokens=tokens), d / "speecheq-package.pt")
+            save_package(
+                package_from_model(
+                    model, categories=["neutral", "happy", "sad", "angry"], label_preset="4class", tokens=tokens
+                ),
+                d / "speecheq-package.pt",
+            )
             out[preset] = d / "speecheq-package.pt"
     from speecheq.errors import SpeechEQError
     from speecheq.infer import make_engine
@@ -141,8 +148,10 @@ def make_packages(work: Path, presets, package: Path | None, engines) -> dict:
                 missing.append(engine)
         t0 = time.perf_counter()
         export_engines(path, torchscript="torchscript" in missing, onnx="onnx" in missing)
-        print(f"# exported {name}: {', '.join(missing) or 'nothing (cached)'} "
-              f"in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"# exported {name}: {', '.join(missing) or 'nothing (cached)'} in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
     return out
 
 
@@ -169,9 +178,21 @@ def worker(args) -> None:
     n = sum(1 for _ in runner.run(sources))
     cpu = time.process_time() - cpu0
     s = runner.stats
-    print(json.dumps({"records": n, "audio_seconds": s.audio_seconds, "seconds": s.seconds, "read": s.read_seconds,
-                      "fbank": s.feature_seconds, "model": s.model_seconds, "load": load_seconds,
-                      "cpu": cpu, "failed": s.failed}))
+    print(
+        json.dumps(
+            {
+                "records": n,
+                "audio_seconds": s.audio_seconds,
+                "seconds": s.seconds,
+                "read": s.read_seconds,
+                "fbank": s.feature_seconds,
+                "model": s.model_seconds,
+                "load": load_seconds,
+                "cpu": cpu,
+                "failed": s.failed,
+            }
+        )
+    )
 
 
 def peak_rss_kb() -> int:
@@ -200,18 +221,27 @@ def main() -> None:
     import torch
 
     engines = [e for e in args.engines.split(",") if e]
-    threads = sorted({(os.cpu_count() or 1) if t == "all" else 0 if t == "default" else int(t)
-                      for t in args.threads.split(",") if t})
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f} (other jobs on the machine slow every figure)", flush=True)
+    threads = sorted(
+        {(os.cpu_count() or 1) if t == "all" else 0 if t == "default" else int(t) for t in args.threads.split(",") if t}
+    )
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.2f} (other jobs on the machine slow every figure)",
+        flush=True,
+    )
     t0 = time.perf_counter()
     audio = make_audio(args.work_dir, args.minutes, args.file_seconds)
     info = json.loads((audio / "done").read_text())
-    print(f"# audio: {info['files']} files, {info['seconds'] / 60:.1f} min, {info['source']} "
-          f"({time.perf_counter() - t0:.1f} s)", flush=True)
+    print(
+        f"# audio: {info['files']} files, {info['seconds'] / 60:.1f} min, {info['source']} "
+        f"({time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
     packages = make_packages(args.work_dir, [p for p in args.presets.split(",") if p], args.package, engines)
     print()
-    print("| model | engine | threads | RTF | RTF model only | CPU-time RTF | fbank s | model s | load s | peak RSS MB |")
+    print(
+        "| model | engine | threads | RTF | RTF model only | CPU-time RTF | fbank s | model s | load s | peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     ratios = []
     for name, package in packages.items():
@@ -220,13 +250,18 @@ def main() -> None:
             for n in threads:
                 r = run_worker(package, audio, engine, n, args.max_duration)
                 seconds[n] = (r["seconds"], r["fbank"], r["model"])
-                print(f"| {name} | {engine} | {n or 'default'} | {r['seconds'] / r['audio_seconds']:.4f} | "
-                      f"{r['model'] / r['audio_seconds']:.4f} | {r['cpu'] / r['audio_seconds']:.4f} | {r['fbank']:.2f} | {r['model']:.2f} | {r['load']:.1f} | "
-                      f"{r['peak_rss_kb'] / 1024:.0f} |", flush=True)
+                print(
+                    f"| {name} | {engine} | {n or 'default'} | {r['seconds'] / r['audio_seconds']:.4f} | "
+                    f"{r['model'] / r['audio_seconds']:.4f} | {r['cpu'] / r['audio_seconds']:.4f} | {r['fbank']:.2f} | {r['model']:.2f} | {r['load']:.1f} | "
+                    f"{r['peak_rss_kb'] / 1024:.0f} |",
+                    flush=True,
+                )
             if 0 in seconds and 1 in seconds:
                 (d, df, dm), (o, of, om) = seconds[0], seconds[1]
-                ratios.append(f"{name} {engine}: total {d / o:.2f}x, fbank {df / max(of, 1e-9):.2f}x, "
-                              f"model {dm / max(om, 1e-9):.2f}x")
+                ratios.append(
+                    f"{name} {engine}: total {d / o:.2f}x, fbank {df / max(of, 1e-9):.2f}x, "
+                    f"model {dm / max(om, 1e-9):.2f}x"
+                )
     if ratios:
         # The before/after of the stage scripts' --num-threads 1: how much longer torch's
         # default thread count takes than one thread, in the same run on the same machine.
@@ -235,8 +270,21 @@ def main() -> None:
 
 
 def run_worker(package: Path, audio: Path, engine: str, threads: int, max_duration: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--package", str(package), "--work-dir", str(audio),
-           "--engine", engine, "--num-threads", str(threads), "--max-duration", str(max_duration)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--package",
+        str(package),
+        "--work-dir",
+        str(audio),
+        "--engine",
+        engine,
+        "--num-threads",
+        str(threads),
+        "--max-duration",
+        str(max_duration),
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if threads > 0:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -244,7 +292,9 @@ def run_worker(package: Path, audio: Path, engine: str, threads: int, max_durati
     if r.returncode != 0:
         raise SystemExit(f"worker failed: {shlex.join(cmd)}\n{r.stderr[-3000:]}")
     stats = json.loads(r.stdout.strip().splitlines()[-1])
-    stats["peak_rss_kb"] = next(int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    stats["peak_rss_kb"] = next(
+        int(line.split()[1]) for line in r.stderr.splitlines() if line.startswith("PEAK_RSS_KB")
+    )
     return stats
 
 

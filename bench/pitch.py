@@ -185,8 +185,14 @@ def main():
             both = v[1:] & v[:-1]
             ratio = f0[1:][both] / f0[:-1][both]
             jumps += int(np.sum((ratio > JUMP) | (ratio < 1 / JUMP)))
-        real[name] = dict(rtf=seconds / total, failed=failed, nan=nan_files, voiced=voiced / max(frames, 1) * 100,
-                          jumps=jumps / max(voiced, 1) * 100, tracks=tracks)
+        real[name] = dict(
+            rtf=seconds / total,
+            failed=failed,
+            nan=nan_files,
+            voiced=voiced / max(frames, 1) * 100,
+            jumps=jumps / max(voiced, 1) * 100,
+            tracks=tracks,
+        )
 
     reference = real.get("pyworld-harvest")
     for name, r in real.items():
@@ -204,24 +210,34 @@ def main():
             bad += int(np.sum(np.abs(a[m] - b[m]) / b[m] > GROSS))
         r["gross_vs_harvest"] = bad / max(both, 1) * 100
 
-    print(f"{len(audio)} real files ({total:.1f} s) from {args.corpus_dir}; F0 range {F0_MIN:.0f}-{F0_MAX:.0f} Hz, "
-          f"{SHIFT * 1000:.0f} ms frames, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n")
-    print("Synthetic tones (5 harmonics; 10 dB: white noise; no F0: harmonics 2-6 only): "
-          "voiced % / median |error| % / gross (>20 %) errors % of voiced frames")
+    print(
+        f"{len(audio)} real files ({total:.1f} s) from {args.corpus_dir}; F0 range {F0_MIN:.0f}-{F0_MAX:.0f} Hz, "
+        f"{SHIFT * 1000:.0f} ms frames, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n"
+    )
+    print(
+        "Synthetic tones (5 harmonics; 10 dB: white noise; no F0: harmonics 2-6 only): "
+        "voiced % / median |error| % / gross (>20 %) errors % of voiced frames"
+    )
     labels = [f"{f0} Hz {kind}" for f0 in (120, 220) for kind in KINDS]
     head = f"{'tracker':<17}" + "".join(f"{label:>22}" for label in labels)
     print(head + f"{'voiced in silence/noise %':>28}")
     for name, row in synth.items():
-        cells = "".join(f"{f'{v:.0f} / {m:.2f} / {g:.1f}':>22}" for (v, m, g) in
-                        (row[(f0, kind)] for f0 in (120.0, 220.0) for kind in KINDS))
+        cells = "".join(
+            f"{f'{v:.0f} / {m:.2f} / {g:.1f}':>22}"
+            for (v, m, g) in (row[(f0, kind)] for f0 in (120.0, 220.0) for kind in KINDS)
+        )
         silence, noise = row["false"]
         print(f"{name:<17}{cells}{f'{silence:.0f} / {noise:.0f}':>28}")
-    print("\nReal files: RTF (one thread), failed files (raised, NaN or never voiced), NaN files, voiced %, "
-          "octave jumps per 100 voiced frames, gross disagreement with Harvest %")
+    print(
+        "\nReal files: RTF (one thread), failed files (raised, NaN or never voiced), NaN files, voiced %, "
+        "octave jumps per 100 voiced frames, gross disagreement with Harvest %"
+    )
     print(f"{'tracker':<17}{'RTF':>8}{'failed':>8}{'NaN':>6}{'voiced %':>10}{'jumps':>8}{'vs harvest %':>14}")
     for name, r in real.items():
-        print(f"{name:<17}{r['rtf']:>8.4f}{r['failed']:>8d}{r['nan']:>6d}{r['voiced']:>10.1f}{r['jumps']:>8.2f}"
-              f"{r['gross_vs_harvest']:>14.1f}")
+        print(
+            f"{name:<17}{r['rtf']:>8.4f}{r['failed']:>8d}{r['nan']:>6d}{r['voiced']:>10.1f}{r['jumps']:>8.2f}"
+            f"{r['gross_vs_harvest']:>14.1f}"
+        )
 
 
 if __name__ == "__main__":

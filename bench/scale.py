@@ -48,8 +48,9 @@ def run_prepare(work: Path, scale: int, nj: int) -> dict:
     corpus = work / ("corpus" if scale == 1 else f"corpus-{scale}x")
     with executor_scope("local", nj) as ex:
         t0 = time.perf_counter()
-        summary = prepare_corpus("synth", corpus, work / f"manifests-{scale}x", force=True, executor=ex, g2p=G2P(),
-                                 progress=False)
+        summary = prepare_corpus(
+            "synth", corpus, work / f"manifests-{scale}x", force=True, executor=ex, g2p=G2P(), progress=False
+        )
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "audio_seconds": summary.seconds, "utterances": summary.kept}
 
@@ -108,8 +109,20 @@ def child(args) -> None:
 
 
 def measure(stage: str, work: Path, scale: int, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", stage, "--work-dir", str(work), "--scale", str(scale),
-           "--nj", str(args.nj), "--model-preset", args.model_preset]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        stage,
+        "--work-dir",
+        str(work),
+        "--scale",
+        str(scale),
+        "--nj",
+        str(args.nj),
+        "--model-preset",
+        args.model_preset,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if r.returncode != 0:
@@ -120,10 +133,14 @@ def measure(stage: str, work: Path, scale: int, args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work-dir", type=Path, default=None, help="default: a new temporary folder")
-    p.add_argument("--sentences", type=int, default=4, help="sentences per language of the 1x corpus (110 utterances each)")
+    p.add_argument(
+        "--sentences", type=int, default=4, help="sentences per language of the 1x corpus (110 utterances each)"
+    )
     p.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
-    p.add_argument("--nj", type=int, default=1, help="worker processes of preparation and fbank (1: all in one process)")
+    p.add_argument(
+        "--nj", type=int, default=1, help="worker processes of preparation and fbank (1: all in one process)"
+    )
     p.add_argument("--model-preset", default="small", help="model of the decoding pass")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
@@ -145,8 +162,10 @@ def main() -> None:
             if stage in args.stages or (stage != "decode" and not _have_outputs(work, stage, scale)):
                 results[(stage, scale)] = measure(stage, work, scale, args)
     base = min(args.scales)
-    print(f"\n| stage | size | utterances | audio min | wall s | audio s/s | peak RSS MB | RSS / {base}x | "
-          f"throughput / {base}x | MB per 1000 added utts |")
+    print(
+        f"\n| stage | size | utterances | audio min | wall s | audio s/s | peak RSS MB | RSS / {base}x | "
+        f"throughput / {base}x | MB per 1000 added utts |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     figures = {}
     for stage in args.stages:
@@ -157,22 +176,28 @@ def main() -> None:
             tp = r["audio_seconds"] / r["seconds"]
             added = r["utterances"] - b["utterances"]
             growth = (r["peak_rss_mb"] - b["peak_rss_mb"]) / added * 1000 if added else 0.0
-            print(f"| {stage} | {scale}x | {r['utterances']} | {r['audio_seconds'] / 60:.1f} | {r['seconds']:.1f} | "
-                  f"{tp:.0f} | {r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] / b['peak_rss_mb']:.2f} | "
-                  f"{tp / b_tp:.2f} | {growth:.1f} |")
+            print(
+                f"| {stage} | {scale}x | {r['utterances']} | {r['audio_seconds'] / 60:.1f} | {r['seconds']:.1f} | "
+                f"{tp:.0f} | {r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] / b['peak_rss_mb']:.2f} | "
+                f"{tp / b_tp:.2f} | {growth:.1f} |"
+            )
             figures[f"{stage}-{scale}x"] = {**r, "audio_seconds_per_second": tp}
     top = max(args.scales)
-    print(f"\ngoals at {top}x vs {base}x: peak RSS ratio <= 1.2, throughput not more than 10 % lower "
-          "(a higher one is fixed costs spread over more audio)")
+    print(
+        f"\ngoals at {top}x vs {base}x: peak RSS ratio <= 1.2, throughput not more than 10 % lower "
+        "(a higher one is fixed costs spread over more audio)"
+    )
     for stage in args.stages:
         b, r = results[(stage, base)], results[(stage, top)]
         rss = r["peak_rss_mb"] / b["peak_rss_mb"]
         tp = (r["audio_seconds"] / r["seconds"]) / (b["audio_seconds"] / b["seconds"])
         verdict = "ok" if rss <= 1.2 and tp >= 0.9 else "NOT FLAT"
         growth = (r["peak_rss_mb"] - b["peak_rss_mb"]) / max(r["utterances"] - b["utterances"], 1) * 1000
-        print(f"  {stage:8s} RSS x{rss:.2f} ({growth:+.1f} MB per 1000 utterances), throughput x{tp:.2f}: {verdict}; "
-              f"{3600 / (r['audio_seconds'] / r['seconds']):.1f} s per hour of audio at {top}x "
-              f"(nj={args.nj}, 1 thread)")
+        print(
+            f"  {stage:8s} RSS x{rss:.2f} ({growth:+.1f} MB per 1000 utterances), throughput x{tp:.2f}: {verdict}; "
+            f"{3600 / (r['audio_seconds'] / r['seconds']):.1f} s per hour of audio at {top}x "
+            f"(nj={args.nj}, 1 thread)"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -29,9 +29,11 @@ def make_corpus(work: Path, sentences: int, scale: int) -> Path:
     recs = load_manifest(base / "synth_recordings_all.jsonl.gz")
     sups = load_manifest(base / "synth_supervisions_all.jsonl.gz")
     RecordingSet.from_recordings(fastcopy(r, id=f"{r.id}_x{k}") for k in range(scale) for r in recs).to_file(
-        out / "synth_recordings_all.jsonl.gz")
-    SupervisionSet.from_segments(fastcopy(s, id=f"{s.id}_x{k}", recording_id=f"{s.recording_id}_x{k}")
-                                 for k in range(scale) for s in sups).to_file(out / "synth_supervisions_all.jsonl.gz")
+        out / "synth_recordings_all.jsonl.gz"
+    )
+    SupervisionSet.from_segments(
+        fastcopy(s, id=f"{s.id}_x{k}", recording_id=f"{s.recording_id}_x{k}") for k in range(scale) for s in sups
+    ).to_file(out / "synth_supervisions_all.jsonl.gz")
     return out
 
 

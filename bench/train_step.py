@@ -35,8 +35,11 @@ def child(preset: str, threads: int, batch: int, seconds: float, steps: int) -> 
     feats = torch.randn(batch, frames, 80)
     lens = torch.full((batch,), frames)
     targets = {
-        "emotion": torch.randint(0, 8, (batch,)), "intensity": torch.rand(batch), "gender": torch.randint(0, 2, (batch,)),
-        "phones": torch.randint(1, 40, (batch, 30)), "phone_lens": torch.full((batch,), 30),
+        "emotion": torch.randint(0, 8, (batch,)),
+        "intensity": torch.rand(batch),
+        "gender": torch.randint(0, 2, (batch,)),
+        "phones": torch.randint(1, 40, (batch, 30)),
+        "phone_lens": torch.full((batch,), 30),
     }
     loss_fn = MultitaskLoss()
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
@@ -62,9 +65,12 @@ def child(preset: str, threads: int, batch: int, seconds: float, steps: int) -> 
             model(one, torch.tensor([frames]))
         infer_time = (time.perf_counter() - t0) / (steps * 4)
     return {
-        "preset": preset, "parameters": model.num_parameters(),
-        "train_audio_seconds_per_second": batch * seconds / train_time, "train_step_seconds": train_time,
-        "infer_rtf": infer_time / seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "preset": preset,
+        "parameters": model.num_parameters(),
+        "train_audio_seconds_per_second": batch * seconds / train_time,
+        "train_step_seconds": train_time,
+        "infer_rtf": infer_time / seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -81,16 +87,35 @@ def main() -> None:
         print(json.dumps(child(args.child, args.threads, args.batch, args.seconds, args.steps)))
         return
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"CPU, {args.threads} thread(s); training batches of {args.batch} x {args.seconds:g} s; inference one utterance")
+    print(
+        f"CPU, {args.threads} thread(s); training batches of {args.batch} x {args.seconds:g} s; inference one utterance"
+    )
     print("| preset | parameters | train: s audio / s | train step s | inference RTF | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for preset in args.presets:
-        cmd = [sys.executable, __file__, "--child", preset, "--threads", str(args.threads), "--batch", str(args.batch),
-               "--seconds", str(args.seconds), "--steps", str(args.steps)]
-        r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                      cwd=Path(__file__).resolve().parents[1]).stdout.strip().splitlines()[-1])
-        print(f"| {preset} | {r['parameters']:,} | {r['train_audio_seconds_per_second']:.1f} | "
-              f"{r['train_step_seconds']:.3f} | {r['infer_rtf']:.4f} | {r['peak_rss_mb']:.0f} |")
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            preset,
+            "--threads",
+            str(args.threads),
+            "--batch",
+            str(args.batch),
+            "--seconds",
+            str(args.seconds),
+            "--steps",
+            str(args.steps),
+        ]
+        r = json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        print(
+            f"| {preset} | {r['parameters']:,} | {r['train_audio_seconds_per_second']:.1f} | "
+            f"{r['train_step_seconds']:.3f} | {r['infer_rtf']:.4f} | {r['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

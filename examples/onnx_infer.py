@@ -7,6 +7,7 @@ The front end is rebuilt from the model's metadata (local/export.py --onnx write
 `speecheq infer` does it: down-mix, fbank, silence trimming, per-file CMVN, padding. Files longer
 than 30 s, which `speecheq infer` splits at pauses, are run whole here.
 """
+
 import json
 import math
 import os
@@ -25,6 +26,7 @@ def features(path, meta, fbank):
     audio, sr = audio.mean(axis=1), int(meta["sample_rate"])
     if file_sr != sr:  # speecheq's resampler (scipy is there wherever lhotse resamples)
         from scipy.signal import resample_poly
+
         g = math.gcd(file_sr, sr)
         audio = resample_poly(audio, sr // g, file_sr // g).astype(np.float32)
     feats, min_frames = fbank.extract(audio, sr), int(meta["min_frames"])
@@ -59,8 +61,11 @@ def main(model, paths):
         padded = np.zeros((1, max(len(feats), int(meta["min_padded_frames"])), feats.shape[1]), np.float32)
         padded[0, : len(feats)] = feats  # padding never changes a result
         probs, intensity, gender, *_ = session.run(None, {"features": padded, "feature_lens": np.array([len(feats)])})
-        rec = {"path": path, "category": categories[int(probs[0].argmax())],
-               "probabilities": dict(zip(categories, probs[0].tolist()))}
+        rec = {
+            "path": path,
+            "category": categories[int(probs[0].argmax())],
+            "probabilities": dict(zip(categories, probs[0].tolist())),
+        }
         rec["intensity"] = float(intensity[0]) if "intensity" in tasks else None
         rec["gender"] = meta["gender_labels"].split(",")[int(gender[0].argmax())] if "gender" in tasks else None
         print(json.dumps(rec), flush=True)

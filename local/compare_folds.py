@@ -2,6 +2,7 @@
 """Paired comparison of two runs over the same folds: B minus A per fold, mean and std of the
 differences, and how many folds B wins. Patterns name each fold's metrics.json with {k}, e.g.
   --a 'exp/cat_all/fold{k}/decode/ravdess_fold{k}_test-epoch-25-avg-5/metrics.json'"""
+
 import argparse
 import json
 from pathlib import Path
@@ -30,7 +31,9 @@ def main():
     print(f"| fold | {a} | {b} | {b} - {a} |\n|---|---|---|---|")
     for k, x, y, d in zip(args.folds, r["a"], r["b"], r["difference"]):
         print(f"| {k} | {x:.2f} | {y:.2f} | {d:+.2f} |")
-    print(f"| mean ± std | | | {r['mean']:+.2f} ± {r['std']:.2f} ({b} better on {r['b_better']} of {r['folds']} folds) |")
+    print(
+        f"| mean ± std | | | {r['mean']:+.2f} ± {r['std']:.2f} ({b} better on {r['b_better']} of {r['folds']} folds) |"
+    )
     print(json.dumps(r))
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Stage 5: decode test sets (predictions.tsv, metrics.json, confusion.png), or summarise folds."""
+
 from speecheq.cli import script
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Write a self-contained pretrained package (speecheq-package.pt) from an exp dir, and with
 --torchscript / --onnx the exported engines model.ts.pt / model.onnx next to it (docs/inference.md)."""
+
 import sys
 
 from speecheq.cli import run_export, script

@@ -7,6 +7,7 @@ set. A and B are decode folders given as patterns with {k} (fold) and {split} (d
 The neural run's dev sets must be decoded too (local/decode.py --cuts ..._fold<k>_dev.jsonl.gz).
 Writes OUT_DIR/fold<k>/decode/<set>-fused/{predictions.tsv,metrics.json} and fold<k>/fusion.json
 (the chosen w); summarise with local/decode.py --folds OUT_DIR/fold*/decode/*-fused/metrics.json."""
+
 import argparse
 from pathlib import Path
 

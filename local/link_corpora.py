@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Stage 0 of egs/unified: link the manifests and features that each corpus's own recipe prepared."""
+
 import argparse
 
 from speecheq.cli import script

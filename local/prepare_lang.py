@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Stage 1: phone inventory of the prepared supervisions -> data/lang/tokens.txt"""
+
 import argparse
 
 from speecheq.cli import script

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Stage 4: train the SpeechEQ multitask model (one process on CPU, or torchrun for several GPUs)."""
+
 from speecheq.cli import script
 
 

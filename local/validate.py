@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Stage 3: validate cuts (lhotse + manifest contract) and write the protocol's splits."""
+
 import argparse
 import importlib
 import inspect
@@ -8,8 +9,11 @@ from speecheq.cli import script
 
 # corpus-specific protocol options: flag -> keyword of the corpus's protocol() (passed only when given)
 OPTIONS = {
-    "--protocol": ("kind", "esd: si or official; custom: split or si (default: split when the TSV has one); "
-                            "casia: texts (default: dev = held-out texts of the training speakers) or speaker"),
+    "--protocol": (
+        "kind",
+        "esd: si or official; custom: split or si (default: split when the TSV has one); "
+        "casia: texts (default: dev = held-out texts of the training speakers) or speaker",
+    ),
     "--language": ("language", "esd: zh, en or all speakers"),
     "--corpus-dir": ("corpus_dir", "cremad: genders for balanced folds; custom: folder of metadata.tsv"),
     "--tsv": ("tsv", "custom: metadata TSV (speakers, split column)"),
@@ -19,12 +23,25 @@ OPTIONS = {
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--corpus", required=True, help="corpus name: reads <fbank-dir>/<corpus>_cuts_all.jsonl.gz")
-    p.add_argument("--fbank-dir", "--feat-dir", dest="fbank_dir", default="data/fbank",
-                   help="features folder of stage 2 (reads <corpus>_cuts_all there, writes the splits next to it)")
-    p.add_argument("--label-preset", default="4class", help="the unified categories (docs/unified-metric.md) the split summaries count labels in")
+    p.add_argument(
+        "--fbank-dir",
+        "--feat-dir",
+        dest="fbank_dir",
+        default="data/fbank",
+        help="features folder of stage 2 (reads <corpus>_cuts_all there, writes the splits next to it)",
+    )
+    p.add_argument(
+        "--label-preset",
+        default="4class",
+        help="the unified categories (docs/unified-metric.md) the split summaries count labels in",
+    )
     p.add_argument("--folds", nargs="*", default=None, help="only these folds (default: all of the protocol)")
-    p.add_argument("--trim-silence-db", type=float, default=0.0,
-                   help="cut leading/trailing frames more than this many dB below each cut's peak (0: keep all)")
+    p.add_argument(
+        "--trim-silence-db",
+        type=float,
+        default=0.0,
+        help="cut leading/trailing frames more than this many dB below each cut's peak (0: keep all)",
+    )
     for flag, (dest, help) in OPTIONS.items():
         p.add_argument(flag, dest=dest, default=None, help=help)
     args = p.parse_args()

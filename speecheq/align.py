@@ -74,7 +74,6 @@ IMPORT_TIME_NDIGITS = 6
 MAX_ALIGN_PER = 50.0
 
 
-
 log = logging.getLogger("speecheq")
 
 
@@ -95,9 +94,7 @@ def _files_by_stem(directory: Pathlike, suffix: str, what: str) -> Dict[str, Pat
             continue
         stem = path.name[: -len(suffix)]
         if stem in found:
-            raise AlignmentError(
-                f"two {what} files for utterance {stem!r}: {found[stem]} and {path}"
-            )
+            raise AlignmentError(f"two {what} files for utterance {stem!r}: {found[stem]} and {path}")
         found[stem] = path
     return found
 
@@ -131,9 +128,7 @@ def read_textgrid_dir(
         if tier not in names:
             suffixed = [n for n in names if n.endswith(f" - {tier}")]
             if len(suffixed) != 1:
-                raise AlignmentError(
-                    f"{path}: no tier {tier!r}; tiers available: {names}"
-                )
+                raise AlignmentError(f"{path}: no tier {tier!r}; tiers available: {names}")
             name = suffixed[0]
         t = tg.getTier(name)
         if not isinstance(t, IntervalTier):
@@ -180,9 +175,7 @@ def read_htk_lab_dir(
             try:
                 start, end = int(parts[0]), int(parts[1])
             except ValueError:
-                raise AlignmentError(
-                    f"{where}: times must be integers in 100 ns units (HTK), got {line!r}"
-                ) from None
+                raise AlignmentError(f"{where}: times must be integers in 100 ns units (HTK), got {line!r}") from None
             if start < 0 or end < start:
                 raise AlignmentError(f"{where}: need 0 <= start <= end, got {line!r}")
             if parts[2] in skip:
@@ -237,8 +230,9 @@ def attach_alignments(
     return CutSet.from_cuts(out), missing
 
 
-def iter_attached(cuts, alignments: Dict[str, list], *, kind: str, key: str, rel: str, drop_missing: bool,
-                  missing: List[str]) -> Iterator:
+def iter_attached(
+    cuts, alignments: Dict[str, list], *, kind: str, key: str, rel: str, drop_missing: bool, missing: List[str]
+) -> Iterator:
     """Streaming core of :func:`attach_alignments` (memory stays flat for lazy cut sets);
     appends ids without alignment to ``missing``."""
     from lhotse.utils import fastcopy
@@ -312,9 +306,7 @@ def align_cuts(
             log_probs = out["ctc_log_probs"]
             enc_lens = out["encoder_lens"]
             if log_probs.shape[0] != len(cut_ids):
-                raise ValueError(
-                    f"model returned {log_probs.shape[0]} rows for {len(cut_ids)} cut ids"
-                )
+                raise ValueError(f"model returned {log_probs.shape[0]} rows for {len(cut_ids)} cut ids")
             if log_probs.shape[-1] != len(symbols):
                 raise AlignmentError(
                     f"model has {log_probs.shape[-1]} CTC outputs but the token table "
@@ -412,8 +404,13 @@ def align_corpus(
     from tqdm import tqdm
 
     recognised: List[Tuple[list, list]] = [] if per is None else None
-    results = list(tqdm(align_cuts(model, loader, tokens.symbols, device, model.ctc_frame_shift, recognised=recognised),
-                        desc="align", unit="utt"))
+    results = list(
+        tqdm(
+            align_cuts(model, loader, tokens.symbols, device, model.ctc_frame_shift, recognised=recognised),
+            desc="align",
+            unit="utt",
+        )
+    )
     if per is None and recognised:
         # No dev PER stored with these weights (trained without --dev-cuts, or before
         # checkpoints kept it): the greedy PER on the cuts being aligned stands in.
@@ -426,14 +423,20 @@ def align_corpus(
     summary = alignment_summary(results)
     alignments = {cut_id: items for cut_id, items in results if items}
 
-    cuts = iter_attached(load_cuts_lazy(cuts_path), alignments, kind="phone", key="cut_id", rel="cut",
-                         drop_missing=False, missing=[])
+    cuts = iter_attached(
+        load_cuts_lazy(cuts_path), alignments, kind="phone", key="cut_id", rel="cut", drop_missing=False, missing=[]
+    )
     if not trusted:
         cuts = _mark_untrusted(cuts, f"CTC head PER {per:.1f} % > {max_per:g} % ({per_source})")
     write_cuts(cuts, output_path)
     summary = {k: v for k, v in summary.items() if k != "failed_ids"} | {
-        "failed_ids": summary["failed_ids"][:20], "model": tag,
-        "per": None if per is None else round(per, 2), "per_source": per_source, "max_per": max_per, "trusted": trusted}
+        "failed_ids": summary["failed_ids"][:20],
+        "model": tag,
+        "per": None if per is None else round(per, 2),
+        "per_source": per_source,
+        "max_per": max_per,
+        "trusted": trusted,
+    }
     write_json_atomic(Path(str(output_path).replace(".jsonl.gz", "")).with_suffix(".summary.json"), summary)
     if plot_path is not None and alignments:
         from speecheq.plots import plot_alignment
@@ -441,12 +444,22 @@ def align_corpus(
         first = next(c for c in load_cuts_lazy(output_path) if c.id in alignments)
         segments = [(it.symbol, it.start - first.start, it.duration) for it in first.supervisions[0].alignment["phone"]]
         plot_alignment(first.load_features(), segments, plot_path, frame_shift=0.01, title=first.id)
-    log.info("aligned %d of %d cuts (%d without phones, %d infeasible) -> %s", summary["aligned"], summary["total"],
-             summary["no_phones"], summary["failed"], output_path)
+    log.info(
+        "aligned %d of %d cuts (%d without phones, %d infeasible) -> %s",
+        summary["aligned"],
+        summary["total"],
+        summary["no_phones"],
+        summary["failed"],
+        output_path,
+    )
     if not trusted:
-        log.warning("UNTRUSTED ALIGNMENTS: the CTC head's PER is %.1f %% (above %g %%), so these %d alignments are "
-                    "not phone boundaries; each aligned supervision carries custom['alignment_untrusted']",
-                    per, max_per, summary["aligned"])
+        log.warning(
+            "UNTRUSTED ALIGNMENTS: the CTC head's PER is %.1f %% (above %g %%), so these %d alignments are "
+            "not phone boundaries; each aligned supervision carries custom['alignment_untrusted']",
+            per,
+            max_per,
+            summary["aligned"],
+        )
     return summary
 
 
@@ -469,9 +482,11 @@ def head_per(meta: dict) -> Tuple[Optional[float], str]:
 def _gate(per: float, source: str, max_per: float, allow_untrained: bool, where: str) -> None:
     if per <= max_per or allow_untrained:
         return
-    raise AlignmentError(f"{where}: the CTC head's PER is {per:.1f} % ({source}), above {max_per:g} %: it has not "
-                         "learnt the phones and its alignments would be noise; train the ctc task further, or give "
-                         "--allow-untrained to write them marked as untrusted (or raise --max-per)")
+    raise AlignmentError(
+        f"{where}: the CTC head's PER is {per:.1f} % ({source}), above {max_per:g} %: it has not "
+        "learnt the phones and its alignments would be noise; train the ctc task further, or give "
+        "--allow-untrained to write them marked as untrusted (or raise --max-per)"
+    )
 
 
 def _mark_untrusted(cuts, reason: str) -> Iterator:
@@ -486,7 +501,6 @@ def _mark_untrusted(cuts, reason: str) -> Iterator:
         yield cut.map_supervisions(mark)
 
 
-
 def import_alignments(cuts_path, output_path, *, textgrid_dir=None, tier: str = "phones", htk_dir=None) -> dict:
     """Write cuts with user-supplied alignments (MFA TextGrids or HTK labels, files named
     after recording ids) as ``alignment["phone"]``; cuts without a file are kept and counted."""
@@ -496,8 +510,19 @@ def import_alignments(cuts_path, output_path, *, textgrid_dir=None, tier: str = 
         raise AlignmentError("give exactly one of a TextGrid folder and an HTK label folder")
     alignments = read_textgrid_dir(textgrid_dir, tier=tier) if textgrid_dir is not None else read_htk_lab_dir(htk_dir)
     missing: List[str] = []
-    n = write_cuts(iter_attached(load_cuts_lazy(cuts_path), alignments, kind="phone", key="recording_id",
-                                 rel="recording", drop_missing=False, missing=missing),
-                   output_path)
-    log.info("imported %d alignments onto %d cuts (%d cuts without one) -> %s", len(alignments), n, len(missing), output_path)
+    n = write_cuts(
+        iter_attached(
+            load_cuts_lazy(cuts_path),
+            alignments,
+            kind="phone",
+            key="recording_id",
+            rel="recording",
+            drop_missing=False,
+            missing=missing,
+        ),
+        output_path,
+    )
+    log.info(
+        "imported %d alignments onto %d cuts (%d cuts without one) -> %s", len(alignments), n, len(missing), output_path
+    )
     return {"cuts": n, "alignments": len(alignments), "missing": len(missing)}

@@ -40,9 +40,18 @@ class AudioInfo:
 # Extensions of what libsndfile reads, by the names files carry: inference searches folders
 # for them, preparation counts the other files next to a corpus's audio as stray.
 _FORMAT_EXTENSIONS = {
-    "WAV": (".wav", ".wave"), "WAVEX": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"),
-    "MP3": (".mp3",), "AIFF": (".aif", ".aiff", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
-    "W64": (".w64",), "RF64": (".rf64",), "NIST": (".sph", ".nist"), "VOC": (".voc",),
+    "WAV": (".wav", ".wave"),
+    "WAVEX": (".wav",),
+    "FLAC": (".flac",),
+    "OGG": (".ogg", ".oga", ".opus"),
+    "MP3": (".mp3",),
+    "AIFF": (".aif", ".aiff", ".aifc"),
+    "AU": (".au", ".snd"),
+    "CAF": (".caf",),
+    "W64": (".w64",),
+    "RF64": (".rf64",),
+    "NIST": (".sph", ".nist"),
+    "VOC": (".voc",),
 }
 
 
@@ -85,7 +94,9 @@ def check_samples(name, samples: np.ndarray, sampling_rate: int, min_duration: f
     if not np.isfinite(samples).all():
         raise AudioError(f"{name}: audio contains NaN or Inf samples", "non-finite samples")
     if samples.shape[0] / sampling_rate < min_duration:
-        raise AudioError(f"{name}: too short ({samples.shape[0] / sampling_rate:.3f} s < {min_duration} s)", "too short")
+        raise AudioError(
+            f"{name}: too short ({samples.shape[0] / sampling_rate:.3f} s < {min_duration} s)", "too short"
+        )
 
 
 def signal_problem(samples: np.ndarray) -> Optional[Tuple[str, str]]:
@@ -135,8 +146,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return resample_poly(samples, to_rate // g, from_rate // g, axis=-1).astype(np.float32)
 
 
-def read_audio(path, sampling_rate: int = 16000, min_duration: float = MIN_DURATION, warnings: Optional[List[str]] = None
-               ) -> np.ndarray:
+def read_audio(
+    path, sampling_rate: int = 16000, min_duration: float = MIN_DURATION, warnings: Optional[List[str]] = None
+) -> np.ndarray:
     """Mono float32 samples at ``sampling_rate``: down-mixed, resampled, checked.
 
     What is usable but worth telling (see :func:`input_warnings`) is appended to ``warnings``.
@@ -160,5 +172,3 @@ def input_warnings(mono: np.ndarray, from_rate: int, to_rate: int) -> List[str]:
     if from_rate < to_rate:
         out.append(f"upsampled from {from_rate} Hz")
     return out
-
-

@@ -90,18 +90,21 @@ def compute_like(reference, cut):
     if kind not in _EXTRACTORS:
         if kind not in _EXTRACTOR_NAMES:
             raise SpeechEQError(f"cut {reference.id}: no on-the-fly extractor for stored features of type {kind!r}")
-        _EXTRACTORS[kind] = make_extractor(_EXTRACTOR_NAMES[kind],
-                                           num_mel_bins=spectral_dims(kind, reference.num_features))
+        _EXTRACTORS[kind] = make_extractor(
+            _EXTRACTOR_NAMES[kind], num_mel_bins=spectral_dims(kind, reference.num_features)
+        )
     feats = cut.compute_features(_EXTRACTORS[kind])
     if feats.shape[1] != reference.num_features:
         raise SpeechEQError(
             f"on-the-fly features of {cut.id} have {feats.shape[1]} dims, the stored ones "
-            f"{reference.num_features}: the extractor config differs from the fbank stage's")
+            f"{reference.num_features}: the extractor config differs from the fbank stage's"
+        )
     return torch.from_numpy(feats)
 
 
-def mixup(features: torch.Tensor, feature_lens: torch.Tensor, alpha: float,
-          generator: Optional[torch.Generator] = None):
+def mixup(
+    features: torch.Tensor, feature_lens: torch.Tensor, alpha: float, generator: Optional[torch.Generator] = None
+):
     """Mix each utterance with another of the batch: x = lam * x_a + (1 - lam) * x_b.
 
     lam ~ Beta(alpha, alpha), folded to >= 0.5 so that utterance a dominates: the
@@ -123,4 +126,3 @@ def mixup(features: torch.Tensor, feature_lens: torch.Tensor, alpha: float,
     weight = torch.where(partner_valid, lam.unsqueeze(1), torch.ones_like(lam).unsqueeze(1)).unsqueeze(-1)
     mixed = weight * features + (1.0 - weight) * features[perm]
     return mixed, perm, lam
-

@@ -178,23 +178,35 @@ def compute_functionals(manifests: Sequence[Path], featset: str, cache: Path, pr
         names = list(smile.feature_names)
         if rows and len(next(iter(rows.values()))) != len(names):
             rows, failed = {}, {}
-        log.info("%s: computing %s functionals of %d cuts (%d cached) -> %s", featset, featset, len(todo), len(rows), cache)
-        for span, cut in tqdm(todo.items(), desc=f"{featset} functionals", unit="cut", disable=not progress,
-                              mininterval=30):
+        log.info(
+            "%s: computing %s functionals of %d cuts (%d cached) -> %s", featset, featset, len(todo), len(rows), cache
+        )
+        for span, cut in tqdm(
+            todo.items(), desc=f"{featset} functionals", unit="cut", disable=not progress, mininterval=30
+        ):
             values, reason = cut_functionals(smile, cut)
             rows[span] = values if values is not None else np.full(len(names), np.nan)
             if values is None:
                 failed[span] = reason
         keys = sorted(rows)
         with atomic_output(cache) as tmp, open(tmp, "wb") as f:
-            np.savez(f, signatures=np.array(keys), features=np.stack([rows[k] for k in keys]).astype(np.float64),
-                     names=np.array(names), reasons=np.array([failed.get(k, "") for k in keys]))
+            np.savez(
+                f,
+                signatures=np.array(keys),
+                features=np.stack([rows[k] for k in keys]).astype(np.float64),
+                names=np.array(names),
+                reasons=np.array([failed.get(k, "") for k in keys]),
+            )
     else:
         log.info("%s: functionals of all cuts cached in %s", featset, cache)
     failed_cuts = {c: failed[s] for c, s in span_of.items() if s in failed}
     if failed_cuts:
-        log.warning("%s: %d cuts have no functionals and are skipped, e.g. %s", featset, len(failed_cuts),
-                    "; ".join(f"{k}: {v}" for k, v in list(failed_cuts.items())[:3]))
+        log.warning(
+            "%s: %d cuts have no functionals and are skipped, e.g. %s",
+            featset,
+            len(failed_cuts),
+            "; ".join(f"{k}: {v}" for k, v in list(failed_cuts.items())[:3]),
+        )
     return Functionals(featset, names, {c: rows[s] for c, s in span_of.items()}, failed_cuts)
 
 
@@ -213,8 +225,9 @@ def speaker_normalise(x: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
     return out
 
 
-def kernel_from_gram(kind: str, gram: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray,
-                     gamma: float) -> np.ndarray:
+def kernel_from_gram(
+    kind: str, gram: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray, gamma: float
+) -> np.ndarray:
     """K(rows, cols) from the Gram matrix of the scaled features: the SVC then never
     evaluates kernels itself, which on 6373 dimensions is its whole cost (about 9 s per fit
     on 900 utterances, 100 times the Gram matrix by BLAS), with the same solution."""
@@ -248,8 +261,14 @@ def inner_splits(groups: np.ndarray, inner_folds: int = 0):
     return list(splitter.split(np.zeros(len(groups)), groups=groups))
 
 
-def select_svm(x: np.ndarray, y: np.ndarray, groups: Sequence[str], kernels: Sequence[str] = KERNELS,
-               cs: Sequence[float] = C_GRID, inner_folds: int = 0) -> dict:
+def select_svm(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str],
+    kernels: Sequence[str] = KERNELS,
+    cs: Sequence[float] = C_GRID,
+    inner_folds: int = 0,
+) -> dict:
     """Kernel and C by UA over speaker-grouped folds of the training rows given (and only
     those: the caller passes the fold's training speakers). Ties: the first in grid order."""
     from sklearn.svm import SVC
@@ -267,9 +286,17 @@ def select_svm(x: np.ndarray, y: np.ndarray, groups: Sequence[str], kernels: Seq
                 scores[(kind, c)].append(metrics.unweighted_accuracy(y[val], svm.predict(k_val)) * 100)
     grid = [{"kernel": k, "C": c, "UA": float(np.nanmean(v))} for (k, c), v in scores.items()]
     best = max(grid, key=lambda g: g["UA"])  # max keeps the first of equals
-    return {"kernel": best["kernel"], "C": best["C"], "inner_UA": best["UA"], "grid": grid,
-            "inner_splits": len(splits), "inner_speakers": sorted(set(groups.tolist())),
-            "scheme": "leave-one-speaker-out" if len(splits) == len(set(groups.tolist())) else f"{len(splits)} speaker folds"}
+    return {
+        "kernel": best["kernel"],
+        "C": best["C"],
+        "inner_UA": best["UA"],
+        "grid": grid,
+        "inner_splits": len(splits),
+        "inner_speakers": sorted(set(groups.tolist())),
+        "scheme": "leave-one-speaker-out"
+        if len(splits) == len(set(groups.tolist()))
+        else f"{len(splits)} speaker folds",
+    }
 
 
 class KernelSVM:
@@ -291,8 +318,9 @@ class KernelSVM:
         if folds < 2:
             raise SpeechEQError("probability calibration needs at least 2 training speakers")
         cv = list(GroupKFold(n_splits=folds).split(x, y, groups))
-        self.model = CalibratedClassifierCV(SVC(kernel="precomputed", C=self.c), method="sigmoid", cv=cv,
-                                            ensemble=False).fit(k_train, y)
+        self.model = CalibratedClassifierCV(
+            SVC(kernel="precomputed", C=self.c), method="sigmoid", cv=cv, ensemble=False
+        ).fit(k_train, y)
         self.classes_ = self.model.classes_
         return self
 
@@ -322,14 +350,28 @@ def records(infos: Sequence[CutInfo], probs: np.ndarray, classes: np.ndarray, sc
     only; the other tasks are marked unknown so ``summarize`` leaves them out."""
     full = np.zeros((len(infos), scheme.num_classes))
     full[:, classes] = probs
-    return [{"cut_id": i.cut_id, "corpus": i.corpus, "emotion_true": i.emotion, "emotion_pred": int(p.argmax()),
-             "emotion_probs": p, "intensity_true": float("nan"), "intensity_pred": float("nan"), "gender_true": -1,
-             "gender_pred": -1, "gender_prob": float("nan"), "phones_true": None, "phones_pred": []}
-            for i, p in zip(infos, full)]
+    return [
+        {
+            "cut_id": i.cut_id,
+            "corpus": i.corpus,
+            "emotion_true": i.emotion,
+            "emotion_pred": int(p.argmax()),
+            "emotion_probs": p,
+            "intensity_true": float("nan"),
+            "intensity_pred": float("nan"),
+            "gender_true": -1,
+            "gender_pred": -1,
+            "gender_prob": float("nan"),
+            "phones_true": None,
+            "phones_pred": [],
+        }
+        for i, p in zip(infos, full)
+    ]
 
 
-def write_decode_dir(out_dir: Path, recs: Sequence[dict], scheme: LabelScheme, extra: dict, title: str,
-                     plot: bool = True) -> dict:
+def write_decode_dir(
+    out_dir: Path, recs: Sequence[dict], scheme: LabelScheme, extra: dict, title: str, plot: bool = True
+) -> dict:
     """predictions.tsv, metrics.json (written last: its presence says the folder is whole) and
     confusion.png, computed and written by the decoder's own functions."""
     from speecheq.decode import write_predictions
@@ -342,15 +384,30 @@ def write_decode_dir(out_dir: Path, recs: Sequence[dict], scheme: LabelScheme, e
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(recs, scheme, None, out_dir / "predictions.tsv")
     if plot and "category" in summary:
-        plot_confusion(np.array(summary["category"]["confusion"]), list(scheme.categories), out_dir / "confusion.png",
-                       title=f"{title}: UA {summary['category']['UA']:.1f} %")
+        plot_confusion(
+            np.array(summary["category"]["confusion"]),
+            list(scheme.categories),
+            out_dir / "confusion.png",
+            title=f"{title}: UA {summary['category']['UA']:.1f} %",
+        )
     write_json_atomic(out_dir / "metrics.json", summary)
     return summary
 
 
-def run_fold(fold: str, paths: Dict[str, Path], feats: Functionals, scheme: LabelScheme, exp_dir: Path, *,
-             speaker_norm: bool, kernels: Sequence[str], cs: Sequence[float], inner_folds: int,
-             calibration_folds: int, fit_on: str = "train") -> Dict[str, Path]:
+def run_fold(
+    fold: str,
+    paths: Dict[str, Path],
+    feats: Functionals,
+    scheme: LabelScheme,
+    exp_dir: Path,
+    *,
+    speaker_norm: bool,
+    kernels: Sequence[str],
+    cs: Sequence[float],
+    inner_folds: int,
+    calibration_folds: int,
+    fit_on: str = "train",
+) -> Dict[str, Path]:
     """Select, fit and evaluate the SVM of one fold; returns {split: metrics.json}."""
     from speecheq.decode import set_name
 
@@ -369,7 +426,7 @@ def run_fold(fold: str, paths: Dict[str, Path], feats: Functionals, scheme: Labe
         every = [i for s in SPLITS for i in infos[s]]
         normed = speaker_normalise(np.concatenate([x[s] for s in SPLITS]), [i.speaker for i in every])
         bounds = np.cumsum([0] + [len(infos[s]) for s in SPLITS])
-        x = {s: normed[bounds[n]:bounds[n + 1]] for n, s in enumerate(SPLITS)}
+        x = {s: normed[bounds[n] : bounds[n + 1]] for n, s in enumerate(SPLITS)}
     fit_splits = ("train", "dev") if fit_on == "train+dev" else ("train",)
     eval_splits = ("test",) if fit_on == "train+dev" else EVAL_SPLITS
     fit_infos = [i for s in fit_splits for i in infos[s]]
@@ -382,14 +439,27 @@ def run_fold(fold: str, paths: Dict[str, Path], feats: Functionals, scheme: Labe
     if len(np.unique(y_train)) < 2:
         raise SpeechEQError(f"{paths['train']}: the SVM needs at least 2 classes, got {np.unique(y_train).tolist()}")
     selection = select_svm(x_train, y_train, groups, kernels, cs, inner_folds)
-    log.info("%s: kernel %s, C %g (inner %s UA %.2f over %d training speakers)", fold, selection["kernel"],
-             selection["C"], selection["scheme"], selection["inner_UA"], len(selection["inner_speakers"]))
+    log.info(
+        "%s: kernel %s, C %g (inner %s UA %.2f over %d training speakers)",
+        fold,
+        selection["kernel"],
+        selection["C"],
+        selection["scheme"],
+        selection["inner_UA"],
+        len(selection["inner_speakers"]),
+    )
     svm = KernelSVM(selection["kernel"], selection["C"], calibration_folds).fit(x_train, y_train, groups)
     fold_dir = exp_dir / fold_dir_name(fold)
-    info = {"featset": feats.featset, "speaker_norm": speaker_norm, "kernel": selection["kernel"], "C": selection["C"],
-            "inner_UA": selection["inner_UA"],
-            "fit_on": "train speakers only (dev: second evaluation set)" if fit_on == "train" else "train and dev speakers",
-            "train_speakers": sorted(set(groups)), "train_utterances": int(labelled.sum())}
+    info = {
+        "featset": feats.featset,
+        "speaker_norm": speaker_norm,
+        "kernel": selection["kernel"],
+        "C": selection["C"],
+        "inner_UA": selection["inner_UA"],
+        "fit_on": "train speakers only (dev: second evaluation set)" if fit_on == "train" else "train and dev speakers",
+        "train_speakers": sorted(set(groups)),
+        "train_utterances": int(labelled.sum()),
+    }
     out = {}
     for split in eval_splits:
         if not infos[split]:
@@ -397,21 +467,40 @@ def run_fold(fold: str, paths: Dict[str, Path], feats: Functionals, scheme: Labe
         probs = svm.predict_proba(x[split])
         recs = records(infos[split], probs, svm.classes_, scheme)
         name = set_name(paths[split])
-        extra = {"corpus_aware": True, "speaker_cmvn": False, "speaker_norm": speaker_norm,
-                 "skipped_no_functionals": skipped[split],
-                 "baseline": {**info, "speakers": sorted({i.speaker for i in infos[split]})}}
+        extra = {
+            "corpus_aware": True,
+            "speaker_cmvn": False,
+            "speaker_norm": speaker_norm,
+            "skipped_no_functionals": skipped[split],
+            "baseline": {**info, "speakers": sorted({i.speaker for i in infos[split]})},
+        }
         summary = write_decode_dir(fold_dir / "decode" / f"{name}-{TAG}", recs, scheme, extra, name)
         log.info("%s %s: %s", fold, name, json.dumps({k: round(v, 2) for k, v in summary["headline"].items()}))
         out[split] = fold_dir / "decode" / f"{name}-{TAG}" / "metrics.json"
-    write_json_atomic(fold_dir / "svm.json", {**info, "selection": selection, "label_preset": scheme.preset,
-                                              "skipped_no_functionals": skipped})
+    write_json_atomic(
+        fold_dir / "svm.json",
+        {**info, "selection": selection, "label_preset": scheme.preset, "skipped_no_functionals": skipped},
+    )
     return out
 
 
-def run_baseline(corpus: str, folds: Sequence[str], *, featset: str, label_preset: str, fbank_dir: Path,
-                 functionals_dir: Path, exp_dir: Optional[Path] = None, speaker_norm: bool = False,
-                 kernels: Sequence[str] = KERNELS, cs: Sequence[float] = C_GRID, inner_folds: int = 0,
-                 calibration_folds: int = 5, fit_on: str = "train", progress: bool = True) -> Dict[str, Dict[str, Path]]:
+def run_baseline(
+    corpus: str,
+    folds: Sequence[str],
+    *,
+    featset: str,
+    label_preset: str,
+    fbank_dir: Path,
+    functionals_dir: Path,
+    exp_dir: Optional[Path] = None,
+    speaker_norm: bool = False,
+    kernels: Sequence[str] = KERNELS,
+    cs: Sequence[float] = C_GRID,
+    inner_folds: int = 0,
+    calibration_folds: int = 5,
+    fit_on: str = "train",
+    progress: bool = True,
+) -> Dict[str, Dict[str, Path]]:
     """The baseline on every fold: {fold: {split: metrics.json}}."""
     scheme = LabelScheme.from_preset(label_preset)
     for k in kernels:
@@ -425,8 +514,11 @@ def run_baseline(corpus: str, folds: Sequence[str], *, featset: str, label_prese
         raise SpeechEQError(f"fit_on must be one of {', '.join(FIT_ON)}, got {fit_on!r}")
     if not folds:
         raise SpeechEQError("give at least one fold")
-    exp_dir = Path(exp_dir) if exp_dir is not None else Path("exp") / baseline_name(featset, speaker_norm, label_preset,
-                                                                                      fit_on)
+    exp_dir = (
+        Path(exp_dir)
+        if exp_dir is not None
+        else Path("exp") / baseline_name(featset, speaker_norm, label_preset, fit_on)
+    )
     fold_paths = {f: fold_cuts(fbank_dir, corpus, f) for f in folds}
     for paths in fold_paths.values():
         for p in paths.values():
@@ -434,5 +526,19 @@ def run_baseline(corpus: str, folds: Sequence[str], *, featset: str, label_prese
                 raise SpeechEQError(f"fold manifest not found: {p} (run the validate stage, stage 3, first)")
     manifests = [p for paths in fold_paths.values() for p in paths.values()]
     feats = compute_functionals(manifests, featset, functionals_path(functionals_dir, corpus, featset), progress)
-    return {f: run_fold(f, fold_paths[f], feats, scheme, exp_dir, speaker_norm=speaker_norm, kernels=kernels, cs=cs,
-                        inner_folds=inner_folds, calibration_folds=calibration_folds, fit_on=fit_on) for f in folds}
+    return {
+        f: run_fold(
+            f,
+            fold_paths[f],
+            feats,
+            scheme,
+            exp_dir,
+            speaker_norm=speaker_norm,
+            kernels=kernels,
+            cs=cs,
+            inner_folds=inner_folds,
+            calibration_folds=calibration_folds,
+            fit_on=fit_on,
+        )
+        for f in folds
+    }

@@ -74,8 +74,10 @@ def check_fingerprint(path: Pathlike, what: str, stored: Optional[str], state: D
         return
     found = fingerprint(state)
     if found != stored:
-        raise SpeechEQError(f"{path}: the {what} weights do not match their stored fingerprint ({found} != {stored}); "
-                            "the file is damaged: restore or re-create it")
+        raise SpeechEQError(
+            f"{path}: the {what} weights do not match their stored fingerprint ({found} != {stored}); "
+            "the file is damaged: restore or re-create it"
+        )
 
 
 def save_checkpoint(path: Pathlike, **content) -> Path:
@@ -140,12 +142,16 @@ def load_model_state(model: torch.nn.Module, state: Dict[str, torch.Tensor], sou
 
 
 def epoch_checkpoints(exp_dir: Pathlike) -> List[int]:
-    return sorted(int(m.group(1)) for p in Path(exp_dir).glob("epoch-*.pt") if (m := re.fullmatch(r"epoch-(\d+)\.pt", p.name)))
+    return sorted(
+        int(m.group(1)) for p in Path(exp_dir).glob("epoch-*.pt") if (m := re.fullmatch(r"epoch-(\d+)\.pt", p.name))
+    )
 
 
 def batch_checkpoints(exp_dir: Pathlike) -> List[int]:
     return sorted(
-        int(m.group(1)) for p in Path(exp_dir).glob("checkpoint-*.pt") if (m := re.fullmatch(r"checkpoint-(\d+)\.pt", p.name))
+        int(m.group(1))
+        for p in Path(exp_dir).glob("checkpoint-*.pt")
+        if (m := re.fullmatch(r"checkpoint-(\d+)\.pt", p.name))
     )
 
 
@@ -182,8 +188,9 @@ def averaged_model_between(start: dict, end: dict) -> Dict[str, torch.Tensor]:
     return out
 
 
-def weights_tag(epoch: Optional[int] = None, avg: int = 1, use_averaged_model: bool = False,
-                checkpoint: Optional[str] = None) -> str:
+def weights_tag(
+    epoch: Optional[int] = None, avg: int = 1, use_averaged_model: bool = False, checkpoint: Optional[str] = None
+) -> str:
     """The name decoding gives a choice of weights (its output folders end in it):
     ``best-valid`` for a file, ``epoch-E-avg-A[-use-averaged]`` for epochs."""
     if checkpoint:
@@ -191,8 +198,13 @@ def weights_tag(epoch: Optional[int] = None, avg: int = 1, use_averaged_model: b
     return f"epoch-{epoch}-avg-{avg}" + ("-use-averaged" if use_averaged_model else "")
 
 
-def resolve_model_weights(exp_dir: Pathlike, epoch: Optional[int], avg: int = 1, use_averaged_model: bool = False,
-                          checkpoint: Optional[str] = None):
+def resolve_model_weights(
+    exp_dir: Pathlike,
+    epoch: Optional[int],
+    avg: int = 1,
+    use_averaged_model: bool = False,
+    checkpoint: Optional[str] = None,
+):
     """The weights that decoding/export use, and a tag naming them.
 
     ``checkpoint`` names a file (e.g. best-valid.pt). Otherwise epoch E with avg A

@@ -67,9 +67,7 @@ class TokenSpan(NamedTuple):
 # --------------------------------------------------------------------------- #
 
 
-def _check_inputs(
-    log_probs: Tensor, input_lens: Tensor, targets: Tensor, target_lens: Tensor, blank: int
-) -> None:
+def _check_inputs(log_probs: Tensor, input_lens: Tensor, targets: Tensor, target_lens: Tensor, blank: int) -> None:
     if log_probs.dim() != 3:
         raise ValueError(f"log_probs must be (B, T, V), got shape {tuple(log_probs.shape)}")
     B, T, V = log_probs.shape
@@ -77,8 +75,7 @@ def _check_inputs(
         raise ValueError(f"targets must be (B={B}, U), got shape {tuple(targets.shape)}")
     if tuple(input_lens.shape) != (B,) or tuple(target_lens.shape) != (B,):
         raise ValueError(
-            f"input_lens and target_lens must be ({B},), got "
-            f"{tuple(input_lens.shape)} and {tuple(target_lens.shape)}"
+            f"input_lens and target_lens must be ({B},), got {tuple(input_lens.shape)} and {tuple(target_lens.shape)}"
         )
     if not 0 <= blank < V:
         raise ValueError(f"blank={blank} is not a valid token id for V={V}")
@@ -197,9 +194,7 @@ def ctc_viterbi(
         if t > 0:
             step = backptr[:, t].gather(1, s.clamp(0, S - 1)[:, None]).squeeze(1).long()
             s = torch.where(active, s - step, s)
-    frame_tokens = torch.where(
-        states >= 0, ext.gather(1, states.clamp(min=0)), torch.full_like(states, -1)
-    )
+    frame_tokens = torch.where(states >= 0, ext.gather(1, states.clamp(min=0)), torch.full_like(states, -1))
     return frame_tokens, scores
 
 
@@ -266,9 +261,7 @@ def alignment_item(symbol: str, start: float, end: float, score: Optional[float]
     start_r = round(start, ndigits)
     end_r = round(end, ndigits)
     # Rounding start and end (not duration) keeps adjacent items contiguous.
-    return AlignmentItem(
-        symbol=symbol, start=start_r, duration=round(end_r - start_r, ndigits), score=score
-    )
+    return AlignmentItem(symbol=symbol, start=start_r, duration=round(end_r - start_r, ndigits), score=score)
 
 
 def spans_to_alignment_items(

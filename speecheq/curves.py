@@ -60,12 +60,13 @@ def convergence(fold_curves: Sequence[Dict[int, dict]], window: int = 5, loss: s
     return {
         "epochs": epochs,
         "best_dev_epochs": best,
-        "train_minutes_per_run": round(float(np.mean([sum(e.get("seconds", 0.0) for e in c.values())
-                                                       for c in fold_curves])) / 60, 1),
+        "train_minutes_per_run": round(
+            float(np.mean([sum(e.get("seconds", 0.0) for e in c.values()) for c in fold_curves])) / 60, 1
+        ),
         "dev_ua_last": round(float(np.nanmean(ua[-window:])), 2),
-        "dev_ua_previous": round(float(np.nanmean(ua[-2 * window:-window])), 2),
+        "dev_ua_previous": round(float(np.nanmean(ua[-2 * window : -window])), 2),
         f"train_{loss}_loss_last": round(float(np.nanmean(tl[-window:])), 4),
-        f"train_{loss}_loss_previous": round(float(np.nanmean(tl[-2 * window:-window])), 4),
+        f"train_{loss}_loss_previous": round(float(np.nanmean(tl[-2 * window : -window])), 4),
     }
 
 

@@ -54,8 +54,14 @@ def cut_targets(cut, scheme: LabelScheme, tokens: Optional[TokenTable]) -> dict:
 class SpeechEQDataset(torch.utils.data.Dataset):
     """lhotse map-style dataset: a sampler hands it a CutSet, it returns a batch dict."""
 
-    def __init__(self, scheme: LabelScheme, tokens: Optional[TokenTable] = None, speaker_cmvn: Optional[dict] = None,
-                 augment: Optional[CutAugment] = None, speakers: Optional[Dict[str, int]] = None):
+    def __init__(
+        self,
+        scheme: LabelScheme,
+        tokens: Optional[TokenTable] = None,
+        speaker_cmvn: Optional[dict] = None,
+        augment: Optional[CutAugment] = None,
+        speakers: Optional[Dict[str, int]] = None,
+    ):
         self.scheme = scheme
         self.tokens = tokens
         self.speaker_cmvn = speaker_cmvn
@@ -103,8 +109,10 @@ class SpeechEQDataset(torch.utils.data.Dataset):
             "gender": torch.tensor([t["gender"] for t in targets], dtype=torch.long),
             "phones": phones,
             "phone_lens": torch.tensor([len(t["phones"]) for t in targets], dtype=torch.long),
-            "speaker": torch.tensor([self.speakers.get(c.supervisions[0].speaker, -1) if self.speakers else -1
-                                     for c in cuts], dtype=torch.long),
+            "speaker": torch.tensor(
+                [self.speakers.get(c.supervisions[0].speaker, -1) if self.speakers else -1 for c in cuts],
+                dtype=torch.long,
+            ),
             "corpus": [t["corpus"] for t in targets],
             "cut_ids": [c.id for c in cuts],
         }
@@ -152,7 +160,9 @@ def speaker_cmvn_stats(cuts) -> Dict[str, tuple]:
     return stats
 
 
-def balanced_weights(cuts, scheme: LabelScheme, corpus_weights: Optional[Dict[str, float]] = None, by_class: bool = True) -> List[float]:
+def balanced_weights(
+    cuts, scheme: LabelScheme, corpus_weights: Optional[Dict[str, float]] = None, by_class: bool = True
+) -> List[float]:
     """Sampling weight per cut: inverse class frequency (within its corpus) times the corpus's weight share."""
     keys = []
     for cut in cuts:
@@ -207,8 +217,14 @@ def make_train_sampler(
         weights = balanced_weights(cuts, scheme, corpus_weights, by_class=balanced)
         cuts = CutSet.from_cuts(balance_by_repetition(cuts, weights))
     return DynamicBucketingSampler(
-        cuts, max_duration=max_duration, shuffle=True, num_buckets=num_buckets, seed=seed,
-        world_size=world_size, rank=rank, drop_last=False,
+        cuts,
+        max_duration=max_duration,
+        shuffle=True,
+        num_buckets=num_buckets,
+        seed=seed,
+        world_size=world_size,
+        rank=rank,
+        drop_last=False,
     )
 
 
@@ -221,8 +237,13 @@ def make_eval_sampler(cuts, max_duration: float):
 def make_loader(dataset, sampler, num_workers: int = 0, seed: int = 0):
     """A DataLoader with its own generator: creating an iterator otherwise draws from the
     global torch RNG, so a run resumed mid-epoch would see shifted dropout/SpecAugment masks."""
-    return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
-                                       generator=torch.Generator().manual_seed(seed))
+    return torch.utils.data.DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=None,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
@@ -246,13 +267,21 @@ def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
         has["intensity"] += custom.get("intensity") is not None
         has["gender"] += sup.gender in GENDERS
         has["phones"] += bool(custom.get("phones"))
-    return {"cuts": n, "hours": round(seconds / 3600, 4), "emotion": dict(emotion), "excluded": dict(excluded), **{f"with_{k}": v for k, v in has.items()}}
+    return {
+        "cuts": n,
+        "hours": round(seconds / 3600, 4),
+        "emotion": dict(emotion),
+        "excluded": dict(excluded),
+        **{f"with_{k}": v for k, v in has.items()},
+    }
 
 
 TASK_LABELS = {"emotion": None, "intensity": "with_intensity", "gender": "with_gender", "ctc": "with_phones"}
 
 
-def labels_per_corpus(cuts, scheme: LabelScheme, tasks: Sequence[str] = tuple(TASK_LABELS)) -> Dict[str, Dict[str, int]]:
+def labels_per_corpus(
+    cuts, scheme: LabelScheme, tasks: Sequence[str] = tuple(TASK_LABELS)
+) -> Dict[str, Dict[str, int]]:
     """{corpus: {"cuts": n, task: cuts labelled for that task}}: in a multi-corpus run the masks
     decide which corpora teach each task (EmoDB's intensity is only its neutral 0; CASIA without
     transcripts has no phones), and a task that no corpus labels is the run's mistake."""

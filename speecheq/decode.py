@@ -40,23 +40,47 @@ def set_name(path: Path) -> str:
 
 
 def write_predictions(records: Sequence[dict], scheme: LabelScheme, tokens, path: Path) -> None:
-    header = ["cut_id", "corpus", "emotion_true", "emotion_pred", *[f"p_{c}" for c in scheme.categories],
-              "intensity_true", "intensity_pred", "gender_true", "gender_pred", "gender_prob", "phones_pred"]
+    header = [
+        "cut_id",
+        "corpus",
+        "emotion_true",
+        "emotion_pred",
+        *[f"p_{c}" for c in scheme.categories],
+        "intensity_true",
+        "intensity_pred",
+        "gender_true",
+        "gender_pred",
+        "gender_prob",
+        "phones_pred",
+    ]
     cat = lambda i: scheme.categories[i] if i >= 0 else "-"  # noqa: E731
     gen = lambda i: GENDERS[i] if i >= 0 else "-"  # noqa: E731
     lines = ["\t".join(header)]
     for r in records:
         phones = " ".join(tokens.decode(r["phones_pred"])) if tokens else ""
-        lines.append("\t".join([
-            r["cut_id"], r["corpus"], cat(r["emotion_true"]), cat(r["emotion_pred"]),
-            *[f"{p:.4f}" for p in r["emotion_probs"]],
-            "-" if np.isnan(r["intensity_true"]) else f"{r['intensity_true']:.3f}", f"{r['intensity_pred']:.3f}",
-            gen(r["gender_true"]), gen(r["gender_pred"]), f"{r['gender_prob']:.3f}", phones,
-        ]))
+        lines.append(
+            "\t".join(
+                [
+                    r["cut_id"],
+                    r["corpus"],
+                    cat(r["emotion_true"]),
+                    cat(r["emotion_pred"]),
+                    *[f"{p:.4f}" for p in r["emotion_probs"]],
+                    "-" if np.isnan(r["intensity_true"]) else f"{r['intensity_true']:.3f}",
+                    f"{r['intensity_pred']:.3f}",
+                    gen(r["gender_true"]),
+                    gen(r["gender_pred"]),
+                    f"{r['gender_prob']:.3f}",
+                    phones,
+                ]
+            )
+        )
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def decode_set(model, meta: dict, cuts_path: Path, out_dir: Path, *, max_duration: float, device, corpus_aware: bool) -> dict:
+def decode_set(
+    model, meta: dict, cuts_path: Path, out_dir: Path, *, max_duration: float, device, corpus_aware: bool
+) -> dict:
     scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
     tokens = TokenTable(meta["tokens"]) if meta.get("tokens") else None
     cuts = load_cuts_lazy(cuts_path)
@@ -65,7 +89,9 @@ def decode_set(model, meta: dict, cuts_path: Path, out_dir: Path, *, max_duratio
     loader = make_loader(dataset, make_eval_sampler(cuts, max_duration))
     from tqdm import tqdm
 
-    records = list(tqdm(predict_batches(model, loader, scheme, device, corpus_aware), desc=f"decode {cuts_path.name}", unit="utt"))
+    records = list(
+        tqdm(predict_batches(model, loader, scheme, device, corpus_aware), desc=f"decode {cuts_path.name}", unit="utt")
+    )
     if not records:
         raise SpeechEQError(f"{cuts_path}: no cuts to decode")
     summary = summarize(records, scheme)
@@ -76,8 +102,12 @@ def decode_set(model, meta: dict, cuts_path: Path, out_dir: Path, *, max_duratio
     write_predictions(records, scheme, tokens, out_dir / "predictions.tsv")
     write_json_atomic(out_dir / "metrics.json", summary)
     if "category" in summary:
-        plot_confusion(np.array(summary["category"]["confusion"]), list(scheme.categories), out_dir / "confusion.png",
-                       title=f"{cuts_path.name}: UA {summary['category']['UA']:.1f} %")
+        plot_confusion(
+            np.array(summary["category"]["confusion"]),
+            list(scheme.categories),
+            out_dir / "confusion.png",
+            title=f"{cuts_path.name}: UA {summary['category']['UA']:.1f} %",
+        )
     log.info("%s: %s", cuts_path.name, json.dumps({k: round(v, 2) for k, v in summary["headline"].items()}))
     return summary
 
@@ -118,8 +148,16 @@ def paired_difference(a_files: Sequence[Path], b_files: Sequence[Path], metric: 
     a, b = fold_values(a_files, metric), fold_values(b_files, metric)
     diff = [y - x for x, y in zip(a, b)]
     mean, std = metrics.mean_std(diff)
-    return {"metric": metric, "a": a, "b": b, "difference": diff, "mean": mean, "std": std,
-            "b_better": sum(d > 0 for d in diff), "folds": len(diff)}
+    return {
+        "metric": metric,
+        "a": a,
+        "b": b,
+        "difference": diff,
+        "mean": mean,
+        "std": std,
+        "b_better": sum(d > 0 for d in diff),
+        "folds": len(diff),
+    }
 
 
 def format_row(name: str, figures: Dict[str, object], command: str) -> str:
@@ -136,8 +174,10 @@ def format_row(name: str, figures: Dict[str, object], command: str) -> str:
     return f"| {name} | " + " | ".join(cell(k) for k in cols) + f" | `{command}` |"
 
 
-RESULTS_HEADER = ("| run | UA % | WA % | macro-F1 % | intensity CCC | gender acc % | PER % | command |\n"
-                  "|---|---|---|---|---|---|---|---|\n")
+RESULTS_HEADER = (
+    "| run | UA % | WA % | macro-F1 % | intensity CCC | gender acc % | PER % | command |\n"
+    "|---|---|---|---|---|---|---|---|\n"
+)
 
 
 def append_result(results: Path, row: str) -> None:
@@ -165,14 +205,25 @@ def decode(args) -> None:
     model, meta, tag = load_model(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, args.checkpoint, device)
     for cuts_path in args.cuts:
         out_dir = args.exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}"
-        summary = decode_set(model, meta, cuts_path, out_dir, max_duration=args.max_duration, device=device,
-                             corpus_aware=not args.no_corpus_aware)
+        summary = decode_set(
+            model,
+            meta,
+            cuts_path,
+            out_dir,
+            max_duration=args.max_duration,
+            device=device,
+            corpus_aware=not args.no_corpus_aware,
+        )
         if args.results:
-            append_result(args.results, format_row(args.run_name or f"{args.exp_dir.name} {set_name(cuts_path)}",
-                                                   summary["headline"], command))
+            append_result(
+                args.results,
+                format_row(args.run_name or f"{args.exp_dir.name} {set_name(cuts_path)}", summary["headline"], command),
+            )
 
 
-def cross_corpus_matrix(cells: Dict[str, Dict[str, Path]], out_dir: Path, metric: str = "UA") -> Dict[str, Dict[str, float]]:
+def cross_corpus_matrix(
+    cells: Dict[str, Dict[str, Path]], out_dir: Path, metric: str = "UA"
+) -> Dict[str, Dict[str, float]]:
     """Train-set x test-set table of one headline metric, as Markdown and a heat map.
 
     ``cells[model][test_set]`` is a metrics.json path; a missing file leaves the cell
@@ -197,7 +248,12 @@ def cross_corpus_matrix(cells: Dict[str, Dict[str, Path]], out_dir: Path, metric
         lines.append(f"| {m} | " + " | ".join("—" if np.isnan(v) else f"{v:.1f}" for v in table[m].values()) + " |")
     write_text_atomic(out_dir / "cross_corpus.md", "\n".join(lines) + "\n")
     write_json_atomic(out_dir / "cross_corpus.json", table)
-    plot_heatmap(np.array([[table[m][t] for t in tests] for m in models]), models, tests, out_dir / "cross_corpus.png",
-                 title=f"cross-corpus {metric} (%)")
+    plot_heatmap(
+        np.array([[table[m][t] for t in tests] for m in models]),
+        models,
+        tests,
+        out_dir / "cross_corpus.png",
+        title=f"cross-corpus {metric} (%)",
+    )
     print("\n".join(lines))
     return table

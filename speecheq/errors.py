@@ -67,8 +67,11 @@ def exit_on_error(main: F) -> F:
             logging.getLogger("speecheq").debug("error details", exc_info=True)
             if e.errno in DISK_FULL:
                 where = f" writing {e.filename}" if e.filename else ""
-                print(f"ERROR: no space left{where} ({e.strerror or e}); free some space and re-run the same command "
-                      "to resume", file=sys.stderr)
+                print(
+                    f"ERROR: no space left{where} ({e.strerror or e}); free some space and re-run the same command "
+                    "to resume",
+                    file=sys.stderr,
+                )
             else:
                 print(f"ERROR: {file_problem(e)}", file=sys.stderr)
             sys.exit(1)

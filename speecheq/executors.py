@@ -32,8 +32,9 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up with one line
 
 
-def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = None, *,
-                  timeout: float = CONNECT_TIMEOUT) -> Optional[Executor]:
+def make_executor(
+    kind: str = "local", nj: int = 1, scheduler: Optional[str] = None, *, timeout: float = CONNECT_TIMEOUT
+) -> Optional[Executor]:
     """A ``concurrent.futures.Executor``-compatible object, or ``None`` (run in this process).
 
     ``kind="local"``: a process pool of ``nj`` workers (spawned, so a parent that
@@ -53,8 +54,9 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(nj, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=exit_with_parent, initargs=(os.getpid(),))
+        return ProcessPoolExecutor(
+            nj, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(),)
+        )
 
     try:
         from distributed import Client
@@ -67,8 +69,11 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
     if address is None:
         from distributed import LocalCluster
 
-        log.info("no dask scheduler given (--dask-scheduler or $%s): starting a local cluster of %d workers",
-                 SCHEDULER_ENV, nj)
+        log.info(
+            "no dask scheduler given (--dask-scheduler or $%s): starting a local cluster of %d workers",
+            SCHEDULER_ENV,
+            nj,
+        )
         cluster = LocalCluster(n_workers=nj, threads_per_worker=1, processes=True, dashboard_address=None)
         target = cluster  # its workers start in this folder
     else:
@@ -85,7 +90,8 @@ def make_executor(kind: str = "local", nj: int = 1, scheduler: Optional[str] = N
         client.close()
         raise SpeechEQError(
             f"dask workers run in {elsewhere[0]}, this stage in {os.getcwd()}: the recipe's relative paths would not "
-            f"resolve there; start the workers in {os.getcwd()} (docs/scaling.md)")
+            f"resolve there; start the workers in {os.getcwd()} (docs/scaling.md)"
+        )
     executor = client.get_executor(pure=False)
     _OWNED[id(executor)] = (client, cluster)
     log.info("dask: %s, %d workers", client.scheduler.address, len(client.scheduler_info().get("workers", {})))
@@ -129,7 +135,9 @@ def close_executor(executor: Optional[Executor]) -> None:
 
 
 @contextlib.contextmanager
-def executor_scope(kind: str = "local", nj: int = 1, scheduler: Optional[str] = None, **kwargs) -> Iterator[Optional[Executor]]:
+def executor_scope(
+    kind: str = "local", nj: int = 1, scheduler: Optional[str] = None, **kwargs
+) -> Iterator[Optional[Executor]]:
     """``with executor_scope("dask", 8, "tcp://host:8786") as ex: stage(..., executor=ex)``"""
     executor = make_executor(kind, nj, scheduler, **kwargs)
     try:

@@ -61,9 +61,14 @@ def example_inputs(num_mel_bins: int, lens: Sequence[int] = EXAMPLE_LENS, seed: 
 
 
 def engine_metadata(package: Package) -> dict:
-    return {"fingerprint": package.fingerprint, "speecheq_version": package.version,
-            "inputs": list(INFERENCE_INPUTS), "outputs": list(INFERENCE_OUTPUTS),
-            "categories": package.categories, "min_frames": MIN_EXPORT_FRAMES}
+    return {
+        "fingerprint": package.fingerprint,
+        "speecheq_version": package.version,
+        "inputs": list(INFERENCE_INPUTS),
+        "outputs": list(INFERENCE_OUTPUTS),
+        "categories": package.categories,
+        "min_frames": MIN_EXPORT_FRAMES,
+    }
 
 
 #: Version of the flat ONNX metadata below; a reader can refuse a layout it does not know.
@@ -111,8 +116,19 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
         "inputs": ",".join(INFERENCE_INPUTS),
         "outputs": ",".join(INFERENCE_OUTPUTS),
     }
-    for key in ("dither", "window_type", "snip_edges", "low_freq", "high_freq", "preemph_coeff", "remove_dc_offset",
-                "round_to_power_of_two", "energy_floor", "use_energy", "raw_energy"):
+    for key in (
+        "dither",
+        "window_type",
+        "snip_edges",
+        "low_freq",
+        "high_freq",
+        "preemph_coeff",
+        "remove_dc_offset",
+        "round_to_power_of_two",
+        "energy_floor",
+        "use_energy",
+        "raw_energy",
+    ):
         if key in fbank:  # the options kaldi-native-fbank users set by hand
             value = fbank[key]
             meta[key] = str(int(value)) if isinstance(value, bool) else str(value)
@@ -164,9 +180,16 @@ def export_onnx(package: Package, path: Pathlike, opset: Optional[int] = None) -
     dynamic = {"features": {0: batch, 1: frames}, "feature_lens": {0: batch}}
     with _quiet_export(), torch.no_grad():
         try:
-            program = torch.onnx.export(graph, (feats, lens), dynamo=True, dynamic_shapes=dynamic,
-                                        input_names=list(INFERENCE_INPUTS), output_names=list(INFERENCE_OUTPUTS),
-                                        opset_version=opset, verbose=False)
+            program = torch.onnx.export(
+                graph,
+                (feats, lens),
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                input_names=list(INFERENCE_INPUTS),
+                output_names=list(INFERENCE_OUTPUTS),
+                opset_version=opset,
+                verbose=False,
+            )
         except Exception as e:  # the exporter's errors are long; the first line says what failed
             raise SpeechEQError(f"ONNX export failed: {str(e).strip().splitlines()[0][:300]}") from None
     program.model.metadata_props.update(onnx_metadata(package))
@@ -199,8 +222,9 @@ def run_onnx(path: Pathlike, feats: torch.Tensor, lens: torch.Tensor):
     return session.run(None, {"features": feats.numpy(), "feature_lens": lens.numpy()})
 
 
-def compare_with_eager(package: Package, engine: str, path: Pathlike,
-                       lens: Sequence[int] = (313, 97, MIN_EXPORT_FRAMES)) -> Dict[str, float]:
+def compare_with_eager(
+    package: Package, engine: str, path: Pathlike, lens: Sequence[int] = (313, 97, MIN_EXPORT_FRAMES)
+) -> Dict[str, float]:
     """Relative error of each output of an exported engine against eager, at lengths
     and a batch size the export never saw (including the shortest it supports)."""
     feats, lens_t = example_inputs(package.config.num_mel_bins, lens, seed=1)
@@ -210,8 +234,9 @@ def compare_with_eager(package: Package, engine: str, path: Pathlike,
     return {name: relative_error(g, r) for name, g, r in zip(INFERENCE_OUTPUTS, got, ref)}
 
 
-def export_engines(package_path: Pathlike, torchscript: bool = True, onnx: bool = True,
-                   check: bool = True) -> Dict[str, Path]:
+def export_engines(
+    package_path: Pathlike, torchscript: bool = True, onnx: bool = True, check: bool = True
+) -> Dict[str, Path]:
     """Write model.ts.pt / model.onnx next to a package; each is checked against eager first."""
     package = load_package(package_path)
     written = {}
@@ -225,16 +250,29 @@ def export_engines(package_path: Pathlike, torchscript: bool = True, onnx: bool 
             worst = max(errors.values())
             if not worst < TOLERANCE:
                 path.unlink(missing_ok=True)
-                raise SpeechEQError(f"{engine} export differs from the eager model (relative errors {errors}); removed {path}")
+                raise SpeechEQError(
+                    f"{engine} export differs from the eager model (relative errors {errors}); removed {path}"
+                )
             log.info("%s: %s (max relative error vs eager %.1e)", engine, path, worst)
         written[engine] = path
     return written
 
 
-def export(output: Pathlike, *, exp_dir: Optional[Pathlike] = None, epoch: int = 0, avg: int = 1,
-           use_averaged_model: bool = False, checkpoint: str = "", corpora: Optional[Sequence[str]] = None,
-           extractor: str = "fbank", torchscript: bool = False, onnx: bool = False,
-           trim_silence_db: Optional[float] = None, convert: Optional[Pathlike] = None) -> Dict[str, Path]:
+def export(
+    output: Pathlike,
+    *,
+    exp_dir: Optional[Pathlike] = None,
+    epoch: int = 0,
+    avg: int = 1,
+    use_averaged_model: bool = False,
+    checkpoint: str = "",
+    corpora: Optional[Sequence[str]] = None,
+    extractor: str = "fbank",
+    torchscript: bool = False,
+    onnx: bool = False,
+    trim_silence_db: Optional[float] = None,
+    convert: Optional[Pathlike] = None,
+) -> Dict[str, Path]:
     """local/export.py and ``speecheq export``: package an exp dir's weights (when ``exp_dir``
     is given) or copy the package ``convert`` into ``output``'s layout, then optionally add the
     TorchScript / ONNX engines next to the package. An ``output`` without a .pt suffix is a
@@ -251,12 +289,18 @@ def export(output: Pathlike, *, exp_dir: Optional[Pathlike] = None, epoch: int =
         log.info("package: %s (from %s)", output, convert)
         written["package"] = output
     elif exp_dir is not None:
-        package = package_from_exp(exp_dir, epoch, avg, use_averaged_model, checkpoint, corpora, extractor,
-                                   trim_silence_db)
+        package = package_from_exp(
+            exp_dir, epoch, avg, use_averaged_model, checkpoint, corpora, extractor, trim_silence_db
+        )
         save(package, output)
-        log.info("package: %s (weights %s, %d categories, corpora %s, fingerprint %s)", output,
-                 package["source"]["weights"], len(package["categories"]), sorted(package["corpus_categories"]),
-                 package["fingerprint"])
+        log.info(
+            "package: %s (weights %s, %d categories, corpora %s, fingerprint %s)",
+            output,
+            package["source"]["weights"],
+            len(package["categories"]),
+            sorted(package["corpus_categories"]),
+            package["fingerprint"],
+        )
         written["package"] = output
     elif not output.exists():
         raise SpeechEQError(f"model package not found: {output} (give --exp-dir to create it)")

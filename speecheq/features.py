@@ -68,9 +68,11 @@ def cuts_from_manifests(recordings_path: Pathlike, supervisions_path: Pathlike):
 
     recordings = load_manifest_lazy(check_readable_manifest(recordings_path))
     supervisions = load_manifest_lazy(check_readable_manifest(supervisions_path))
-    return CutSet.from_manifests(recordings=recordings.to_eager(), supervisions=supervisions.to_eager()).trim_to_supervisions(
-        keep_overlapping=False
-    ).to_eager()
+    return (
+        CutSet.from_manifests(recordings=recordings.to_eager(), supervisions=supervisions.to_eager())
+        .trim_to_supervisions(keep_overlapping=False)
+        .to_eager()
+    )
 
 
 class ManifestCuts:
@@ -116,7 +118,8 @@ class ManifestCuts:
                 pending = next(supervisions, None)
             if group:
                 yield from CutSet.from_manifests(
-                    recordings=RecordingSet.from_recordings([recording]), supervisions=SupervisionSet.from_segments(group)
+                    recordings=RecordingSet.from_recordings([recording]),
+                    supervisions=SupervisionSet.from_segments(group),
                 ).trim_to_supervisions(keep_overlapping=False)
 
     def __len__(self) -> int:
@@ -139,7 +142,9 @@ def _extract_chunk(cuts, k: int, n: int, extractor, storage_path: str, part_path
 
         set_num_threads(1)  # one process per core: intra-op threads would oversubscribe them
     count = 0
-    compute = null_result_on_audio_loading_error(lambda c, s: c.compute_and_store_features(extractor=extractor, storage=s))
+    compute = null_result_on_audio_loading_error(
+        lambda c, s: c.compute_and_store_features(extractor=extractor, storage=s)
+    )
     mine = (c for i, c in enumerate(cuts) if i % n == k)
     with LilcomChunkyWriter(storage_path) as storage, CutSet.open_writer(part_path) as writer:
         for cut in tqdm(mine, total=len(cuts), desc="Extracting and storing features", disable=not progress):
@@ -155,8 +160,13 @@ def _log_pitch_stats(extractor, where) -> None:
     """The counted skips of an fbank-pitch extractor (its stats are per process: one line per chunk)."""
     stats = getattr(extractor, "stats", None)
     if stats and (stats.get("failed") or stats.get("unvoiced")):
-        log.warning("%s: pitch tracker failed on %d of %d cuts and found no voiced frame in %d (their pitch dims "
-                    "are zeros)", where, stats["failed"], stats["utterances"], stats["unvoiced"])
+        log.warning(
+            "%s: pitch tracker failed on %d of %d cuts and found no voiced frame in %d (their pitch dims are zeros)",
+            where,
+            stats["failed"],
+            stats["utterances"],
+            stats["unvoiced"],
+        )
 
 
 def compute_fbank(
@@ -226,8 +236,10 @@ def compute_fbank(
 
     n = max(nj, 1)
     storage_path.mkdir(parents=True, exist_ok=True)
-    parts = [temporary_path(cuts_path.with_name(f"{cuts_path.name.replace('.jsonl.gz', '')}.part-{k}.jsonl.gz"))
-             for k in range(n)]
+    parts = [
+        temporary_path(cuts_path.with_name(f"{cuts_path.name.replace('.jsonl.gz', '')}.part-{k}.jsonl.gz"))
+        for k in range(n)
+    ]
     own_pool = None
     if executor is None:
         import multiprocessing
@@ -236,12 +248,15 @@ def compute_fbank(
         from speecheq.executors import exit_with_parent
 
         # spawn: a forked child would inherit torch's thread pool in an unknown state
-        executor = own_pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=exit_with_parent, initargs=(os.getpid(),))
+        executor = own_pool = ProcessPoolExecutor(
+            n, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(),)
+        )
     try:
         spec = (extractor, device, num_mel_bins)  # the workers build their own extractor
-        futures = [executor.submit(_extract_chunk, cuts, k, n, spec, str(storage_path / f"feats-{k}"), str(parts[k]))
-                   for k in range(n)]
+        futures = [
+            executor.submit(_extract_chunk, cuts, k, n, spec, str(storage_path / f"feats-{k}"), str(parts[k]))
+            for k in range(n)
+        ]
         counts = [f.result() for f in futures]
         filled = [part for part, count in zip(parts, counts) if count]  # more chunks than cuts: some are empty
         return write_cuts((c for part in filled for c in load_manifest_lazy(part)), cuts_path)
@@ -269,8 +284,9 @@ def load_features(cut):
     except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         where = cut.features.storage_path if cut.has_features else "no features"
-        raise SpeechEQError(f"cannot read the features of cut {cut.id} ({where}): {reason}; "
-                            "re-run the fbank stage with --force") from None
+        raise SpeechEQError(
+            f"cannot read the features of cut {cut.id} ({where}): {reason}; re-run the fbank stage with --force"
+        ) from None
 
 
 def feature_statistics(cuts, max_cuts: Optional[int] = None):
@@ -303,8 +319,9 @@ def feature_statistics(cuts, max_cuts: Optional[int] = None):
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlike, split: str = "all", *,
-                         force: bool = False, **options) -> Optional[Path]:
+def compute_corpus_fbank(
+    corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlike, split: str = "all", *, force: bool = False, **options
+) -> Optional[Path]:
     """The fbank stage for one corpus split: ``<corpus>_cuts_<split>`` + ``<corpus>_feats_<split>``.
 
     Skipped when marked done; otherwise (re)computed and marked done last. Takes the
@@ -313,7 +330,15 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
     """
     import time
 
-    from speecheq.io import changed_input, clear_done, file_fingerprint, folder_lock, is_done, mark_done, remove_stale_temporaries
+    from speecheq.io import (
+        changed_input,
+        clear_done,
+        file_fingerprint,
+        folder_lock,
+        is_done,
+        mark_done,
+        remove_stale_temporaries,
+    )
 
     manifest_dir, fbank_dir = Path(manifest_dir), Path(fbank_dir)
     cuts_path = fbank_dir / f"{corpus}_cuts_{split}.jsonl.gz"
@@ -323,8 +348,10 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
         wanted, done_with = str(options.get("extractor", "fbank")), _done_extractor(cuts_path)
         if done_with != wanted:
             # Skipping would hand the next stages features of another kind than asked for.
-            raise SpeechEQError(f"{fbank_dir} already holds {done_with} features of {corpus}; give {wanted} "
-                                "its own features folder (e.g. data/fbank_pitch) or recompute with --force")
+            raise SpeechEQError(
+                f"{fbank_dir} already holds {done_with} features of {corpus}; give {wanted} "
+                "its own features folder (e.g. data/fbank_pitch) or recompute with --force"
+            )
         changed = changed_input(cuts_path, inputs)
         if not changed:
             log.info("%s: features already computed (%s); skipping", corpus, cuts_path)
@@ -343,8 +370,15 @@ def compute_corpus_fbank(corpus: str, manifest_dir: Pathlike, fbank_dir: Pathlik
             fbank_dir / f"{corpus}_feats_{split}",
             **options,
         )
-        mark_done(cuts_path, {"cuts": n, "seconds": round(time.time() - t0, 1),
-                              **{k: str(v) for k, v in options.items() if k != "executor"}, "inputs": inputs})
+        mark_done(
+            cuts_path,
+            {
+                "cuts": n,
+                "seconds": round(time.time() - t0, 1),
+                **{k: str(v) for k, v in options.items() if k != "executor"},
+                "inputs": inputs,
+            },
+        )
     log.info("%s: %d cuts with features in %.1f s -> %s", corpus, n, time.time() - t0, cuts_path)
     return cuts_path
 
@@ -396,20 +430,32 @@ def trim_silence(cut, threshold_db: float = 30.0, margin: float = TRIM_MARGIN):
 
     feats = load_features(cut)
     shift = cut.features.frame_shift
-    first, last = trim_frames(feats, threshold_db, margin, shift,
-                              num_bins=spectral_dims(cut.features.type, feats.shape[1]))
+    first, last = trim_frames(
+        feats, threshold_db, margin, shift, num_bins=spectral_dims(cut.features.type, feats.shape[1])
+    )
     # The mark travels into the model package, so inference trims as training did.
     custom = {**(cut.custom or {}), TRIM_MARK: float(threshold_db)}
     if first == 0 and last >= feats.shape[0]:
         return fastcopy(cut, custom=custom)
     offset, duration = first * shift, (last - first) * shift
-    trimmed = cut.truncate(offset=offset, duration=min(duration, cut.duration - offset), keep_excessive_supervisions=True)
-    return fastcopy(trimmed, custom=custom,
-                    supervisions=[fastcopy(s, start=0.0, duration=trimmed.duration) for s in trimmed.supervisions])
+    trimmed = cut.truncate(
+        offset=offset, duration=min(duration, cut.duration - offset), keep_excessive_supervisions=True
+    )
+    return fastcopy(
+        trimmed,
+        custom=custom,
+        supervisions=[fastcopy(s, start=0.0, duration=trimmed.duration) for s in trimmed.supervisions],
+    )
 
 
-def trim_frames(feats, threshold_db: float, margin: float = TRIM_MARGIN, frame_shift: float = 0.01,
-                min_frames: int = 1, num_bins: Optional[int] = None) -> tuple:
+def trim_frames(
+    feats,
+    threshold_db: float,
+    margin: float = TRIM_MARGIN,
+    frame_shift: float = 0.01,
+    min_frames: int = 1,
+    num_bins: Optional[int] = None,
+) -> tuple:
     """(first, last) frames to keep of a feature matrix, as ``trim_silence`` keeps them for a cut;
     the whole matrix when trimming is off or would leave fewer than ``min_frames``. ``num_bins``:
     the log-mel columns (:func:`spectral_dims`), all when None."""

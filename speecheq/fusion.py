@@ -58,8 +58,10 @@ def read_predictions(decode_dir: Path) -> Predictions:
     col = {h: i for i, h in enumerate(header)}
     try:
         body = [r for r in rows[1:] if r]
-        truth = np.array([categories.index(r[col["emotion_true"]]) if r[col["emotion_true"]] in categories else -1
-                          for r in body], dtype=np.int64)
+        truth = np.array(
+            [categories.index(r[col["emotion_true"]]) if r[col["emotion_true"]] in categories else -1 for r in body],
+            dtype=np.int64,
+        )
         probs = np.array([[float(r[i]) for i in prob_cols] for r in body], dtype=np.float64).reshape(len(body), -1)
         ids, corpora = [r[col["cut_id"]] for r in body], [r[col["corpus"]] for r in body]
     except (IndexError, KeyError, ValueError) as e:
@@ -77,8 +79,10 @@ def aligned(a: Predictions, b: Predictions) -> Predictions:
         raise SpeechEQError(f"{a.path} and {b.path} have different categories: {a.categories} vs {b.categories}")
     if set(a.cut_ids) != set(b.cut_ids):
         only_a, only_b = sorted(set(a.cut_ids) - set(b.cut_ids)), sorted(set(b.cut_ids) - set(a.cut_ids))
-        raise SpeechEQError(f"{a.path} and {b.path} hold different cuts ({len(only_a)} only in the first, e.g. "
-                            f"{only_a[:2]}; {len(only_b)} only in the second, e.g. {only_b[:2]})")
+        raise SpeechEQError(
+            f"{a.path} and {b.path} hold different cuts ({len(only_a)} only in the first, e.g. "
+            f"{only_a[:2]}; {len(only_b)} only in the second, e.g. {only_b[:2]})"
+        )
     row = {c: i for i, c in enumerate(b.cut_ids)}
     order = [row[c] for c in a.cut_ids]
     if not np.array_equal(a.truth, b.truth[order]):
@@ -101,8 +105,16 @@ def choose_weight(a: Predictions, b: Predictions, weights: Sequence[float] = WEI
     return {"w": best, "dev_UA": table[best], "dev_UA_by_w": {f"{w:.1f}": ua for w, ua in table.items()}}
 
 
-def fuse_fold(a_dev: Path, b_dev: Path, a_test: Path, b_test: Path, out_dir: Path, *,
-              weights: Sequence[float] = WEIGHTS, names: Sequence[str] = ("net", "svm")) -> Path:
+def fuse_fold(
+    a_dev: Path,
+    b_dev: Path,
+    a_test: Path,
+    b_test: Path,
+    out_dir: Path,
+    *,
+    weights: Sequence[float] = WEIGHTS,
+    names: Sequence[str] = ("net", "svm"),
+) -> Path:
     """Choose w on dev, fuse test, write the decode folder; returns its metrics.json."""
     from speecheq.baseline import write_decode_dir
 
@@ -113,24 +125,55 @@ def fuse_fold(a_dev: Path, b_dev: Path, a_test: Path, b_test: Path, out_dir: Pat
     tb = aligned(ta, read_predictions(b_test))
     probs = choice["w"] * ta.probs + (1 - choice["w"]) * tb.probs
     scheme = LabelScheme("fused", tuple(ta.categories))
-    recs = [{"cut_id": c, "corpus": corpus, "emotion_true": int(t), "emotion_pred": int(p.argmax()), "emotion_probs": p,
-             "intensity_true": float("nan"), "intensity_pred": float("nan"), "gender_true": -1, "gender_pred": -1,
-             "gender_prob": float("nan"), "phones_true": None, "phones_pred": []}
-            for c, corpus, t, p in zip(ta.cut_ids, ta.corpora, ta.truth, probs)]
+    recs = [
+        {
+            "cut_id": c,
+            "corpus": corpus,
+            "emotion_true": int(t),
+            "emotion_pred": int(p.argmax()),
+            "emotion_probs": p,
+            "intensity_true": float("nan"),
+            "intensity_pred": float("nan"),
+            "gender_true": -1,
+            "gender_pred": -1,
+            "gender_prob": float("nan"),
+            "phones_true": None,
+            "phones_pred": [],
+        }
+        for c, corpus, t, p in zip(ta.cut_ids, ta.corpora, ta.truth, probs)
+    ]
     set_name = Path(b_test).name.split("-", 1)[0]
     decode_dir = Path(out_dir) / "decode" / f"{set_name}-{TAG}"
-    info = {"w": choice["w"], "formula": f"w * p_{names[0]} + (1 - w) * p_{names[1]}",
-            "chosen_on": str(a_dev), "dev_UA": choice["dev_UA"], "dev_UA_by_w": choice["dev_UA_by_w"],
-            names[0]: {"dev": str(a_dev), "test": str(a_test)}, names[1]: {"dev": str(b_dev), "test": str(b_test)}}
+    info = {
+        "w": choice["w"],
+        "formula": f"w * p_{names[0]} + (1 - w) * p_{names[1]}",
+        "chosen_on": str(a_dev),
+        "dev_UA": choice["dev_UA"],
+        "dev_UA_by_w": choice["dev_UA_by_w"],
+        names[0]: {"dev": str(a_dev), "test": str(a_test)},
+        names[1]: {"dev": str(b_dev), "test": str(b_test)},
+    }
     summary = write_decode_dir(decode_dir, recs, scheme, {"corpus_aware": True, "fusion": info}, set_name)
     write_json_atomic(Path(out_dir) / "fusion.json", {**info, "test_headline": summary["headline"]})
-    log.info("%s: w = %.1f (dev UA %.2f); test UA %.2f", out_dir, choice["w"], choice["dev_UA"],
-             summary["headline"].get("UA", float("nan")))
+    log.info(
+        "%s: w = %.1f (dev UA %.2f); test UA %.2f",
+        out_dir,
+        choice["w"],
+        choice["dev_UA"],
+        summary["headline"].get("UA", float("nan")),
+    )
     return decode_dir / "metrics.json"
 
 
-def fuse_folds(a_pattern: str, b_pattern: str, folds: Sequence[str], out_dir: Path, *,
-               weights: Sequence[float] = WEIGHTS, names: Sequence[str] = ("net", "svm")) -> List[Path]:
+def fuse_folds(
+    a_pattern: str,
+    b_pattern: str,
+    folds: Sequence[str],
+    out_dir: Path,
+    *,
+    weights: Sequence[float] = WEIGHTS,
+    names: Sequence[str] = ("net", "svm"),
+) -> List[Path]:
     """Patterns name a decode folder with {k} (the fold) and {split} (dev or test)."""
     for pattern in (a_pattern, b_pattern):
         for key in ("{k}", "{split}"):
@@ -139,8 +182,20 @@ def fuse_folds(a_pattern: str, b_pattern: str, folds: Sequence[str], out_dir: Pa
     out = []
     for k in folds:
         fold = k if str(k).startswith("fold") or k == "official" else f"fold{k}"
-        paths = {(side, split): Path(p.format(k=k, split=split)) for side, p in (("a", a_pattern), ("b", b_pattern))
-                 for split in ("dev", "test")}
-        out.append(fuse_fold(paths["a", "dev"], paths["b", "dev"], paths["a", "test"], paths["b", "test"],
-                             Path(out_dir) / fold, weights=weights, names=names))
+        paths = {
+            (side, split): Path(p.format(k=k, split=split))
+            for side, p in (("a", a_pattern), ("b", b_pattern))
+            for split in ("dev", "test")
+        }
+        out.append(
+            fuse_fold(
+                paths["a", "dev"],
+                paths["b", "dev"],
+                paths["a", "test"],
+                paths["b", "test"],
+                Path(out_dir) / fold,
+                weights=weights,
+                names=names,
+            )
+        )
     return out

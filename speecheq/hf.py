@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
@@ -57,8 +57,10 @@ def decode_metrics(source: dict) -> Dict[str, dict]:
             summary = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        found[path.parent.name[: -len(tag) - 1]] = {"utterances": summary.get("utterances"),
-                                                      **(summary.get("headline") or {})}
+        found[path.parent.name[: -len(tag) - 1]] = {
+            "utterances": summary.get("utterances"),
+            **(summary.get("headline") or {}),
+        }
     return found
 
 
@@ -173,24 +175,36 @@ def model_card(config: dict) -> str:
         for c in corpora:
             terms = CORPUS_TERMS.get(c, "see the corpus's own distribution terms")
             lines.append(f"- **{c}** ({', '.join(config['corpus_categories'][c])}): {terms}")
-        lines += ["", "A model trained on data under non-commercial or research-only terms may inherit them; "
-                      "check before any other use."]
+        lines += [
+            "",
+            "A model trained on data under non-commercial or research-only terms may inherit them; "
+            "check before any other use.",
+        ]
     else:
         lines.append("- not recorded in the package")
     manifests = _training_manifests(train_args)
     if manifests:
-        lines += ["", "- Training manifests (their names give the split or fold): "
-                  + ", ".join(f"`{Path(m).name}`" for m in manifests)]
+        lines += [
+            "",
+            "- Training manifests (their names give the split or fold): "
+            + ", ".join(f"`{Path(m).name}`" for m in manifests),
+        ]
     if train_args.get("dev_cuts"):
         dev = train_args["dev_cuts"]
-        lines.append("- Development manifests: "
-                     + ", ".join(f"`{Path(str(d)).name}`" for d in (dev if isinstance(dev, list) else [dev])))
+        lines.append(
+            "- Development manifests: "
+            + ", ".join(f"`{Path(str(d)).name}`" for d in (dev if isinstance(dev, list) else [dev]))
+        )
     lines += ["", "## Results", ""]
     metrics = config.get("metrics") or {}
     if metrics:
         keys = sorted({k for m in metrics.values() for k in m if k != "utterances"})
-        lines += ["Decoded by the recipe with these weights (percent; CCC in [-1, 1]):", "",
-                  "| set | utterances | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+        lines += [
+            "Decoded by the recipe with these weights (percent; CCC in [-1, 1]):",
+            "",
+            "| set | utterances | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 2) + "|",
+        ]
         for name, m in metrics.items():
             cells = [f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "-" for k in keys]
             lines.append(f"| {name} | {m.get('utterances', '-')} | " + " | ".join(cells) + " |")

@@ -173,8 +173,13 @@ def collect_sources(inputs: Sequence[Pathlike], sr: int = 16000) -> List[Source]
 # --------------------------------------------------------------------------- #
 
 
-def frame_energy_db(samples: np.ndarray, sr: int, window: float = ENERGY_WINDOW, hop: float = ENERGY_HOP,
-                    smoothing: float = ENERGY_SMOOTHING) -> np.ndarray:
+def frame_energy_db(
+    samples: np.ndarray,
+    sr: int,
+    window: float = ENERGY_WINDOW,
+    hop: float = ENERGY_HOP,
+    smoothing: float = ENERGY_SMOOTHING,
+) -> np.ndarray:
     """Smoothed frame RMS in dB, one value per ``hop`` (frame i centred at i * hop)."""
     win, step = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
     n = max(1, 1 + (len(samples) - 1) // step)
@@ -208,7 +213,7 @@ def split_at_pauses(samples: np.ndarray, sr: int, max_segment: float) -> List[Tu
         if hi <= lo:
             hi = start + int(max_segment * sr)
         f_lo, f_hi = -(-lo // hop), hi // hop  # frames whose centre lies in [lo, hi]
-        cut = (f_lo + int(np.argmin(energy[f_lo:f_hi + 1]))) * hop if f_hi >= f_lo else hi
+        cut = (f_lo + int(np.argmin(energy[f_lo : f_hi + 1]))) * hop if f_hi >= f_lo else hi
         cut = min(max(cut, lo), hi)
         bounds.append((start, cut))
         start = cut
@@ -231,8 +236,9 @@ class Engine:
         if lens.numel() and int(lens.min()) < MIN_INPUT_FRAMES:
             # Caught here, for every engine: ONNX would fail deep inside a Conv node, or give NaN once padded.
             n = int(lens.min())
-            raise SpeechEQError(f"an input of {n} feature frames is shorter than the model's minimum of "
-                                f"{MIN_INPUT_FRAMES} frames")
+            raise SpeechEQError(
+                f"an input of {n} feature frames is shorter than the model's minimum of {MIN_INPUT_FRAMES} frames"
+            )
         if feats.shape[1] < self.min_frames:
             # Padding never changes a result (docs/model.md), so a short batch is padded up to what the graph takes.
             feats = torch.nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
@@ -257,8 +263,10 @@ class EagerEngine(Engine):
 
 def _check_fingerprint(path: Path, found: Optional[str], package: Package) -> None:
     if found != package.fingerprint:
-        raise SpeechEQError(f"{path} was exported from other weights (fingerprint {found}, package "
-                            f"{package.fingerprint}); re-export: local/export.py --package {package.path} --torchscript --onnx")
+        raise SpeechEQError(
+            f"{path} was exported from other weights (fingerprint {found}, package "
+            f"{package.fingerprint}); re-export: local/export.py --package {package.path} --torchscript --onnx"
+        )
 
 
 class TorchScriptEngine(Engine):
@@ -270,9 +278,13 @@ class TorchScriptEngine(Engine):
 
         if torch.device(device).type != "cpu":
             # A trace records the device of the tensors it creates (masks, positions): it runs where it was traced.
-            raise SpeechEQError("the TorchScript engine runs on CPU (it was traced there); use --engine eager or onnx on GPU")
+            raise SpeechEQError(
+                "the TorchScript engine runs on CPU (it was traced there); use --engine eager or onnx on GPU"
+            )
         if not path.is_file():
-            raise SpeechEQError(f"{path} not found; write it with local/export.py --package {package.path} --torchscript")
+            raise SpeechEQError(
+                f"{path} not found; write it with local/export.py --package {package.path} --torchscript"
+            )
         extra = {"speecheq.json": ""}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -323,8 +335,10 @@ class OnnxEngine(Engine):
         try:
             out = self.session.run(list(INFERENCE_OUTPUTS), {"features": feats.numpy(), "feature_lens": lens.numpy()})
         except Exception as e:  # onnxruntime's messages name graph nodes; the first line is enough
-            raise SpeechEQError(f"onnxruntime failed on a batch of shape {tuple(feats.shape)}: "
-                                f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}") from None
+            raise SpeechEQError(
+                f"onnxruntime failed on a batch of shape {tuple(feats.shape)}: "
+                f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}"
+            ) from None
         return [torch.from_numpy(o) for o in out]
 
 
@@ -380,9 +394,18 @@ class InferStats:
 class Inferencer:
     """Turns sources into records with one package and engine (usable from Python)."""
 
-    def __init__(self, package: Package, engine: Engine, *, device="cpu", max_duration: float = 200.0,
-                 max_segment: float = 30.0, align: bool = False, corpus: Optional[str] = None,
-                 trim_silence_db: Optional[float] = None):
+    def __init__(
+        self,
+        package: Package,
+        engine: Engine,
+        *,
+        device="cpu",
+        max_duration: float = 200.0,
+        max_segment: float = 30.0,
+        align: bool = False,
+        corpus: Optional[str] = None,
+        trim_silence_db: Optional[float] = None,
+    ):
         if max_duration <= 0:
             raise SpeechEQError("--max-duration must be positive")
         if 0 < max_segment < MIN_MAX_SEGMENT:
@@ -406,7 +429,9 @@ class Inferencer:
                 raise SpeechEQError(f"corpus {corpus!r} has none of this model's categories {self.categories}")
         self.phones = package.tokens is not None and package.has_task("ctc")
         if align and not self.phones:
-            raise SpeechEQError("--align needs a model trained with the ctc task and a token table; this package has none")
+            raise SpeechEQError(
+                "--align needs a model trained with the ctc task and a token table; this package has none"
+            )
         self.align = align
         self.stats = InferStats()
 
@@ -425,14 +450,24 @@ class Inferencer:
         for start, end in split_at_pauses(samples, self.sr, self.max_segment):
             feats = self.extractor.extract(samples[start:end], self.sr)
             if feats.shape[0] < MIN_INPUT_FRAMES:  # only possible for a pathological segment
-                item.error = f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
+                item.error = (
+                    f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
+                )
                 return item
             shift = self.feature_shift
-            first, last = trim_frames(feats, self.trim_silence_db, frame_shift=shift, min_frames=MIN_INPUT_FRAMES,
-                                      num_bins=spectral_dims(self.extractor.name, feats.shape[1]))
+            first, last = trim_frames(
+                feats,
+                self.trim_silence_db,
+                frame_shift=shift,
+                min_frames=MIN_INPUT_FRAMES,
+                num_bins=spectral_dims(self.extractor.name, feats.shape[1]),
+            )
             t0 = start / self.sr + first * shift
-            item.units.append(_Unit(t0, min(end / self.sr, t0 + (last - first) * shift),
-                                    np.asarray(feats[first:last], dtype=np.float32)))
+            item.units.append(
+                _Unit(
+                    t0, min(end / self.sr, t0 + (last - first) * shift), np.asarray(feats[first:last], dtype=np.float32)
+                )
+            )
         if self.package.speaker_cmvn:
             # Trained on per-speaker normalised fbank: the only speaker statistics at hand are the file's own.
             frames = np.concatenate([u.feats for u in item.units]).astype(np.float64)
@@ -465,10 +500,17 @@ class Inferencer:
                 feats[i, : u.feats.shape[0]] = torch.from_numpy(u.feats)
             emo, intensity, gender, ctc, enc_lens = self.engine(feats, lens)
             hyps = greedy_ctc(ctc, enc_lens) if self.phones else [None] * len(batch)
-            alignments = self._align(ctc, enc_lens, hyps, [u.start for u in batch]) if self.align else [None] * len(batch)
+            alignments = (
+                self._align(ctc, enc_lens, hyps, [u.start for u in batch]) if self.align else [None] * len(batch)
+            )
             for i, u in enumerate(batch):
-                u.out = {"probs": emo[i].numpy().astype(np.float64), "intensity": float(intensity[i]),
-                         "gender": gender[i].numpy().astype(np.float64), "phones": hyps[i], "alignment": alignments[i]}
+                u.out = {
+                    "probs": emo[i].numpy().astype(np.float64),
+                    "intensity": float(intensity[i]),
+                    "gender": gender[i].numpy().astype(np.float64),
+                    "phones": hyps[i],
+                    "alignment": alignments[i],
+                }
             self.stats.model_seconds += time.perf_counter() - t0
 
     def _align(self, log_probs: torch.Tensor, enc_lens: torch.Tensor, hyps, offsets) -> List[Optional[list]]:
@@ -482,9 +524,14 @@ class Inferencer:
         out = []
         for sp, offset in zip(spans, offsets):
             items = spans_to_alignment_items(sp, self.package.tokens, self.package.frame_shift, offset) if sp else sp
-            out.append(None if items is None else [
-                {"phone": a.symbol, "start": a.start, "end": round(a.start + a.duration, 4), "score": a.score}
-                for a in items])
+            out.append(
+                None
+                if items is None
+                else [
+                    {"phone": a.symbol, "start": a.start, "end": round(a.start + a.duration, 4), "score": a.score}
+                    for a in items
+                ]
+            )
         return out
 
     # -------------------------------------------------------------- records
@@ -498,8 +545,9 @@ class Inferencer:
             if self.mask is not None:
                 rec["corpus"] = self.corpus
                 # Renormalised over the corpus's categories: the same as a softmax restricted to them.
-                rec["corpus_probabilities"] = {c: round(float(p / decision.sum()), 4)
-                                               for c, p, m in zip(self.categories, probs, self.mask) if m}
+                rec["corpus_probabilities"] = {
+                    c: round(float(p / decision.sum()), 4) for c, p, m in zip(self.categories, probs, self.mask) if m
+                }
         else:
             rec.update(category=None, probabilities=None)
         rec["intensity"] = round(float(intensity), 4) if pkg.has_task("intensity") else None
@@ -568,7 +616,9 @@ class Inferencer:
                 chunk.append(item)
                 chunk_seconds += item.duration
                 bar.update(1)
-                bar.set_postfix(audio=f"{self.stats.audio_seconds / 60:.1f}min", failed=self.stats.failed, refresh=False)
+                bar.set_postfix(
+                    audio=f"{self.stats.audio_seconds / 60:.1f}min", failed=self.stats.failed, refresh=False
+                )
                 if chunk_seconds >= CHUNK_BATCHES * self.max_duration or len(chunk) >= CHUNK_MAX_FILES:
                     yield from flush()
                     chunk_seconds = 0.0
@@ -584,8 +634,23 @@ class Inferencer:
 
 
 def tsv_header(categories: Sequence[str]) -> List[str]:
-    return ["path", "id", "segment", "start", "end", "duration", "category", *[f"p_{c}" for c in categories],
-            "intensity", "gender", "gender_prob", "phones", "alignment", "warnings", "error"]
+    return [
+        "path",
+        "id",
+        "segment",
+        "start",
+        "end",
+        "duration",
+        "category",
+        *[f"p_{c}" for c in categories],
+        "intensity",
+        "gender",
+        "gender_prob",
+        "phones",
+        "alignment",
+        "warnings",
+        "error",
+    ]
 
 
 def tsv_row(rec: dict, categories: Sequence[str]) -> str:
@@ -596,13 +661,26 @@ def tsv_row(rec: dict, categories: Sequence[str]) -> str:
 
     probs = rec.get("probabilities") or {}
     ali = rec.get("alignment")
-    return "\t".join(cell(v) for v in [
-        rec["path"], rec.get("id"), "all" if rec.get("summary") else rec.get("segment"), rec.get("start"),
-        rec.get("end"), rec.get("duration"), rec.get("category"), *[probs.get(c) for c in categories],
-        rec.get("intensity"), rec.get("gender"), rec.get("gender_probability"), rec.get("phones"),
-        " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None,
-        "; ".join(rec["warnings"]) if rec.get("warnings") else None, rec.get("error"),
-    ])
+    return "\t".join(
+        cell(v)
+        for v in [
+            rec["path"],
+            rec.get("id"),
+            "all" if rec.get("summary") else rec.get("segment"),
+            rec.get("start"),
+            rec.get("end"),
+            rec.get("duration"),
+            rec.get("category"),
+            *[probs.get(c) for c in categories],
+            rec.get("intensity"),
+            rec.get("gender"),
+            rec.get("gender_probability"),
+            rec.get("phones"),
+            " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None,
+            "; ".join(rec["warnings"]) if rec.get("warnings") else None,
+            rec.get("error"),
+        ]
+    )
 
 
 def output_format(output: Optional[Pathlike], fmt: Optional[str]) -> str:
@@ -622,25 +700,46 @@ def write_records(records: Iterable[dict], stream: TextIO, fmt: str, categories:
             stream.flush()
 
 
-def infer(inputs: Sequence[Pathlike], model: Pathlike, *, output: Optional[Pathlike] = None, fmt: Optional[str] = None,
-          device: str = "cpu", engine: str = "eager", max_duration: float = 200.0, max_segment: float = 30.0,
-          align: bool = False, corpus: Optional[str] = None, num_threads: int = 0, progress: bool = True,
-          trim_silence_db: Optional[float] = None) -> InferStats:
+def infer(
+    inputs: Sequence[Pathlike],
+    model: Pathlike,
+    *,
+    output: Optional[Pathlike] = None,
+    fmt: Optional[str] = None,
+    device: str = "cpu",
+    engine: str = "eager",
+    max_duration: float = 200.0,
+    max_segment: float = 30.0,
+    align: bool = False,
+    corpus: Optional[str] = None,
+    num_threads: int = 0,
+    progress: bool = True,
+    trim_silence_db: Optional[float] = None,
+) -> InferStats:
     """``speecheq infer``: write records for every input to ``output`` (stdout when None)."""
     fmt = output_format(output, fmt)
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise SpeechEQError("--device cuda: no CUDA device is available")
     set_num_threads(num_threads)
     package = load_package(model, device)
-    runner = Inferencer(package, make_engine(package, engine, device, num_threads), device=device,
-                        max_duration=max_duration, max_segment=max_segment, align=align, corpus=corpus,
-                        trim_silence_db=trim_silence_db)
+    runner = Inferencer(
+        package,
+        make_engine(package, engine, device, num_threads),
+        device=device,
+        max_duration=max_duration,
+        max_segment=max_segment,
+        align=align,
+        corpus=corpus,
+        trim_silence_db=trim_silence_db,
+    )
     sources = collect_sources(inputs, package.sampling_rate)
     if not sources:
         raise SpeechEQError(f"no audio found in {', '.join(map(str, inputs))}")
     if runner.trim_silence_db > 0:
-        log.info("trimming leading and trailing silence (%.0f dB below each segment's peak), as in training",
-                 runner.trim_silence_db)
+        log.info(
+            "trimming leading and trailing silence (%.0f dB below each segment's peak), as in training",
+            runner.trim_silence_db,
+        )
     if package.speaker_cmvn:
         log.info("this model was trained with per-speaker CMVN: each file is normalised by its own statistics")
     records = runner.run(sources, progress=progress, total=len(sources))
@@ -650,6 +749,15 @@ def infer(inputs: Sequence[Pathlike], model: Pathlike, *, output: Optional[Pathl
         with atomic_output(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
             write_records(records, f, fmt, package.categories)
     s = runner.stats
-    log.info("%d files (%d failed), %.1f s of audio in %.1f s (RTF %.4f; read %.1f s, fbank %.1f s, model %.1f s)",
-             s.files, s.failed, s.audio_seconds, s.seconds, s.rtf, s.read_seconds, s.feature_seconds, s.model_seconds)
+    log.info(
+        "%d files (%d failed), %.1f s of audio in %.1f s (RTF %.4f; read %.1f s, fbank %.1f s, model %.1f s)",
+        s.files,
+        s.failed,
+        s.audio_seconds,
+        s.seconds,
+        s.rtf,
+        s.read_seconds,
+        s.feature_seconds,
+        s.model_seconds,
+    )
     return s

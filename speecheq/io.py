@@ -120,7 +120,9 @@ def folder_fingerprint(path: Pathlike) -> str:
             p = Path(folder) / name
             with contextlib.suppress(OSError):  # a broken link or unreadable file: the stage counts it
                 st = p.stat()
-                digest.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+                digest.update(
+                    f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+                )
                 n += 1
     return f"{n} files, listing sha1 {digest.hexdigest()[:12]}"
 
@@ -142,8 +144,11 @@ def changed_input(path: Pathlike, inputs: dict) -> Optional[str]:
     if not isinstance(recorded, dict):
         if str(path) not in _warned_unknown_inputs:
             _warned_unknown_inputs.add(str(path))
-            log.warning("%s records no inputs (marked done by an older version): its inputs are unknown and "
-                        "not checked; re-run with --force if they changed", done_marker(path))
+            log.warning(
+                "%s records no inputs (marked done by an older version): its inputs are unknown and "
+                "not checked; re-run with --force if they changed",
+                done_marker(path),
+            )
         return None
     for name in [*inputs, *(k for k in recorded if k not in inputs)]:
         if recorded.get(name) != inputs.get(name):
@@ -187,8 +192,7 @@ def folder_lock(folder: Pathlike, what: str = "stage") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SpeechEQError(
-                f"another {what} is running on {folder} (could not take lock {lock_path}); "
-                "wait for it or stop it first"
+                f"another {what} is running on {folder} (could not take lock {lock_path}); wait for it or stop it first"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -208,7 +212,9 @@ def check_readable_manifest(path: Pathlike) -> Path:
                 while f.read(1 << 20):
                     pass
         except (EOFError, OSError, gzip.BadGzipFile) as e:
-            raise SpeechEQError(f"manifest {path} is corrupt or truncated ({e}); re-run the stage that writes it with --force") from None
+            raise SpeechEQError(
+                f"manifest {path} is corrupt or truncated ({e}); re-run the stage that writes it with --force"
+            ) from None
     return path
 
 

@@ -51,26 +51,58 @@ NEUTRAL = "neutral"
 # raw label -> unified category (None: a known label that is not an emotion).
 EMOTION_MAPS: Dict[str, Dict[str, Optional[str]]] = {
     "ravdess": {
-        "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
-        "05": "angry", "06": "fear", "07": "disgust", "08": "surprise",
+        "01": "neutral",
+        "02": "calm",
+        "03": "happy",
+        "04": "sad",
+        "05": "angry",
+        "06": "fear",
+        "07": "disgust",
+        "08": "surprise",
     },
     "synth": {e: e for e in ("neutral", "happy", "sad", "angry", "fear", "surprise")},
     "casia": {e: e for e in ("angry", "fear", "happy", "neutral", "sad", "surprise")},
     "esd": {
-        "Neutral": "neutral", "Angry": "angry", "Happy": "happy", "Sad": "sad", "Surprise": "surprise",
-        "中立": "neutral", "生气": "angry", "快乐": "happy", "伤心": "sad", "惊喜": "surprise",
+        "Neutral": "neutral",
+        "Angry": "angry",
+        "Happy": "happy",
+        "Sad": "sad",
+        "Surprise": "surprise",
+        "中立": "neutral",
+        "生气": "angry",
+        "快乐": "happy",
+        "伤心": "sad",
+        "惊喜": "surprise",
     },
     "iemocap": {
-        "neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad",
-        "fru": "frustration", "sur": "surprise", "fea": "fear", "dis": "disgust",
-        "oth": None, "xxx": None,
+        "neu": "neutral",
+        "hap": "happy",
+        "exc": "happy",
+        "ang": "angry",
+        "sad": "sad",
+        "fru": "frustration",
+        "sur": "surprise",
+        "fea": "fear",
+        "dis": "disgust",
+        "oth": None,
+        "xxx": None,
     },
     "emodb": {
-        "W": "angry", "L": "boredom", "E": "disgust", "A": "fear",
-        "F": "happy", "T": "sad", "N": "neutral",
+        "W": "angry",
+        "L": "boredom",
+        "E": "disgust",
+        "A": "fear",
+        "F": "happy",
+        "T": "sad",
+        "N": "neutral",
     },
     "cremad": {
-        "ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad",
+        "ANG": "angry",
+        "DIS": "disgust",
+        "FEA": "fear",
+        "HAP": "happy",
+        "NEU": "neutral",
+        "SAD": "sad",
     },
 }
 
@@ -177,4 +209,3 @@ def count_by_category(emotions: Iterable[Optional[str]], scheme: LabelScheme) ->
         else:
             counts[e] += 1  # type: ignore[index]
     return {**counts, **{f"excluded:{k}": v for k, v in sorted(excluded.items())}}
-

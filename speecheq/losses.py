@@ -37,8 +37,7 @@ def concordance_correlation(pred: torch.Tensor, target: torch.Tensor) -> torch.T
     pred_mean, target_mean = pred.mean(), target.mean()
     pred_centred, target_centred = pred - pred_mean, target - target_mean
     covariance = (pred_centred * target_centred).mean()
-    denominator = (pred_centred.square().mean() + target_centred.square().mean()
-                   + (pred_mean - target_mean).square())
+    denominator = pred_centred.square().mean() + target_centred.square().mean() + (pred_mean - target_mean).square()
     return 2.0 * covariance / (denominator + _CCC_EPS)
 
 
@@ -121,8 +120,9 @@ class MultitaskLoss:
             stats[task] = {"loss": float(loss_sum.detach()), "count": count, **extra}
         return total, stats
 
-    def _classification(self, logits: torch.Tensor, targets: torch.Tensor, task: str,
-                        class_weights: torch.Tensor | None):
+    def _classification(
+        self, logits: torch.Tensor, targets: torch.Tensor, task: str, class_weights: torch.Tensor | None
+    ):
         targets = targets.to(logits.device).long()
         num_classes = logits.shape[-1]
         if targets.numel() and (targets.min() < MISSING_CLASS or targets.max() >= num_classes):
@@ -132,13 +132,12 @@ class MultitaskLoss:
             )
         if class_weights is not None:
             if class_weights.numel() != num_classes:
-                raise ValueError(
-                    f"{class_weights.numel()} class weights for {num_classes} {task} classes"
-                )
+                raise ValueError(f"{class_weights.numel()} class weights for {num_classes} {task} classes")
             class_weights = class_weights.to(device=logits.device, dtype=logits.dtype)
         # Ignored (missing) utterances get a loss of exactly 0 and no gradient.
-        per_utterance = F.cross_entropy(logits, targets, weight=class_weights,
-                                        ignore_index=MISSING_CLASS, reduction="none")
+        per_utterance = F.cross_entropy(
+            logits, targets, weight=class_weights, ignore_index=MISSING_CLASS, reduction="none"
+        )
         count = int((targets != MISSING_CLASS).sum())
         return per_utterance.sum(), count, {}
 

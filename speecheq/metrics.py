@@ -130,7 +130,7 @@ def pearson(true, pred) -> float:
     if true.size < 2:
         return NAN
     true_centred, pred_centred = true - true.mean(), pred - pred.mean()
-    denominator = np.sqrt(np.sum(true_centred ** 2) * np.sum(pred_centred ** 2))
+    denominator = np.sqrt(np.sum(true_centred**2) * np.sum(pred_centred**2))
     if denominator == 0:
         return NAN
     return float(np.sum(true_centred * pred_centred) / denominator)
@@ -201,8 +201,7 @@ def regression_report(true, pred) -> dict:
     true, pred = _paired_values(true, pred)
     scored = np.isfinite(true) & np.isfinite(pred)
     true, pred = true[scored], pred[scored]
-    return {"MAE": mae(true, pred), "Pearson": pearson(true, pred), "CCC": ccc(true, pred),
-            "count": int(scored.sum())}
+    return {"MAE": mae(true, pred), "Pearson": pearson(true, pred), "CCC": ccc(true, pred), "count": int(scored.sum())}
 
 
 def mean_std(values) -> tuple[float, float]:

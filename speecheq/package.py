@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from speecheq import __version__
+
 # fingerprint is re-exported: export.py and the engines know it from here.
 from speecheq.checkpoint import check_fingerprint, fingerprint, load_model_state, resolve_model_weights, weights_epoch
 from speecheq.errors import SpeechEQError
@@ -37,8 +38,9 @@ SAMPLING_RATE = 16000
 TASKS = ("emotion", "intensity", "ctc", "gender")
 
 
-def load_model(exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False, checkpoint: str = "",
-               device="cpu"):
+def load_model(
+    exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False, checkpoint: str = "", device="cpu"
+):
     """Build the model from the configuration stored in its checkpoint; returns (model, meta, tag)."""
     meta, weights, tag = resolve_model_weights(exp_dir, epoch or None, avg, use_averaged_model, checkpoint or None)
     try:
@@ -63,8 +65,13 @@ def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -
     "fbank-pitch", "lhotse" holds the extractor's full ``to_dict()`` (with its
     ``feature_type``), from which :meth:`Package.make_extractor` rebuilds the same extractor.
     """
-    cfg = {"extractor": extractor, "num_mel_bins": num_mel_bins, "frame_length": 0.025, "frame_shift": 0.01,
-           "sampling_rate": SAMPLING_RATE}
+    cfg = {
+        "extractor": extractor,
+        "num_mel_bins": num_mel_bins,
+        "frame_length": 0.025,
+        "frame_shift": 0.01,
+        "sampling_rate": SAMPLING_RATE,
+    }
     if extractor in ("fbank", "fbank-pitch"):
         from speecheq.features import make_extractor, spectral_dims
 
@@ -72,8 +79,11 @@ def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -
         lhotse_cfg.pop("device", None)  # a run-time choice of the reader
         cfg["lhotse"] = lhotse_cfg
         fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
-        cfg.update(frame_length=fbank["frame_length"], frame_shift=fbank["frame_shift"],
-                   sampling_rate=int(fbank["sampling_rate"]))
+        cfg.update(
+            frame_length=fbank["frame_length"],
+            frame_shift=fbank["frame_shift"],
+            sampling_rate=int(fbank["sampling_rate"]),
+        )
     return cfg
 
 
@@ -114,7 +124,7 @@ def reachable_train_manifests(train_args: Optional[dict], exp_dir: Path) -> List
     rel_exp = Path(str((train_args or {}).get("exp_dir", "")))
     if rel_exp.parts and not rel_exp.is_absolute():
         resolved = Path(exp_dir).resolve()
-        if resolved.parts[-len(rel_exp.parts):] == rel_exp.parts:
+        if resolved.parts[-len(rel_exp.parts) :] == rel_exp.parts:
             roots.insert(0, resolved.parents[len(rel_exp.parts) - 1])
     found = []
     for p in paths:
@@ -160,8 +170,9 @@ def observed_corpora(train_args: Optional[dict], exp_dir: Path) -> Dict[str, Lis
     return {c: sorted(e for e in emotions if e) for c, emotions in seen.items()}
 
 
-def corpus_categories(categories: Sequence[str], corpora: Sequence[str],
-                      observed: Optional[Dict[str, Sequence[str]]] = None) -> Dict[str, List[str]]:
+def corpus_categories(
+    categories: Sequence[str], corpora: Sequence[str], observed: Optional[Dict[str, Sequence[str]]] = None
+) -> Dict[str, List[str]]:
     """corpus -> the categories of this preset it can produce: speecheq.labels' table at export
     time, else the emotions its training data actually had."""
     scheme = LabelScheme("custom", tuple(categories))
@@ -190,11 +201,20 @@ def _plain(value):
     return str(value)
 
 
-def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label_preset: str = "custom",
-                       tokens: Optional[Sequence[str]] = None, tasks: Optional[Dict[str, float]] = None,
-                       corpora: Sequence[str] = (), observed: Optional[Dict[str, Sequence[str]]] = None,
-                       speaker_cmvn: bool = False, extractor: str = "fbank", source: Optional[dict] = None,
-                       trim_silence_db: float = 0.0) -> dict:
+def package_from_model(
+    model: SpeechEQModel,
+    *,
+    categories: Sequence[str],
+    label_preset: str = "custom",
+    tokens: Optional[Sequence[str]] = None,
+    tasks: Optional[Dict[str, float]] = None,
+    corpora: Sequence[str] = (),
+    observed: Optional[Dict[str, Sequence[str]]] = None,
+    speaker_cmvn: bool = False,
+    extractor: str = "fbank",
+    source: Optional[dict] = None,
+    trim_silence_db: float = 0.0,
+) -> dict:
     """The package dict for a model in memory (trained or not: the benchmark packages an untrained one)."""
     config = model.config
     if len(categories) != config.num_emotions:
@@ -225,9 +245,16 @@ def package_from_model(model: SpeechEQModel, *, categories: Sequence[str], label
     }
 
 
-def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False,
-                     checkpoint: str = "", corpora: Optional[Sequence[str]] = None, extractor: str = "fbank",
-                     trim_silence_db: Optional[float] = None) -> dict:
+def package_from_exp(
+    exp_dir: Pathlike,
+    epoch: int = 0,
+    avg: int = 1,
+    use_averaged_model: bool = False,
+    checkpoint: str = "",
+    corpora: Optional[Sequence[str]] = None,
+    extractor: str = "fbank",
+    trim_silence_db: Optional[float] = None,
+) -> dict:
     """The package dict of a recipe's trained model (weights as decode.py would use them).
 
     ``trim_silence_db`` None: the threshold the training cuts were trimmed with, if any.
@@ -241,20 +268,35 @@ def package_from_exp(exp_dir: Pathlike, epoch: int = 0, avg: int = 1, use_averag
     if corpora is None:
         corpora = list(observed) or corpora_from_train_args(meta.get("train_args"))
         if not corpora:
-            log.warning("no corpus names in the training manifests' names; the package has no corpus-aware decision "
-                        "(give --corpora)")
+            log.warning(
+                "no corpus names in the training manifests' names; the package has no corpus-aware decision "
+                "(give --corpora)"
+            )
     trained = training_extractor(meta.get("train_args"), exp_dir)
     if trained is not None and trained != extractor and "fbank-pitch" in (trained, extractor):
         # fbank and fbank-pitch differ in dimension: inference must rebuild what the model was trained on.
         log.warning("the training cuts have %s features; the package records %s (not %s)", trained, trained, extractor)
         extractor = trained
     return package_from_model(
-        model, categories=meta["categories"], label_preset=meta["label_preset"], tokens=meta.get("tokens"),
-        tasks=meta.get("tasks"), corpora=corpora, observed=observed, speaker_cmvn=bool(meta.get("speaker_cmvn")),
+        model,
+        categories=meta["categories"],
+        label_preset=meta["label_preset"],
+        tokens=meta.get("tokens"),
+        tasks=meta.get("tasks"),
+        corpora=corpora,
+        observed=observed,
+        speaker_cmvn=bool(meta.get("speaker_cmvn")),
         extractor=extractor,
-        trim_silence_db=training_trim_db(meta.get("train_args"), exp_dir) if trim_silence_db is None else trim_silence_db,
-        source={"exp_dir": str(exp_dir.resolve()), "weights": tag, "epoch": weights_epoch(meta),
-                "checkpoint_version": meta.get("version"), "train_args": meta.get("train_args")},
+        trim_silence_db=training_trim_db(meta.get("train_args"), exp_dir)
+        if trim_silence_db is None
+        else trim_silence_db,
+        source={
+            "exp_dir": str(exp_dir.resolve()),
+            "weights": tag,
+            "epoch": weights_epoch(meta),
+            "checkpoint_version": meta.get("version"),
+            "train_args": meta.get("train_args"),
+        },
     )
 
 
@@ -331,8 +373,10 @@ class Package:
             try:
                 extractor = FeatureExtractor.from_dict({**stored, "device": str(device)})
             except (KeyError, TypeError, ValueError, SpeechEQError) as e:
-                raise SpeechEQError(f"{self.path}: the package's feature config ({stored.get('feature_type')}) "
-                                    f"cannot be rebuilt ({type(e).__name__}: {e}); upgrade speecheq") from None
+                raise SpeechEQError(
+                    f"{self.path}: the package's feature config ({stored.get('feature_type')}) "
+                    f"cannot be rebuilt ({type(e).__name__}: {e}); upgrade speecheq"
+                ) from None
         else:  # packages written before the full extractor config was recorded
             extractor = make_extractor(cfg.get("extractor", "fbank"), str(device), int(cfg["num_mel_bins"]))
             if stored and cfg.get("extractor", "fbank") == "fbank":
@@ -343,8 +387,10 @@ class Package:
                     extractor = Fbank(FbankConfig.from_dict({**stored, "device": str(device)}))
         dim = extractor.feature_dim(self.sampling_rate)
         if dim != self.config.num_mel_bins:
-            raise SpeechEQError(f"{self.path}: the package's front-end gives {dim} features per frame, "
-                                f"the model takes {self.config.num_mel_bins}")
+            raise SpeechEQError(
+                f"{self.path}: the package's front-end gives {dim} features per frame, "
+                f"the model takes {self.config.num_mel_bins}"
+            )
         return extractor
 
 
@@ -364,8 +410,10 @@ def _read_package_file(path: Path) -> dict:
         raise SpeechEQError(f"{path} is not a SpeechEQ package (no format marker {PACKAGE_FORMAT!r}){hint}")
     version = obj.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise SpeechEQError(f"{path}: package format version {version!r} is newer than this speecheq reads "
-                            f"({FORMAT_VERSION}); upgrade speecheq")
+        raise SpeechEQError(
+            f"{path}: package format version {version!r} is newer than this speecheq reads "
+            f"({FORMAT_VERSION}); upgrade speecheq"
+        )
     return obj
 
 
@@ -398,8 +446,10 @@ def load_package(path: Pathlike, device="cpu") -> Package:
     if len(categories) != config.num_emotions:
         raise SpeechEQError(f"{path}: {len(categories)} categories for {config.num_emotions} emotion outputs")
     if int(feature_cfg.get("num_mel_bins", -1)) != config.num_mel_bins:
-        raise SpeechEQError(f"{path}: feature config has {feature_cfg.get('num_mel_bins')} mel bins, "
-                            f"the model takes {config.num_mel_bins}")
+        raise SpeechEQError(
+            f"{path}: feature config has {feature_cfg.get('num_mel_bins')} mel bins, "
+            f"the model takes {config.num_mel_bins}"
+        )
     if not isinstance(state, dict):
         raise SpeechEQError(f"{path}: package is incomplete or inconsistent (model_state is a {type(state).__name__})")
     check_fingerprint(path, "model", obj.get("fingerprint"), state)

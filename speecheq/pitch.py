@@ -52,8 +52,15 @@ def default_fbank_config(num_mel_bins: int = 80) -> Dict[str, Any]:
     return cfg
 
 
-def track_pitch(samples: np.ndarray, sampling_rate: int, frame_shift: float = 0.01, f0_min: float = F0_MIN,
-                f0_max: float = F0_MAX, num_frames: Optional[int] = None, method: str = "ac") -> Tuple[np.ndarray, np.ndarray]:
+def track_pitch(
+    samples: np.ndarray,
+    sampling_rate: int,
+    frame_shift: float = 0.01,
+    f0_min: float = F0_MIN,
+    f0_max: float = F0_MAX,
+    num_frames: Optional[int] = None,
+    method: str = "ac",
+) -> Tuple[np.ndarray, np.ndarray]:
     """Raw F0 in Hz (0: unvoiced) and voicing strength in [0, 1], one value per frame.
 
     Frame ``i`` is centred at ``(i + 0.5) * frame_shift``, where lhotse's Fbank (no
@@ -100,12 +107,18 @@ def deltas(x: np.ndarray, window: int = DELTA_WINDOW) -> np.ndarray:
         return np.zeros_like(x)
     padded = np.pad(x, (window, window), mode="edge")
     n = len(x)
-    out = sum(k * (padded[window + k:window + k + n] - padded[window - k:window - k + n]) for k in range(1, window + 1))
+    out = sum(
+        k * (padded[window + k : window + k + n] - padded[window - k : window - k + n]) for k in range(1, window + 1)
+    )
     return out / (2 * sum(k * k for k in range(1, window + 1)))
 
 
-def pitch_stream(f0: np.ndarray, voicing: np.ndarray, window: int = DELTA_WINDOW,
-                 scales=(PITCH_SCALE, POV_SCALE, DELTA_PITCH_SCALE, DELTA_POV_SCALE)) -> np.ndarray:
+def pitch_stream(
+    f0: np.ndarray,
+    voicing: np.ndarray,
+    window: int = DELTA_WINDOW,
+    scales=(PITCH_SCALE, POV_SCALE, DELTA_PITCH_SCALE, DELTA_POV_SCALE),
+) -> np.ndarray:
     """(frames, 4): normalised interpolated log F0, voicing, and their deltas, each times its scale (float32)."""
     f0 = np.asarray(f0, dtype=np.float64)
     voicing = np.asarray(voicing, dtype=np.float64)
@@ -192,8 +205,10 @@ class FbankPitch(FeatureExtractor):
 
     def extract(self, samples, sampling_rate: int) -> np.ndarray:
         if sampling_rate != self.config.sampling_rate:
-            raise SpeechEQError(f"fbank-pitch is configured for {self.config.sampling_rate} Hz audio, "
-                                f"got {sampling_rate} Hz (resample the cuts first)")
+            raise SpeechEQError(
+                f"fbank-pitch is configured for {self.config.sampling_rate} Hz audio, "
+                f"got {sampling_rate} Hz (resample the cuts first)"
+            )
         if hasattr(samples, "detach"):
             samples = samples.detach().cpu().numpy()
         samples = np.asarray(samples, dtype=np.float32)
@@ -205,8 +220,15 @@ class FbankPitch(FeatureExtractor):
         cfg = self.config
         self.stats["utterances"] += 1
         try:
-            f0, voicing = track_pitch(mono, sampling_rate, cfg.frame_shift, cfg.f0_min, cfg.f0_max,
-                                      num_frames=feats.shape[0], method=cfg.method)
+            f0, voicing = track_pitch(
+                mono,
+                sampling_rate,
+                cfg.frame_shift,
+                cfg.f0_min,
+                cfg.f0_max,
+                num_frames=feats.shape[0],
+                method=cfg.method,
+            )
         except SpeechEQError as e:
             # One bad utterance should not stop a corpus: its prosody dims become "unvoiced", and the stage counts it.
             log.warning("%s (%.2f s of audio); its pitch dims are zeros", e, len(mono) / sampling_rate)

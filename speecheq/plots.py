@@ -94,8 +94,9 @@ def plot_confusion(confusion, labels: Sequence[str], path, title: str | None = N
     save_figure_atomically(figure, path)
 
 
-def plot_alignment(fbank, segments: Sequence[tuple[str, float, float]], path,
-                   frame_shift: float = 0.01, title: str | None = None) -> None:
+def plot_alignment(
+    fbank, segments: Sequence[tuple[str, float, float]], path, frame_shift: float = 0.01, title: str | None = None
+) -> None:
     """Fbank (T, F) image with phone boundaries and labels; segments are (symbol, start_s, duration_s)."""
     fbank = np.asarray(fbank, dtype=np.float64)
     if fbank.ndim != 2 or 0 in fbank.shape:
@@ -110,18 +111,23 @@ def plot_alignment(fbank, segments: Sequence[tuple[str, float, float]], path,
         _, start, length = segment
         # One frame of slack: alignments round to frames, fbank drops a partial last frame.
         if start < 0 or length < 0 or start + length > duration + frame_shift + 1e-9:
-            raise ValueError(
-                f"segment {segment!r} is not inside the {duration:.2f} s of fbank"
-            )
+            raise ValueError(f"segment {segment!r} is not inside the {duration:.2f} s of fbank")
     figure = new_figure(min(max(6.0, 3.0 * duration), 40.0), 4.0)
     axes = figure.subplots()
-    axes.imshow(fbank.T, origin="lower", aspect="auto", cmap="viridis",
-                extent=(0.0, duration, 0.0, num_bins))
+    axes.imshow(fbank.T, origin="lower", aspect="auto", cmap="viridis", extent=(0.0, duration, 0.0, num_bins))
     for index, (symbol, start, length) in enumerate(segments):
         for boundary in (start, start + length):
             axes.axvline(boundary, color="white", linewidth=0.8)
-        axes.text(start + length / 2, _LABEL_HEIGHTS[index % 2] * num_bins, str(symbol),
-                  ha="center", va="center", color="white", fontsize=8, fontweight="bold")
+        axes.text(
+            start + length / 2,
+            _LABEL_HEIGHTS[index % 2] * num_bins,
+            str(symbol),
+            ha="center",
+            va="center",
+            color="white",
+            fontsize=8,
+            fontweight="bold",
+        )
     axes.set_xlim(0.0, duration)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("mel bin")
@@ -130,8 +136,9 @@ def plot_alignment(fbank, segments: Sequence[tuple[str, float, float]], path,
     save_figure_atomically(figure, path)
 
 
-def plot_heatmap(matrix, row_labels: Sequence[str], col_labels: Sequence[str], path,
-                 title: str | None = None, fmt: str = "{:.1f}") -> None:
+def plot_heatmap(
+    matrix, row_labels: Sequence[str], col_labels: Sequence[str], path, title: str | None = None, fmt: str = "{:.1f}"
+) -> None:
     """Annotated heatmap, e.g. train corpus (rows) x test corpus (columns) UA; NaN cells grey."""
     matrix = _check_matrix(matrix, row_labels, col_labels)
     figure = new_figure(3.0 + 0.9 * len(col_labels), 2.0 + 0.5 * len(row_labels))

@@ -52,26 +52,34 @@ def records_from_outputs(out: dict, batch: dict, scheme: LabelScheme, corpus_awa
     records = []
     for i, cut_id in enumerate(batch["cut_ids"]):
         n_ph = int(batch["phone_lens"][i]) if "phone_lens" in batch else 0
-        records.append({
-            "cut_id": cut_id,
-            "corpus": corpora[i],
-            "emotion_true": int(batch["emotion"][i]) if "emotion" in batch else -1,
-            "emotion_pred": int(probs[i].argmax()),
-            "emotion_probs": probs[i],
-            "intensity_true": float(batch["intensity"][i]) if "intensity" in batch else math.nan,
-            "intensity_pred": float(intensity[i]),
-            "gender_true": int(batch["gender"][i]) if "gender" in batch else -1,
-            "gender_pred": int(gender_p[i].argmax()),
-            "gender_prob": float(gender_p[i].max()),
-            "phones_true": batch["phones"][i, :n_ph].tolist() if n_ph else None,
-            "phones_pred": hyps[i],
-        })
+        records.append(
+            {
+                "cut_id": cut_id,
+                "corpus": corpora[i],
+                "emotion_true": int(batch["emotion"][i]) if "emotion" in batch else -1,
+                "emotion_pred": int(probs[i].argmax()),
+                "emotion_probs": probs[i],
+                "intensity_true": float(batch["intensity"][i]) if "intensity" in batch else math.nan,
+                "intensity_pred": float(intensity[i]),
+                "gender_true": int(batch["gender"][i]) if "gender" in batch else -1,
+                "gender_pred": int(gender_p[i].argmax()),
+                "gender_prob": float(gender_p[i].max()),
+                "phones_true": batch["phones"][i, :n_ph].tolist() if n_ph else None,
+                "phones_pred": hyps[i],
+            }
+        )
     return records
 
 
 @torch.inference_mode()
-def predict_batches(model, batches: Iterable[dict], scheme: LabelScheme, device="cpu", corpus_aware: bool = True,
-                    amp_dtype: Optional[torch.dtype] = None) -> Iterator[dict]:
+def predict_batches(
+    model,
+    batches: Iterable[dict],
+    scheme: LabelScheme,
+    device="cpu",
+    corpus_aware: bool = True,
+    amp_dtype: Optional[torch.dtype] = None,
+) -> Iterator[dict]:
     """Run the model over batches and yield one record per utterance."""
     model.eval()
     device = torch.device(device)
@@ -87,7 +95,9 @@ def summarize(records: Sequence[dict], scheme: LabelScheme) -> Dict[str, object]
     cat = [r for r in records if r["emotion_true"] >= 0]
     if cat:
         report = metrics.classification_report(
-            np.array([r["emotion_true"] for r in cat]), np.array([r["emotion_pred"] for r in cat]), list(scheme.categories)
+            np.array([r["emotion_true"] for r in cat]),
+            np.array([r["emotion_pred"] for r in cat]),
+            list(scheme.categories),
         )
         result["category"] = report
     inten = [r for r in records if not math.isnan(r["intensity_true"])]

@@ -35,12 +35,26 @@ Classification = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[str]]
 class EmotionClassifier:
     """A loaded package and the inference front end; see the module docstring."""
 
-    def __init__(self, package: Package, engine: str = "eager", device="cpu", corpus: Optional[str] = None,
-                 max_segment: float = 30.0, trim_silence_db: Optional[float] = None, num_threads: int = 0):
+    def __init__(
+        self,
+        package: Package,
+        engine: str = "eager",
+        device="cpu",
+        corpus: Optional[str] = None,
+        max_segment: float = 30.0,
+        trim_silence_db: Optional[float] = None,
+        num_threads: int = 0,
+    ):
         self.package = package
         self.device = device
-        self.runner = Inferencer(package, make_engine(package, engine, device, num_threads), device=device,
-                                 max_segment=max_segment, corpus=corpus, trim_silence_db=trim_silence_db)
+        self.runner = Inferencer(
+            package,
+            make_engine(package, engine, device, num_threads),
+            device=device,
+            max_segment=max_segment,
+            corpus=corpus,
+            trim_silence_db=trim_silence_db,
+        )
 
     @property
     def categories(self) -> List[str]:
@@ -119,8 +133,13 @@ def _as_signals(waveforms, wav_lens=None) -> List[np.ndarray]:
     return signals
 
 
-def from_pretrained(path: Pathlike, device: Union[str, torch.device] = "cpu", engine: str = "eager",
-                    corpus: Optional[str] = None, **options) -> EmotionClassifier:
+def from_pretrained(
+    path: Pathlike,
+    device: Union[str, torch.device] = "cpu",
+    engine: str = "eager",
+    corpus: Optional[str] = None,
+    **options,
+) -> EmotionClassifier:
     """An :class:`EmotionClassifier` for a package: a ``.pt`` file or a Hugging Face-layout folder
     (``local/export.py --output DIR``). Nothing is downloaded: ``path`` is local. ``engine`` "onnx" or
     "torchscript" runs the exported file in the package's place; ``corpus`` restricts the decision to

@@ -37,7 +37,16 @@ from speecheq.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from speecheq.data import SpeechEQDataset, label_summary, labels_per_corpus, make_eval_sampler, make_loader, make_train_sampler, require_nonempty, speaker_cmvn_stats
+from speecheq.data import (
+    SpeechEQDataset,
+    label_summary,
+    labels_per_corpus,
+    make_eval_sampler,
+    make_loader,
+    make_train_sampler,
+    require_nonempty,
+    speaker_cmvn_stats,
+)
 from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
@@ -82,17 +91,24 @@ def pick_device(name: str) -> torch.device:
 def environment_info() -> dict:
     def git(*a):
         try:
-            return subprocess.run(["git", *a], capture_output=True, text=True, timeout=5,
-                                  cwd=Path(__file__).parent).stdout.strip()
+            return subprocess.run(
+                ["git", *a], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+            ).stdout.strip()
         except Exception:
             return ""
+
     import lhotse
 
     return {
-        "speecheq": __version__, "git_commit": git("rev-parse", "--short", "HEAD"),
+        "speecheq": __version__,
+        "git_commit": git("rev-parse", "--short", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "torch": torch.__version__, "lhotse": lhotse.__version__, "python": platform.python_version(),
-        "cuda": torch.cuda.is_available(), "hostname": platform.node(), "command": " ".join(sys.argv),
+        "torch": torch.__version__,
+        "lhotse": lhotse.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(),
+        "hostname": platform.node(),
+        "command": " ".join(sys.argv),
     }
 
 
@@ -109,7 +125,9 @@ def setup_logging(exp_dir: Path, rank: int) -> None:
     handler.setFormatter(fmt)
     handler.speecheq_run_log = True
     log.addHandler(handler)
-    if rank == 0 and not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
+    if rank == 0 and not any(
+        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers
+    ):
         console = logging.StreamHandler()
         console.setFormatter(fmt)
         log.addHandler(console)
@@ -189,7 +207,9 @@ class Trainer:
 
         def keep(c) -> bool:
             if not c.has_features:
-                raise SpeechEQError(f"cut {c.id} in {[str(p) for p in paths]} has no features (run the fbank stage on it)")
+                raise SpeechEQError(
+                    f"cut {c.id} in {[str(p) for p in paths]} has no features (run the fbank stage on it)"
+                )
             if c.duration < min_dur:
                 dropped["too short"] += 1
                 return False
@@ -212,8 +232,12 @@ class Trainer:
         self.labels_per_corpus = labels_per_corpus(self.train_cuts, self.scheme, list(self.weights))
         for corpus, counts in self.labels_per_corpus.items():
             unlabelled = [t for t in self.weights if counts.get(t) == 0]
-            log.info("train cuts of %s: %s%s", corpus or "(no corpus)", json.dumps(counts),
-                     f"; no {', '.join(unlabelled)} labels: those tasks learn from the other corpora" if unlabelled else "")
+            log.info(
+                "train cuts of %s: %s%s",
+                corpus or "(no corpus)",
+                json.dumps(counts),
+                f"; no {', '.join(unlabelled)} labels: those tasks learn from the other corpora" if unlabelled else "",
+            )
         self.dev_cuts = self.load_cuts(args.dev_cuts, train=False) if args.dev_cuts else None
         self.tokens = None
         if "ctc" in self.weights or (args.lang_dir / "tokens.txt").is_file():
@@ -222,14 +246,19 @@ class Trainer:
         # The adversary predicts the training speakers; dev and test speakers are unknown to it.
         self.speakers = None
         if "speaker" in self.weights:
-            self.speakers = {spk: i for i, spk in enumerate(sorted({c.supervisions[0].speaker for c in self.train_cuts}))}
+            self.speakers = {
+                spk: i for i, spk in enumerate(sorted({c.supervisions[0].speaker for c in self.train_cuts}))
+            }
             overrides.setdefault("num_speakers", len(self.speakers))
         # The model's input is whatever the feature stage stored (fbank, fbank + pitch, ...).
         overrides.setdefault("num_mel_bins", self.train_cuts[0].num_features)
         try:
             self.model_config = config_from_preset(
-                args.model_preset, num_emotions=self.scheme.num_classes,
-                vocab_size=len(self.tokens) if self.tokens else 2, **overrides)
+                args.model_preset,
+                num_emotions=self.scheme.num_classes,
+                vocab_size=len(self.tokens) if self.tokens else 2,
+                **overrides,
+            )
         except (TypeError, ValueError) as e:
             raise SpeechEQError(f"--model-config: {e}") from None
         self.model = SpeechEQModel(self.model_config).to(self.device)
@@ -243,15 +272,22 @@ class Trainer:
         self.augment = CutAugment(parse_factors(args.speed_perturb), args.random_crop, args.seed)
         if args.mixup_alpha < 0 or args.random_crop < 0:
             raise SpeechEQError("--mixup-alpha and --random-crop must be >= 0")
-        self.dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn, augment=self.augment, speakers=self.speakers)
+        self.dataset = SpeechEQDataset(
+            self.scheme, tokens, self.speaker_cmvn, augment=self.augment, speakers=self.speakers
+        )
         self.eval_dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn)
         self.loss_fn = MultitaskLoss(self.weights, intensity_loss=args.intensity_loss)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.sampler = make_train_sampler(
-            self.train_cuts, max_duration=args.max_duration, seed=args.seed, balanced=args.balanced,
-            scheme=self.scheme, corpus_weights=parse_corpus_weights(args.corpus_weights) or None,
-            world_size=self.world_size, rank=self.rank,
+            self.train_cuts,
+            max_duration=args.max_duration,
+            seed=args.seed,
+            balanced=args.balanced,
+            scheme=self.scheme,
+            corpus_weights=parse_corpus_weights(args.corpus_weights) or None,
+            world_size=self.world_size,
+            rank=self.rank,
         )
         total = 0
         if args.lr_schedule == "cosine":
@@ -259,13 +295,15 @@ class Trainer:
             total = per_epoch * args.num_epochs
             log.info("cosine schedule over %d batches (%d per epoch x %d epochs)", total, per_epoch, args.num_epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(args.warmup_batches, args.lr_schedule, total, args.final_lr_ratio))
+            self.optimizer, lr_lambda(args.warmup_batches, args.lr_schedule, total, args.final_lr_ratio)
+        )
         self.ddp_model = self.model
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             self.ddp_model = DistributedDataParallel(
-                self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.local_rank] if self.device.type == "cuda" else None
+            )
         self.batch_idx_train = 0
         self.best_valid_ua = -1.0
         self.best_valid_epoch = -1
@@ -277,7 +315,10 @@ class Trainer:
         cuts = self.train_cuts
         if self.speaker_cmvn is not None:
             # Features arrive normalised per speaker, so the model's global layer stays the identity.
-            mean, std = np.zeros(self.model_config.num_mel_bins, np.float32), np.ones(self.model_config.num_mel_bins, np.float32)
+            mean, std = (
+                np.zeros(self.model_config.num_mel_bins, np.float32),
+                np.ones(self.model_config.num_mel_bins, np.float32),
+            )
         else:
             mean, std = feature_statistics(cuts)
         self.model.set_normalization(mean, std)
@@ -313,8 +354,11 @@ class Trainer:
 
     def restore(self, ckpt: dict, source: str) -> None:
         if ckpt.get("model_config") != self.model_config.to_dict():
-            diff = {k: (ckpt.get("model_config", {}).get(k), v) for k, v in self.model_config.to_dict().items()
-                    if ckpt.get("model_config", {}).get(k) != v}
+            diff = {
+                k: (ckpt.get("model_config", {}).get(k), v)
+                for k, v in self.model_config.to_dict().items()
+                if ckpt.get("model_config", {}).get(k) != v
+            }
             raise SpeechEQError(f"{source} was written by another model configuration: {diff} (checkpoint, now)")
         load_model_state(self.model, ckpt["model"], source)
         if self.model_avg is not None and ckpt.get("model_avg") is not None:
@@ -357,7 +401,9 @@ class Trainer:
         with torch.inference_mode():
             for batch in loader:
                 out = self.model(batch["features"].to(self.device), batch["feature_lens"].to(self.device))
-                _, stats = self.loss_fn(out, {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()})
+                _, stats = self.loss_fn(
+                    out, {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                )
                 for task, s in stats.items():
                     totals[task][0] += s["loss"]
                     totals[task][1] += s["count"]
@@ -423,19 +469,32 @@ class Trainer:
                     batch_in_epoch += 1
                     if not torch.isfinite(batch["features"]).all():
                         self.skipped_nonfinite += 1
-                        log.warning("skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
-                                    batch_in_epoch, epoch, batch["cut_ids"][:3], self.skipped_nonfinite)
+                        log.warning(
+                            "skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
+                            batch_in_epoch,
+                            epoch,
+                            batch["cut_ids"][:3],
+                            self.skipped_nonfinite,
+                        )
                         continue
                     if args.mixup_alpha > 0:
                         batch["features"], batch["mix_partner"], batch["mix_lam"] = mixup(
-                            batch["features"], batch["feature_lens"], args.mixup_alpha)
+                            batch["features"], batch["feature_lens"], args.mixup_alpha
+                        )
                     batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                     with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                         out = self.ddp_model(batch["features"], batch["feature_lens"])
-                        loss, stats = self.loss_fn({k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch)
+                        loss, stats = self.loss_fn(
+                            {k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch
+                        )
                     if not torch.isfinite(loss):
                         self.skipped_nonfinite += 1
-                        log.warning("skipping batch %d of epoch %d: non-finite loss (%d skipped so far)", batch_in_epoch, epoch, self.skipped_nonfinite)
+                        log.warning(
+                            "skipping batch %d of epoch %d: non-finite loss (%d skipped so far)",
+                            batch_in_epoch,
+                            epoch,
+                            self.skipped_nonfinite,
+                        )
                         self.optimizer.zero_grad(set_to_none=True)
                         continue
                     self.optimizer.zero_grad(set_to_none=True)
@@ -455,26 +514,48 @@ class Trainer:
                     if self.is_main and self.batch_idx_train % args.log_interval == 0:
                         means = {t: s / max(n, 1) for t, (s, n) in totals.items()}
                         lr = self.scheduler.get_last_lr()[0]
-                        log.info("epoch %d batch %d (global %d) lr %.2e losses %s", epoch, batch_in_epoch,
-                                 self.batch_idx_train, lr, json.dumps({k: round(v, 4) for k, v in means.items()}))
+                        log.info(
+                            "epoch %d batch %d (global %d) lr %.2e losses %s",
+                            epoch,
+                            batch_in_epoch,
+                            self.batch_idx_train,
+                            lr,
+                            json.dumps({k: round(v, 4) for k, v in means.items()}),
+                        )
                         if tb is not None:
                             for t, v in means.items():
                                 tb.add_scalar(f"train/loss_{t}", v, self.batch_idx_train)
                             tb.add_scalar("train/lr", lr, self.batch_idx_train)
                     if args.save_every_n and self.batch_idx_train % args.save_every_n == 0:
-                        self.save(self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt", epoch, batch_in_epoch, self.sampler.state_dict())
+                        self.save(
+                            self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt",
+                            epoch,
+                            batch_in_epoch,
+                            self.sampler.state_dict(),
+                        )
                         if self.is_main:
                             remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k)
-                        log.info("saved checkpoint-%d.pt (resume: --start-batch %d)", self.batch_idx_train, self.batch_idx_train)
+                        log.info(
+                            "saved checkpoint-%d.pt (resume: --start-batch %d)",
+                            self.batch_idx_train,
+                            self.batch_idx_train,
+                        )
                     if args.stop_after_batches and self.batch_idx_train >= args.stop_after_batches:
                         log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
                         return
             elapsed = time.time() - t0
             means = {t: round(s / max(n, 1), 4) for t, (s, n) in totals.items()}
-            log.info("epoch %d done in %.1f s (%.1f s of audio/s): train losses %s", epoch, elapsed,
-                     audio_seconds / max(elapsed, 1e-9), json.dumps(means))
+            log.info(
+                "epoch %d done in %.1f s (%.1f s of audio/s): train losses %s",
+                epoch,
+                elapsed,
+                audio_seconds / max(elapsed, 1e-9),
+                json.dumps(means),
+            )
             if batch_in_epoch == 0 and self.world_size == 1:
-                raise SpeechEQError(f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)")
+                raise SpeechEQError(
+                    f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)"
+                )
             result = self.validate(epoch, tb) if self.is_main else None
             self.valid_metrics = None if result is None else {"epoch": epoch, **result}
             if result is not None and result.get("UA", -1) > self.best_valid_ua:
@@ -502,18 +583,31 @@ class Trainer:
             if record is None or record.get("best_valid_epoch") != self.best_valid_epoch:
                 source = self.exp_dir / f"epoch-{self.best_valid_epoch}.pt"
                 if not source.is_file():
-                    raise SpeechEQError(f"{best} does not hold epoch {self.best_valid_epoch}'s weights and "
-                                        f"{source.name} is gone: retrain that fold (--start-epoch 1)")
+                    raise SpeechEQError(
+                        f"{best} does not hold epoch {self.best_valid_epoch}'s weights and "
+                        f"{source.name} is gone: retrain that fold (--start-epoch 1)"
+                    )
                 log.warning("best-valid.pt was stale (a kill before it was written?): restored from %s", source.name)
                 with atomic_output(best) as tmp:
                     shutil.copyfile(source, tmp)
-        write_json_atomic(self.exp_dir / "train-summary.json", {
-            "epochs": args.num_epochs, "batches": self.batch_idx_train, "best_valid_ua": self.best_valid_ua,
-            "best_valid_epoch": self.best_valid_epoch, "skipped_nonfinite_batches": self.skipped_nonfinite,
-            "labelled_train_cuts_per_corpus": getattr(self, "labels_per_corpus", None),
-        })
-        log.info("training finished: %d batches, best validation UA %.2f at epoch %d, %d non-finite batches skipped",
-                 self.batch_idx_train, self.best_valid_ua, self.best_valid_epoch, self.skipped_nonfinite)
+        write_json_atomic(
+            self.exp_dir / "train-summary.json",
+            {
+                "epochs": args.num_epochs,
+                "batches": self.batch_idx_train,
+                "best_valid_ua": self.best_valid_ua,
+                "best_valid_epoch": self.best_valid_epoch,
+                "skipped_nonfinite_batches": self.skipped_nonfinite,
+                "labelled_train_cuts_per_corpus": getattr(self, "labels_per_corpus", None),
+            },
+        )
+        log.info(
+            "training finished: %d batches, best validation UA %.2f at epoch %d, %d non-finite batches skipped",
+            self.batch_idx_train,
+            self.best_valid_ua,
+            self.best_valid_epoch,
+            self.skipped_nonfinite,
+        )
 
 
 def train(args) -> None:

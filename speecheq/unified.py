@@ -52,17 +52,22 @@ def discover_folds(corpus: str, fbank_dir: Pathlike) -> List[str]:
     (custom's fold count, ESD's official split) need not be repeated here."""
     fbank_dir = Path(fbank_dir)
     pattern = re.compile(rf"^{re.escape(corpus)}_cuts_fold(\d+)_test\.jsonl\.gz$")
-    numbers = sorted(int(m.group(1)) for p in fbank_dir.glob(f"{corpus}_cuts_fold*_test.jsonl.gz")
-                     if (m := pattern.match(p.name)))
+    numbers = sorted(
+        int(m.group(1)) for p in fbank_dir.glob(f"{corpus}_cuts_fold*_test.jsonl.gz") if (m := pattern.match(p.name))
+    )
     if numbers:
         if numbers != list(range(len(numbers))):
-            raise SpeechEQError(f"{corpus}: the test splits in {fbank_dir} are folds {numbers}, not 0..{len(numbers) - 1}: "
-                                f"re-run egs/{corpus}/run.sh --stage 3 --stop-stage 3 for all folds")
+            raise SpeechEQError(
+                f"{corpus}: the test splits in {fbank_dir} are folds {numbers}, not 0..{len(numbers) - 1}: "
+                f"re-run egs/{corpus}/run.sh --stage 3 --stop-stage 3 for all folds"
+            )
         return [f"fold{k}" for k in numbers]
     if split_path(fbank_dir, corpus, "", "test").exists():
         return [""]
-    raise SpeechEQError(f"{corpus}: no test split in {fbank_dir} ({corpus}_cuts_fold<k>_test.jsonl.gz or "
-                        f"{corpus}_cuts_test.jsonl.gz): run egs/{corpus}/run.sh --stop-stage 3 first")
+    raise SpeechEQError(
+        f"{corpus}: no test split in {fbank_dir} ({corpus}_cuts_fold<k>_test.jsonl.gz or "
+        f"{corpus}_cuts_test.jsonl.gz): run egs/{corpus}/run.sh --stop-stage 3 first"
+    )
 
 
 def pair_folds(folds: Mapping[str, Sequence[str]]) -> List[Dict[str, Dict[str, object]]]:
@@ -73,7 +78,9 @@ def pair_folds(folds: Mapping[str, Sequence[str]]) -> List[Dict[str, Dict[str, o
         if not fs:
             raise SpeechEQError(f"{corpus}: no folds")
     num_models = max(len(fs) for fs in folds.values())
-    return [{c: {"fold": fs[m % len(fs)], "primary": m < len(fs)} for c, fs in folds.items()} for m in range(num_models)]
+    return [
+        {c: {"fold": fs[m % len(fs)], "primary": m < len(fs)} for c, fs in folds.items()} for m in range(num_models)
+    ]
 
 
 def fold_plan(corpora: Sequence[str], fbank_dir: Pathlike) -> List[Dict[str, Dict[str, object]]]:
@@ -86,7 +93,9 @@ def fold_plan(corpora: Sequence[str], fbank_dir: Pathlike) -> List[Dict[str, Dic
             for split in SPLITS:
                 path = split_path(fbank_dir, corpus, entry["fold"], split)
                 if not path.exists():
-                    raise SpeechEQError(f"{corpus}: {path} is missing: re-run egs/{corpus}/run.sh --stage 3 --stop-stage 3")
+                    raise SpeechEQError(
+                        f"{corpus}: {path} is missing: re-run egs/{corpus}/run.sh --stage 3 --stop-stage 3"
+                    )
                 entry[split] = str(path)
     return plan
 
@@ -101,8 +110,9 @@ def split_members(path: Pathlike) -> Dict[str, Set[str]]:
     return {"speakers": speakers, "recordings": recordings}
 
 
-def check_pairing(plan: Sequence[Mapping[str, Mapping[str, object]]],
-                  members: Callable[[str], Mapping[str, Set[str]]] = split_members) -> Dict[str, object]:
+def check_pairing(
+    plan: Sequence[Mapping[str, Mapping[str, object]]], members: Callable[[str], Mapping[str, Set[str]]] = split_members
+) -> Dict[str, object]:
     """Raise unless, for every model and every corpus it is tested on, no test speaker is in its
     training set, nor any dev speaker, and every corpus's test speakers are tested exactly once by
     a primary model. A corpus whose protocol holds out texts of the training speakers as dev
@@ -136,7 +146,8 @@ def check_pairing(plan: Sequence[Mapping[str, Mapping[str, object]]],
             else:
                 dev_rule.setdefault(corpus, "speakers")
             everyone.setdefault(corpus, set()).update(
-                get(corpus, entry["train"], "speakers") | dev | get(corpus, entry["test"], "speakers"))
+                get(corpus, entry["train"], "speakers") | dev | get(corpus, entry["test"], "speakers")
+            )
             if entry["primary"]:
                 tested.setdefault(corpus, []).extend(get(corpus, entry["test"], "speakers"))
     counts = {}
@@ -164,8 +175,9 @@ def select_models(plan, models: Optional[Sequence[int]] = None) -> List[int]:
     return list(models)
 
 
-def model_metric_files(plan, exp_root: Pathlike, name: str, corpus: str, tag: str,
-                       models: Optional[Sequence[int]] = None) -> Dict[str, List[Path]]:
+def model_metric_files(
+    plan, exp_root: Pathlike, name: str, corpus: str, tag: str, models: Optional[Sequence[int]] = None
+) -> Dict[str, List[Path]]:
     """{"primary": [...], "repeat": [...]} metrics.json files of ``corpus``'s test sets decoded by
     ``<exp_root>/<name>_fold<m>`` (the layout of egs/unified/run.sh's stage 5)."""
     out: Dict[str, List[Path]] = {"primary": [], "repeat": []}
@@ -215,9 +227,15 @@ def corpus_categories(corpora: Sequence[str], preset: str) -> List[str]:
     return shared
 
 
-def cross_corpus_folds(plan, rows: Mapping[str, Callable[[int, Mapping], Optional[Path]]], tag: str,
-                       categories: Sequence[str], out_dir: Pathlike, decode: Optional[Callable] = None,
-                       models: Optional[Sequence[int]] = None) -> Dict[str, object]:
+def cross_corpus_folds(
+    plan,
+    rows: Mapping[str, Callable[[int, Mapping], Optional[Path]]],
+    tag: str,
+    categories: Sequence[str],
+    out_dir: Pathlike,
+    decode: Optional[Callable] = None,
+    models: Optional[Sequence[int]] = None,
+) -> Dict[str, object]:
     """The cross-corpus matrix over folds: row r, column c = mean ± std over c's primary models m
     of UA on ``categories`` for the model ``rows[r](m, plan[m])`` (an exp dir, or None where that
     row has no model) on c's test split of fold m.
@@ -243,12 +261,19 @@ def cross_corpus_folds(plan, rows: Mapping[str, Callable[[int, Mapping], Optiona
             mean, std = metrics.mean_std(values) if values else (float("nan"), float("nan"))
             table[row][corpus] = {"mean": mean, "std": std, "per_fold": dict(zip(folds, values))}
     out_dir = Path(out_dir)
-    lines = [f"UA % on the categories all corpora share ({', '.join(categories)}), mean ± std over each test "
-             "corpus's folds (each fold tested by the row's model for that fold):", "",
-             "| train \\ test | " + " | ".join(corpora) + " |", "|---" * (len(corpora) + 1) + "|"]
+    lines = [
+        f"UA % on the categories all corpora share ({', '.join(categories)}), mean ± std over each test "
+        "corpus's folds (each fold tested by the row's model for that fold):",
+        "",
+        "| train \\ test | " + " | ".join(corpora) + " |",
+        "|---" * (len(corpora) + 1) + "|",
+    ]
     for row, cells in table.items():
-        lines.append(f"| {row} | " + " | ".join(
-            "—" if math.isnan(v["mean"]) else f"{v['mean']:.2f} ± {v['std']:.2f}" for v in cells.values()) + " |")
+        lines.append(
+            f"| {row} | "
+            + " | ".join("—" if math.isnan(v["mean"]) else f"{v['mean']:.2f} ± {v['std']:.2f}" for v in cells.values())
+            + " |"
+        )
     write_text_atomic(out_dir / "cross_corpus_folds.md", "\n".join(lines) + "\n")
     write_json_atomic(out_dir / "cross_corpus_folds.json", {"categories": list(categories), "tag": tag, "table": table})
     print("\n".join(lines))
@@ -275,14 +300,20 @@ def intensity_by_category(predictions: Mapping[str, Pathlike], out: Optional[Pat
     categories = sorted({c for f in per_fold.values() for c in f})
     orders = {f: sorted(v, key=lambda c: v[c]["mean"]) for f, v in per_fold.items()}
     over_folds = {c: metrics.mean_std([v[c]["mean"] for v in per_fold.values() if c in v]) for c in categories}
-    taus = [kendall_tau([per_fold[a][c]["mean"] for c in categories if c in per_fold[a] and c in per_fold[b]],
-                        [per_fold[b][c]["mean"] for c in categories if c in per_fold[a] and c in per_fold[b]])
-            for a, b in combinations(per_fold, 2)]
+    taus = [
+        kendall_tau(
+            [per_fold[a][c]["mean"] for c in categories if c in per_fold[a] and c in per_fold[b]],
+            [per_fold[b][c]["mean"] for c in categories if c in per_fold[a] and c in per_fold[b]],
+        )
+        for a, b in combinations(per_fold, 2)
+    ]
     result = {
-        "per_fold": per_fold, "order_per_fold": orders,
+        "per_fold": per_fold,
+        "order_per_fold": orders,
         "mean_over_folds": {c: {"mean": m, "std": s} for c, (m, s) in over_folds.items()},
         "order_over_folds": sorted(categories, key=lambda c: over_folds[c][0]),
-        "neutral_lowest_in": sum(o[0] == "neutral" for o in orders.values()), "folds": len(per_fold),
+        "neutral_lowest_in": sum(o[0] == "neutral" for o in orders.values()),
+        "folds": len(per_fold),
         "kendall_tau_mean": float(np.mean(taus)) if taus else None,
     }
     if out is not None:
@@ -290,15 +321,20 @@ def intensity_by_category(predictions: Mapping[str, Pathlike], out: Optional[Pat
         write_json_atomic(out.with_suffix(".json"), result)
         folds = list(per_fold)
         cats = result["order_over_folds"]
-        lines = ["| category | " + " | ".join(f or "split" for f in folds) + " | mean ± std |", "|---" * (len(folds) + 2) + "|"]
+        lines = [
+            "| category | " + " | ".join(f or "split" for f in folds) + " | mean ± std |",
+            "|---" * (len(folds) + 2) + "|",
+        ]
         for c in cats:
             cells = [f"{per_fold[f][c]['mean']:.3f}" if c in per_fold[f] else "—" for f in folds]
             lines.append(f"| {c} | " + " | ".join(cells) + f" | {over_folds[c][0]:.3f} ± {over_folds[c][1]:.3f} |")
         lines += ["", "order (lowest first) over folds: " + " < ".join(cats)]
         lines += [f"fold {f or 'split'}: " + " < ".join(o) for f, o in orders.items()]
         tau = result["kendall_tau_mean"]
-        lines += [f"neutral lowest in {result['neutral_lowest_in']} of {len(folds)} folds; mean pairwise Kendall tau "
-                  f"between the folds' orders: {'—' if tau is None else f'{tau:.2f}'}"]
+        lines += [
+            f"neutral lowest in {result['neutral_lowest_in']} of {len(folds)} folds; mean pairwise Kendall tau "
+            f"between the folds' orders: {'—' if tau is None else f'{tau:.2f}'}"
+        ]
         write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
         print("\n".join(lines))
     return result
@@ -313,8 +349,16 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return float(s / (n * (n - 1) / 2))
 
 
-def fold_rows(plan, exp_root: Pathlike, name: str, tag: str, corpora_label: str, models: Optional[Sequence[int]] = None,
-              results: Optional[Pathlike] = None, command: str = "") -> Dict[str, Dict[str, object]]:
+def fold_rows(
+    plan,
+    exp_root: Pathlike,
+    name: str,
+    tag: str,
+    corpora_label: str,
+    models: Optional[Sequence[int]] = None,
+    results: Optional[Pathlike] = None,
+    command: str = "",
+) -> Dict[str, Dict[str, object]]:
     """Per corpus: the fold summary of its primary models (the reported row) and, separately,
     of its repeats. Appends one RESULTS.md row per summary when ``results`` is given."""
     from speecheq.decode import append_result, fold_summary, format_row
@@ -328,17 +372,29 @@ def fold_rows(plan, exp_root: Pathlike, name: str, tag: str, corpora_label: str,
                 continue
             summary = fold_summary(files[kind])
             out[corpus][kind] = {"summary": summary, "files": [str(f) for f in files[kind]]}
-            folds = [plan[m][corpus]["fold"] or "split" for m in select_models(plan, models)
-                     if plan[m][corpus]["primary"] == (kind == "primary")]
+            folds = [
+                plan[m][corpus]["fold"] or "split"
+                for m in select_models(plan, models)
+                if plan[m][corpus]["primary"] == (kind == "primary")
+            ]
             label = f"{name} ({corpora_label}) on {corpus}, {tag}, " + (
-                f"folds: {' '.join(folds)}" if kind == "primary" else f"REPEATS (not in the mean above) of folds: {' '.join(folds)}")
+                f"folds: {' '.join(folds)}"
+                if kind == "primary"
+                else f"REPEATS (not in the mean above) of folds: {' '.join(folds)}"
+            )
             if results is not None:
                 append_result(Path(results), format_row(label, summary, command))
     write_json_atomic(Path(exp_root) / f"{name}-folds-summary-{tag}.json", out)
-    print(json.dumps({c: {k: {m: round(v["mean"], 2) for m, v in s["summary"].items()} for k, s in d.items()}
-                      for c, d in out.items()}, indent=1))
+    print(
+        json.dumps(
+            {
+                c: {k: {m: round(v["mean"], 2) for m, v in s["summary"].items()} for k, s in d.items()}
+                for c, d in out.items()
+            },
+            indent=1,
+        )
+    )
     return out
-
 
 
 # ------------------------------------------------------------------ the report of run_folds.sh
@@ -358,8 +414,15 @@ def decoder(weights: Mapping[str, object], device: str = "cpu", max_duration: fl
             raise SpeechEQError(f"weights {got} of {exp_dir} are not the report's {tag}")
         # Another corpus's phones are not in a single-corpus model's tokens.txt: no PER here, only categories.
         meta = {**meta, "tokens": None}
-        decode_set(model, meta, cuts_path, exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}",
-                   max_duration=max_duration, device=torch.device(device), corpus_aware=True)
+        decode_set(
+            model,
+            meta,
+            cuts_path,
+            exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}",
+            max_duration=max_duration,
+            device=torch.device(device),
+            corpus_aware=True,
+        )
 
     return decode
 
@@ -368,7 +431,7 @@ def fold_pattern(pattern: str, fold: str) -> Path:
     """``../ravdess/exp/all4_all/fold{k}`` with k = the fold's number (fold3 -> 3)."""
     if "{k}" not in pattern:
         raise SpeechEQError(f"single-corpus exp pattern {pattern!r} has no {{k}} for the fold")
-    return Path(pattern.format(k=fold[len("fold"):] if fold.startswith("fold") else fold))
+    return Path(pattern.format(k=fold[len("fold") :] if fold.startswith("fold") else fold))
 
 
 def parse_single(specs: Sequence[str], corpora: Sequence[str]) -> Dict[str, str]:
@@ -382,10 +445,20 @@ def parse_single(specs: Sequence[str], corpora: Sequence[str]) -> Dict[str, str]
     return out
 
 
-def report(corpora: Sequence[str], fbank_dir: Pathlike, exp_root: Pathlike, name: str, weights: Mapping[str, object],
-           label_preset: str, models: Optional[Sequence[int]] = None, single: Optional[Mapping[str, str]] = None,
-           intensity_on: Sequence[str] = (), results: Optional[Pathlike] = None, command: str = "",
-           device: str = "cpu") -> Dict[str, object]:
+def report(
+    corpora: Sequence[str],
+    fbank_dir: Pathlike,
+    exp_root: Pathlike,
+    name: str,
+    weights: Mapping[str, object],
+    label_preset: str,
+    models: Optional[Sequence[int]] = None,
+    single: Optional[Mapping[str, str]] = None,
+    intensity_on: Sequence[str] = (),
+    results: Optional[Pathlike] = None,
+    command: str = "",
+    device: str = "cpu",
+) -> Dict[str, object]:
     """After stage 5 of every unified model: the per-corpus fold rows (primary models; repeats
     apart), the cross-corpus matrix over folds on the shared categories (the unified model and
     each ``single`` corpus's own fold models), and the intensity scale on ``intensity_on``."""
@@ -395,19 +468,34 @@ def report(corpora: Sequence[str], fbank_dir: Pathlike, exp_root: Pathlike, name
     check_pairing(plan)
     tag = weights_tag(**weights)
     exp_root = Path(exp_root)
-    out: Dict[str, object] = {"folds": fold_rows(plan, exp_root, name, tag, " + ".join(corpora), models, results, command)}
+    out: Dict[str, object] = {
+        "folds": fold_rows(plan, exp_root, name, tag, " + ".join(corpora), models, results, command)
+    }
     rows: Dict[str, Callable] = {name: lambda m, model: exp_root / f"{name}_fold{m}"}
     for corpus, pattern in (single or {}).items():
         rows[f"{corpus} only"] = lambda m, model, c=corpus, p=pattern: fold_pattern(p, model[c]["fold"])
     if len(corpora) > 1:
-        out["cross_corpus"] = cross_corpus_folds(plan, rows, tag, corpus_categories(corpora, label_preset),
-                                                 exp_root / f"{name}_cross_corpus_{tag}", decoder(weights, device), models)
+        out["cross_corpus"] = cross_corpus_folds(
+            plan,
+            rows,
+            tag,
+            corpus_categories(corpora, label_preset),
+            exp_root / f"{name}_cross_corpus_{tag}",
+            decoder(weights, device),
+            models,
+        )
     out["intensity"] = {}
     for corpus in intensity_on:
         if corpus not in corpora:
             raise SpeechEQError(f"--intensity-on {corpus}: not one of the corpora {list(corpora)}")
-        files = {plan[m][corpus]["fold"] or "split": exp_root / f"{name}_fold{m}" / "decode" /
-                 f"{decode_set_name(plan[m][corpus])}-{tag}" / "predictions.tsv"
-                 for m in select_models(plan, models) if plan[m][corpus]["primary"]}
+        files = {
+            plan[m][corpus]["fold"] or "split": exp_root
+            / f"{name}_fold{m}"
+            / "decode"
+            / f"{decode_set_name(plan[m][corpus])}-{tag}"
+            / "predictions.tsv"
+            for m in select_models(plan, models)
+            if plan[m][corpus]["primary"]
+        }
         out["intensity"][corpus] = intensity_by_category(files, exp_root / f"{name}_intensity_{corpus}_{tag}.md")
     return out

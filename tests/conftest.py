@@ -43,13 +43,31 @@ TINY_MODEL = '{"d_model": 32, "num_layers": 1, "num_heads": 2, "ff_dim": 64, "co
 def train_args(data: Path, exp_dir: Path, *extra: str):
     from speecheq.train import get_parser
 
-    return get_parser().parse_args([
-        "--train-cuts", str(data / "fbank/synth_cuts_train.jsonl.gz"),
-        "--dev-cuts", str(data / "fbank/synth_cuts_dev.jsonl.gz"),
-        "--lang-dir", str(data / "lang"), "--exp-dir", str(exp_dir), "--label-preset", "6class",
-        "--model-config", TINY_MODEL, "--max-duration", "30", "--warmup-batches", "5", "--tensorboard", "0",
-        "--num-epochs", "2", *extra,
-    ])
+    return get_parser().parse_args(
+        [
+            "--train-cuts",
+            str(data / "fbank/synth_cuts_train.jsonl.gz"),
+            "--dev-cuts",
+            str(data / "fbank/synth_cuts_dev.jsonl.gz"),
+            "--lang-dir",
+            str(data / "lang"),
+            "--exp-dir",
+            str(exp_dir),
+            "--label-preset",
+            "6class",
+            "--model-config",
+            TINY_MODEL,
+            "--max-duration",
+            "30",
+            "--warmup-batches",
+            "5",
+            "--tensorboard",
+            "0",
+            "--num-epochs",
+            "2",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="session")

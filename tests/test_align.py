@@ -263,9 +263,7 @@ def test_padding_does_not_change_results():
     # Long-padded companion item forces padding of both frames and targets; the
     # target padding is non-zero garbage on purpose.
     other = (rand_log_probs(g, 1, 20)[0], [1, 2, 3, 1, 2, 3, 1])
-    lps, in_lens, tg, tg_lens = pad_batch(
-        [(lp, target), other], pad_frames=5, target_pad=3, garbage=garbage
-    )
+    lps, in_lens, tg, tg_lens = pad_batch([(lp, target), other], pad_frames=5, target_pad=3, garbage=garbage)
     spans = ctc_forced_align(lps, in_lens, tg, tg_lens)
     frame_tokens, scores = ctc_viterbi(lps, in_lens, tg, tg_lens)
     assert spans[0] == ref_spans
@@ -295,10 +293,15 @@ def test_minus_inf_and_nan_posteriors_give_none():
 
 
 def test_empty_batch_and_bad_inputs():
-    assert ctc_forced_align(
-        torch.zeros(0, 3, V), torch.zeros(0, dtype=torch.long),
-        torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, dtype=torch.long),
-    ) == []
+    assert (
+        ctc_forced_align(
+            torch.zeros(0, 3, V),
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0, 2, dtype=torch.long),
+            torch.zeros(0, dtype=torch.long),
+        )
+        == []
+    )
     lps, in_lens, tg, tg_lens = pad_batch([(torch.zeros(4, V).log_softmax(-1), [1, 2])])
     with pytest.raises(ValueError, match="blank"):
         ctc_forced_align(lps, in_lens, torch.tensor([[1, 0]]), tg_lens)
@@ -354,8 +357,14 @@ def _write_textgrid(path, tiers, max_t=1.0):
     tg.save(str(path), format="long_textgrid", includeBlankSpaces=True)
 
 
-PHONES = [(0.0, 0.3, "sil"), (0.3, 0.45, "HH"), (0.45, 0.62, "AH0"), (0.62, 0.7, "sp"),
-          (0.7, 0.9, "L"), (0.9, 1.0, "spn")]
+PHONES = [
+    (0.0, 0.3, "sil"),
+    (0.3, 0.45, "HH"),
+    (0.45, 0.62, "AH0"),
+    (0.62, 0.7, "sp"),
+    (0.7, 0.9, "L"),
+    (0.9, 1.0, "spn"),
+]
 WORDS = [(0.3, 0.62, "huh"), (0.7, 0.9, "l")]
 
 
@@ -366,9 +375,7 @@ def test_read_textgrid_dir(tmp_path):
     ali = read_textgrid_dir(tmp_path)
     assert set(ali) == {"utt1", "utt2"}
     items = ali["utt1"]
-    assert [(i.symbol, i.start, i.duration) for i in items] == [
-        ("HH", 0.3, 0.15), ("AH0", 0.45, 0.17), ("L", 0.7, 0.2)
-    ]
+    assert [(i.symbol, i.start, i.duration) for i in items] == [("HH", 0.3, 0.15), ("AH0", 0.45, 0.17), ("L", 0.7, 0.2)]
     assert all(i.score is None for i in items)
     assert [i.symbol for i in ali["utt2"]] == ["HH", "AH0"]
     words = read_textgrid_dir(tmp_path / "spk1", tier="words")
@@ -404,15 +411,15 @@ def test_textgrid_bad_file_and_missing_dir(tmp_path):
 
 def test_read_htk_lab_dir(tmp_path):
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "utt1.lab").write_text(
-        "0 1500000 sil\n1500000 2300000 AH -12.5 word\n\n2300000 2300000 T\n"
-    )
+    (tmp_path / "s" / "utt1.lab").write_text("0 1500000 sil\n1500000 2300000 AH -12.5 word\n\n2300000 2300000 T\n")
     (tmp_path / "utt2.lab").write_text("0 400000 B\n")
     (tmp_path / "utt3.rec").write_text("0 400000 C\n")
     ali = read_htk_lab_dir(tmp_path)
     assert set(ali) == {"utt1", "utt2"}
     assert [(i.symbol, i.start, i.duration) for i in ali["utt1"]] == [
-        ("sil", 0.0, 0.15), ("AH", 0.15, 0.08), ("T", 0.23, 0.0)
+        ("sil", 0.0, 0.15),
+        ("AH", 0.15, 0.08),
+        ("T", 0.23, 0.0),
     ]
     assert read_htk_lab_dir(tmp_path, extension=".rec")["utt3"][0].symbol == "C"
     no_sil = read_htk_lab_dir(tmp_path, skip_labels=("sil",))
@@ -570,8 +577,7 @@ def test_align_cuts_with_fake_model():
     assert a["b"] == []
     assert a["c"] is None
     summary = alignment_summary(results)
-    assert summary == {"total": 6, "aligned": 2, "failed": 2, "no_phones": 2,
-                       "failed_ids": ["c", "c"]}
+    assert summary == {"total": 6, "aligned": 2, "failed": 2, "no_phones": 2, "failed_ids": ["c", "c"]}
 
 
 def test_align_cuts_results_attach_by_cut_id():
@@ -579,8 +585,9 @@ def test_align_cuts_results_attach_by_cut_id():
 
     results = dict(align_cuts(FakeModel(), [_make_batch()], SYMBOLS))
     cuts = [
-        dummy_cut(i, start=0.5, duration=1.0,
-                  supervisions=[dummy_supervision(i, start=0.0, duration=1.0, alignment=None)])
+        dummy_cut(
+            i, start=0.5, duration=1.0, supervisions=[dummy_supervision(i, start=0.0, duration=1.0, alignment=None)]
+        )
         for i in range(1)
     ]
     cuts = [c.with_id("a") for c in cuts]

@@ -13,18 +13,21 @@ def test_good_file(tmp_path):
     assert (info.sampling_rate, info.num_channels, info.num_samples, info.channel) == (16000, 1, 16000, 0)
 
 
-@pytest.mark.parametrize("case,match", [
-    ("empty", "empty audio"),
-    ("zero_byte", "unreadable"),
-    ("text_as_wav", "unreadable"),
-    ("truncated_header", "unreadable"),
-    ("silent", "silent"),
-    ("dc_only", "DC offset"),
-    ("nan", "NaN or Inf"),
-    ("too_short", "too short"),
-    ("missing", "not found"),
-    ("broken_symlink", "broken symbolic link"),
-])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("empty", "empty audio"),
+        ("zero_byte", "unreadable"),
+        ("text_as_wav", "unreadable"),
+        ("truncated_header", "unreadable"),
+        ("silent", "silent"),
+        ("dc_only", "DC offset"),
+        ("nan", "NaN or Inf"),
+        ("too_short", "too short"),
+        ("missing", "not found"),
+        ("broken_symlink", "broken symbolic link"),
+    ],
+)
 def test_bad_files_give_one_reason(tmp_path, case, match):
     p = tmp_path / f"{case}.wav"
     if case == "empty":

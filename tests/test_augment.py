@@ -83,8 +83,9 @@ def test_dataset_batch_with_augmentation_masks_cropped_phones(synth_data):
     cuts = CutSet.from_cuts(list(_train_cuts(synth_data))[:4])
     tokens = TokenTable.from_file(synth_data / "lang/tokens.txt")
     speakers = {c.supervisions[0].speaker: i for i, c in enumerate(cuts)}
-    ds = SpeechEQDataset(LabelScheme.from_preset("6class"), tokens,
-                         augment=CutAugment(crop=0.8, seed=0, epoch=1), speakers=speakers)
+    ds = SpeechEQDataset(
+        LabelScheme.from_preset("6class"), tokens, augment=CutAugment(crop=0.8, seed=0, epoch=1), speakers=speakers
+    )
     batch = ds[cuts]
     assert batch["features"].shape[0] == 4 and int(batch["feature_lens"].max()) <= 81
     assert (batch["phone_lens"] == 0).all()  # every cut was cropped
@@ -119,8 +120,10 @@ def test_mixup_mixes_features_and_gives_soft_emotion_targets():
     other = ce(logits, targets[partner], reduction="none")
     assert total.item() == pytest.approx(float((lam * own + (1 - lam) * other).mean()), rel=1e-6)
     # A partner without a label leaves the utterance's own class with all the weight.
-    total, _ = loss_fn({"emotion_logits": logits},
-                       {"emotion": torch.tensor([0, -1]), "mix_partner": torch.tensor([1, 0]), "mix_lam": lam})
+    total, _ = loss_fn(
+        {"emotion_logits": logits},
+        {"emotion": torch.tensor([0, -1]), "mix_partner": torch.tensor([1, 0]), "mix_lam": lam},
+    )
     assert total.item() == pytest.approx(float(own[0]), rel=1e-6)
 
 
@@ -142,8 +145,22 @@ def test_speaker_adversary_and_levers_train_end_to_end(synth_data, tmp_path):
     from speecheq.train import train
 
     exp = tmp_path / "adv"
-    train(train_args(synth_data, exp, "--tasks", "emotion,speaker,ctc", "--speed-perturb", "0.9,1.1",
-                     "--random-crop", "1.5", "--mixup-alpha", "0.4", "--num-epochs", "1"))
+    train(
+        train_args(
+            synth_data,
+            exp,
+            "--tasks",
+            "emotion,speaker,ctc",
+            "--speed-perturb",
+            "0.9,1.1",
+            "--random-crop",
+            "1.5",
+            "--mixup-alpha",
+            "0.4",
+            "--num-epochs",
+            "1",
+        )
+    )
     ckpt = load_checkpoint(exp / "epoch-1.pt")
     speakers = {c.supervisions[0].speaker for c in _train_cuts(synth_data)}
     assert ckpt["model_config"]["num_speakers"] == len(speakers)

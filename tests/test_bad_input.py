@@ -92,14 +92,28 @@ def test_every_audio_fault_is_kept_converted_or_skipped_with_its_reason(zoo):
     kept = {n for n, outcome in files.items() if outcome == "kept"}
     assert summary.kept == len(kept)
     # one count per reason, not one per family ("audio: 10" told the user nothing)
-    assert dict(summary.skipped) == {"empty file": 1, "not audio": 2, "non-finite samples": 3, "silent": 1,
-                                     "DC offset only": 1, "too short": 1, "label": 1}
+    assert dict(summary.skipped) == {
+        "empty file": 1,
+        "not audio": 2,
+        "non-finite samples": 3,
+        "silent": 1,
+        "DC offset only": 1,
+        "too short": 1,
+        "label": 1,
+    }
     assert sum(summary.skipped.values()) == len(files) - len(kept) + 1  # + the unknown label
-    assert summary.notes == {"resampled from 8000 Hz": 1, "resampled from 22050 Hz": 1, "resampled from 44100 Hz": 1,
-                             "resampled from 48000 Hz": 1, "multi-channel, used channel 3": 1,
-                             "stray non-audio files": 1}
+    assert summary.notes == {
+        "resampled from 8000 Hz": 1,
+        "resampled from 22050 Hz": 1,
+        "resampled from 44100 Hz": 1,
+        "resampled from 48000 Hz": 1,
+        "multi-channel, used channel 3": 1,
+        "stray non-audio files": 1,
+    }
     assert "skipped 10 (DC offset only: 1, empty file: 1, label: 1, non-finite samples: 3" in summary.line()
-    cuts = {Path(c.recording.sources[0].source).name: c for c in load_manifest_lazy(base / "fbank/custom_cuts_all.jsonl.gz")}
+    cuts = {
+        Path(c.recording.sources[0].source).name: c for c in load_manifest_lazy(base / "fbank/custom_cuts_all.jsonl.gz")
+    }
     assert set(cuts) == kept
     for name, cut in cuts.items():
         feats = cut.load_features()  # every kept file reads and gives finite fbank of its duration
@@ -157,20 +171,32 @@ def test_unreadable_file_and_unsearchable_folder_are_permission_denied(tmp_path)
     hidden = write_wav(tmp_path / "locked" / "inside.wav", tone(1.0))
     os.chmod(no_read, 0)
     os.chmod(hidden.parent, 0o600)  # readable listing, no search (x): the file cannot be opened
-    code = ("import sys\nfrom speecheq.audio import inspect_audio\nfrom speecheq.errors import AudioError\n"
-            "for p in sys.argv[1:]:\n    try:\n        inspect_audio(p); print('READ', p)\n"
-            "    except AudioError as e:\n        print(e)\n")
+    code = (
+        "import sys\nfrom speecheq.audio import inspect_audio\nfrom speecheq.errors import AudioError\n"
+        "for p in sys.argv[1:]:\n    try:\n        inspect_audio(p); print('READ', p)\n"
+        "    except AudioError as e:\n        print(e)\n"
+    )
     preexec = None
     if os.geteuid() == 0:
         # root reads whatever the permissions say: check in a child that lost that privilege
         preexec = _drop_file_capabilities
-        probe = subprocess.run([sys.executable, "-c", f"open({str(no_read)!r}).close()"], preexec_fn=preexec,
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", f"open({str(no_read)!r}).close()"],
+            preexec_fn=preexec,
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode == 0:
             pytest.skip("running as root with file capabilities that cannot be dropped here: permissions do not apply")
     try:
-        r = subprocess.run([sys.executable, "-c", code, str(no_read), str(hidden)], preexec_fn=preexec,
-                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", code, str(no_read), str(hidden)],
+            preexec_fn=preexec,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=60,
+        )
     finally:
         os.chmod(hidden.parent, 0o755)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -207,8 +233,18 @@ def test_words_the_g2p_cannot_spell_are_counted_and_the_utterance_kept(tmp_path)
     from speecheq.corpora.common import Utterance, build_manifests
     from speecheq.text import G2P
 
-    utts = [Utterance(f"u{k}", str(write_wav(tmp_path / f"{k}.wav", tone(1.0))), "s1", "05", language="en",
-                      text=text, intensity_level="01") for k, text in enumerate(["Kids are talking.", "snow ☃"])]
+    utts = [
+        Utterance(
+            f"u{k}",
+            str(write_wav(tmp_path / f"{k}.wav", tone(1.0))),
+            "s1",
+            "05",
+            language="en",
+            text=text,
+            intensity_level="01",
+        )
+        for k, text in enumerate(["Kids are talking.", "snow ☃"])
+    ]
     _, sups, summary = build_manifests("ravdess", utts, g2p=G2P(), progress=False)
     assert summary.kept == 2 and summary.notes["no phones (G2P failed)"] == 1
     phones = {s.id: s.custom["phones"] for s in sups}
@@ -221,8 +257,11 @@ def test_empty_split_is_one_clear_error(synth_data, tmp_path):
     from speecheq.corpora import get_corpus, validate_and_split
 
     train_speakers = get_corpus("synth").protocol()[""]["train"]
-    only_train = [c for c in load_manifest_lazy(synth_data / "fbank/synth_cuts_all.jsonl.gz")
-                  if c.supervisions[0].speaker in train_speakers]
+    only_train = [
+        c
+        for c in load_manifest_lazy(synth_data / "fbank/synth_cuts_all.jsonl.gz")
+        if c.supervisions[0].speaker in train_speakers
+    ]
     (tmp_path / "fbank").mkdir()
     CutSet.from_cuts(only_train).to_file(tmp_path / "fbank/synth_cuts_all.jsonl.gz")
     (tmp_path / "fbank/synth_cuts_test.jsonl.gz").write_bytes(b"")  # an earlier run's split

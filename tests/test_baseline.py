@@ -18,8 +18,10 @@ LEAD = 0.3  # seconds of near-silence before each clip: the cut starts after it,
 CLASSES = ("neutral", "happy", "angry")
 SPEAKERS = ("s1", "s2", "s3", "s4", "s5", "s6")
 # fold -> split -> speakers (speaker-independent, as the recipes' protocols)
-FOLDS = {"fold0": {"train": SPEAKERS[:4], "dev": ("s5",), "test": ("s6",)},
-         "fold1": {"train": SPEAKERS[2:], "dev": ("s1",), "test": ("s2",)}}
+FOLDS = {
+    "fold0": {"train": SPEAKERS[:4], "dev": ("s5",), "test": ("s6",)},
+    "fold1": {"train": SPEAKERS[2:], "dev": ("s1",), "test": ("s2",)},
+}
 
 
 def _clip(emotion: str, speaker: int, n: int) -> np.ndarray:
@@ -42,8 +44,9 @@ def _cut(path: Path, cut_id: str, speaker: str, emotion: str):
 
     rec = Recording.from_file(path, recording_id=cut_id)
     duration = round(rec.duration - LEAD, 4)
-    sup = SupervisionSegment(cut_id, cut_id, 0.0, duration, speaker=speaker, gender="F",
-                             custom={"corpus": "synth", "emotion": emotion})
+    sup = SupervisionSegment(
+        cut_id, cut_id, 0.0, duration, speaker=speaker, gender="F", custom={"corpus": "synth", "emotion": emotion}
+    )
     return MonoCut(cut_id, LEAD, duration, 0, recording=rec, supervisions=[sup])
 
 
@@ -73,9 +76,16 @@ def tiny(tmp_path_factory) -> Path:
 def _run(tiny: Path, exp: Path, **options):
     from speecheq.baseline import run_baseline
 
-    defaults = dict(featset="eGeMAPSv02", label_preset="4class", fbank_dir=tiny / "data/fbank",
-                    functionals_dir=tiny / "data/functionals", exp_dir=exp, cs=(0.01, 1.0), calibration_folds=3,
-                    progress=False)
+    defaults = dict(
+        featset="eGeMAPSv02",
+        label_preset="4class",
+        fbank_dir=tiny / "data/fbank",
+        functionals_dir=tiny / "data/functionals",
+        exp_dir=exp,
+        cs=(0.01, 1.0),
+        calibration_folds=3,
+        progress=False,
+    )
     return run_baseline("synth", ["0", "1"], **{**defaults, **options})
 
 
@@ -187,8 +197,11 @@ def test_precomputed_kernels_give_the_svc_solution():
     for kind in ("linear", "rbf"):
         ref = SVC(kernel=kind, C=1.0, gamma="scale").fit(z[train], y[train])
         ours = SVC(kernel="precomputed", C=1.0).fit(kernel_from_gram(kind, gram, train, train, norms, gamma), y[train])
-        np.testing.assert_allclose(ours.decision_function(kernel_from_gram(kind, gram, val, train, norms, gamma)),
-                                   ref.decision_function(z[val]), atol=1e-6)
+        np.testing.assert_allclose(
+            ours.decision_function(kernel_from_gram(kind, gram, val, train, norms, gamma)),
+            ref.decision_function(z[val]),
+            atol=1e-6,
+        )
 
 
 def test_functionals_of_a_cut_read_its_own_audio_and_downmix():
@@ -233,10 +246,23 @@ def _decode_dir(path: Path, truth: np.ndarray, probs: np.ndarray, ids=None):
 
     scheme = LabelScheme.from_preset("4class")
     ids = ids or [f"c{i}" for i in range(len(truth))]
-    recs = [{"cut_id": c, "corpus": "synth", "emotion_true": int(t), "emotion_pred": int(p.argmax()), "emotion_probs": p,
-             "intensity_true": float("nan"), "intensity_pred": float("nan"), "gender_true": -1, "gender_pred": -1,
-             "gender_prob": float("nan"), "phones_true": None, "phones_pred": []}
-            for c, t, p in zip(ids, truth, probs)]
+    recs = [
+        {
+            "cut_id": c,
+            "corpus": "synth",
+            "emotion_true": int(t),
+            "emotion_pred": int(p.argmax()),
+            "emotion_probs": p,
+            "intensity_true": float("nan"),
+            "intensity_pred": float("nan"),
+            "gender_true": -1,
+            "gender_pred": -1,
+            "gender_prob": float("nan"),
+            "phones_true": None,
+            "phones_pred": [],
+        }
+        for c, t, p in zip(ids, truth, probs)
+    ]
     write_decode_dir(path, recs, scheme, {}, path.name, plot=False)
     return path
 
@@ -269,8 +295,12 @@ def test_fusion_weight_chosen_on_dev(tmp_path, case, monkeypatch):
             net, svm = (good, bad) if case.startswith("svm") else (bad, good)
             _decode_dir(tmp_path / f"net/fold{k}/synth_fold{k}_{split}-epoch-2-avg-1", truth, net)
             _decode_dir(tmp_path / f"svm/fold{k}/synth_fold{k}_{split}-svm", truth, svm)
-    out = fuse_folds(str(tmp_path / "net/fold{k}/synth_fold{k}_{split}-epoch-2-avg-1"),
-                     str(tmp_path / "svm/fold{k}/synth_fold{k}_{split}-svm"), ["0", "1"], tmp_path / "fusion")
+    out = fuse_folds(
+        str(tmp_path / "net/fold{k}/synth_fold{k}_{split}-epoch-2-avg-1"),
+        str(tmp_path / "svm/fold{k}/synth_fold{k}_{split}-svm"),
+        ["0", "1"],
+        tmp_path / "fusion",
+    )
     assert out[0] == tmp_path / "fusion/fold0/decode/synth_fold0_test-fused/metrics.json"
     expected_w = 0.0 if case == "net_noise" else 1.0
     for k, f in enumerate(out):
@@ -292,10 +322,24 @@ def test_fusion_refuses_different_cuts_in_one_line(tmp_path):
     for split in ("dev", "test"):
         _decode_dir(tmp_path / f"a/fold0/x_{split}-t", truth, probs)
         _decode_dir(tmp_path / f"b/fold0/x_{split}-svm", truth, probs, ids=["c0", "c1", "c2", "other"])
-    r = subprocess.run([sys.executable, str(REPO / "local/fuse.py"), "--a", str(tmp_path / "a/fold{k}/x_{split}-t"),
-                        "--b", str(tmp_path / "b/fold{k}/x_{split}-svm"), "--folds", "0", "--out-dir",
-                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "local/fuse.py"),
+            "--a",
+            str(tmp_path / "a/fold{k}/x_{split}-t"),
+            "--b",
+            str(tmp_path / "b/fold{k}/x_{split}-svm"),
+            "--folds",
+            "0",
+            "--out-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1 and "hold different cuts" in errors[0] and "'other'" in errors[0], r.stderr
@@ -304,10 +348,17 @@ def test_fusion_refuses_different_cuts_in_one_line(tmp_path):
 
 def test_baseline_help_imports_neither_torch_nor_opensmile():
     script = str(REPO / "local/baseline_functionals.py")
-    code = (f"import runpy, sys; sys.argv = [{script!r}, '--help']\n"
-            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in ('torch', 'opensmile', 'sklearn') if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        f"import runpy, sys; sys.argv = [{script!r}, '--help']\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in ('torch', 'opensmile', 'sklearn') if m in sys.modules))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert "usage:" in r.stdout and "LOADED []" in r.stdout, r.stdout + r.stderr

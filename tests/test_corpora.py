@@ -37,8 +37,14 @@ def run_recipe(corpus, tmp_path, *args):
     recipe.mkdir()
     for name in ("run.sh", "local", "utils", "path.sh"):
         (recipe / name).symlink_to((REPO / "egs" / corpus / name).resolve())
-    r = subprocess.run(["bash", "run.sh", "--stop-stage", "3", "--nj", "1", *args], cwd=recipe,
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        ["bash", "run.sh", "--stop-stage", "3", "--nj", "1", *args],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return recipe
 
@@ -94,7 +100,13 @@ def test_casia(tmp_path):
     sups = by_id(out)
     assert len(sups) == 16 and out["summary"].skipped == {"layout": 3, "label": 1}
     s = sups["casia_wangzhe_angry_201"]
-    assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["intensity"]) == ("wangzhe", "M", "zh", "angry", None)
+    assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["intensity"]) == (
+        "wangzhe",
+        "M",
+        "zh",
+        "angry",
+        None,
+    )
     assert s.text == "我们去公园吧。" and s.custom["phones"][:3] == ["uo3", "m", "en5"]
     assert sups["casia_liuchanhg_neutral_205"].custom["phones"] == ["n", "i3", "h", "ao3", "m", "a5"]
     assert sups["casia_liuchanhg_neutral_205"].gender == "F"
@@ -111,7 +123,9 @@ def test_casia(tmp_path):
         dev = {i for i, s in sups.items() if f["dev"](s)}
         assert train and dev and not train & dev
         assert {sups[i].speaker for i in train} == {sups[i].speaker for i in dev} == set(CASIA_SPEAKERS) - {test}
-        assert {sups[i].custom["number"] for i in train} == {"201"} and {sups[i].custom["number"] for i in dev} == {"205"}
+        assert {sups[i].custom["number"] for i in train} == {"201"} and {sups[i].custom["number"] for i in dev} == {
+            "205"
+        }
     folds = get_corpus("casia").protocol(kind="speaker")
     assert_speaker_independent(folds, CASIA_SPEAKERS)
     genders = {"liuchanhg": "F", "zhaoquanyin": "F", "wangzhe": "M", "ZhaoZuoxiang": "M"}
@@ -141,18 +155,27 @@ def test_casia_recipe_stages_0_to_3(tmp_path):
 
 def fake_esd(root):
     files = [
-        "0001/Neutral/train/0001_000001.wav", "0001/Angry/evaluation/0001_000351.wav", "0001/Angry/test/0001_000352.wav",
-        "0002/Neutral/0002_000001.wav", "0002/Happy/0002_000701.wav",  # a copy without the split level
-        "0011/Sad/train/0011_001051.wav", "0011/Surprise/test/0011_001401.wav",
+        "0001/Neutral/train/0001_000001.wav",
+        "0001/Angry/evaluation/0001_000351.wav",
+        "0001/Angry/test/0001_000352.wav",
+        "0002/Neutral/0002_000001.wav",
+        "0002/Happy/0002_000701.wav",  # a copy without the split level
+        "0011/Sad/train/0011_001051.wav",
+        "0011/Surprise/test/0011_001401.wav",
     ]
     for k, f in enumerate(files):
         wav(root / f, freq=140 + 10 * k)
     (root / "0001/0001.txt").write_bytes(
-        "0001_000001\t打远一看，它们的确很是美丽，\t中立\n0001_000351\t他们来了。\t生气\n".encode("gb18030"))
+        "0001_000001\t打远一看，它们的确很是美丽，\t中立\n0001_000351\t他们来了。\t生气\n".encode("gb18030")
+    )
     (root / "0002/0002.txt").write_bytes(
-        "0002_000001\t我们走吧。\t中立\n0002_000701\t太好了！\t快乐\n0002_001051\t太好了！\t快乐\n".encode("utf-8-sig"))
+        "0002_000001\t我们走吧。\t中立\n0002_000701\t太好了！\t快乐\n0002_001051\t太好了！\t快乐\n".encode("utf-8-sig")
+    )
     (root / "0011/0011.txt").write_bytes(
-        "0011_001051\tThe nine the eggs, I keep.\tSad\r\n0011_001401\tI am going to the mall.\tSurprise\r\n".encode("utf-16"))
+        "0011_001051\tThe nine the eggs, I keep.\tSad\r\n0011_001401\tI am going to the mall.\tSurprise\r\n".encode(
+            "utf-16"
+        )
+    )
     return root
 
 
@@ -171,7 +194,13 @@ def test_esd(tmp_path):
     assert summary.skipped == {"layout": 2, "label mismatch": 1, "label": 1}
     assert summary.notes["no transcript line"] == 2  # 0001_000352 and 0002_001751
     s = sups["esd_0001_000001"]
-    assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["split"]) == ("0001", "F", "zh", "neutral", "train")
+    assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["split"]) == (
+        "0001",
+        "F",
+        "zh",
+        "neutral",
+        "train",
+    )
     assert s.text == "打远一看，它们的确很是美丽，" and s.custom["phones"][:2] == ["d", "a3"]
     assert sups["esd_0001_000351"].custom["split"] == "dev"  # evaluation
     assert sups["esd_0002_000701"].gender is None and sups["esd_0002_000701"].custom["split"] is None
@@ -217,13 +246,17 @@ EMO_HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
 
 def fake_iemocap(root):
     dialogs = {
-        (1, "Ses01F_impro01"): [("F000", "neu", "2.5000, 2.5000, 2.5000", "Excuse me."),
-                                ("M000", "exc", "3.5000, 4.0000, 3.0000", "Do you have your forms? [LAUGHTER]"),
-                                ("F001", "xxx", "2.0000, 3.0000, 2.5000", "Yeah."),
-                                ("M001", "fru", "2.0000, 3.5000, 3.0000", "I need an ID.")],
-        (2, "Ses02M_script01_1"): [("F000", "ang", "1.5000, 4.5000, 4.0000", "What is wrong with you?"),
-                                   ("M000", "sad", "2.0000, 1.5000, 2.0000", "Nothing."),
-                                   ("M001", "hap", "4.0000, 3.0000, 3.0000", "Fine then.")],
+        (1, "Ses01F_impro01"): [
+            ("F000", "neu", "2.5000, 2.5000, 2.5000", "Excuse me."),
+            ("M000", "exc", "3.5000, 4.0000, 3.0000", "Do you have your forms? [LAUGHTER]"),
+            ("F001", "xxx", "2.0000, 3.0000, 2.5000", "Yeah."),
+            ("M001", "fru", "2.0000, 3.5000, 3.0000", "I need an ID."),
+        ],
+        (2, "Ses02M_script01_1"): [
+            ("F000", "ang", "1.5000, 4.5000, 4.0000", "What is wrong with you?"),
+            ("M000", "sad", "2.0000, 1.5000, 2.0000", "Nothing."),
+            ("M001", "hap", "4.0000, 3.0000, 3.0000", "Fine then."),
+        ],
     }
     for (session, dialog), utts in dialogs.items():
         sdir = root / f"Session{session}"
@@ -278,7 +311,18 @@ def test_iemocap(tmp_path):
 
 # ----------------------------------------------------------------------------------- EmoDB
 
-EMODB_FILES = ("03a01Fa", "08a02Wa", "09a04La", "10a05Ea", "11a07Aa", "12b01Ta", "13b02Na", "14b03Wb", "15b09Fa", "16b10Nc")
+EMODB_FILES = (
+    "03a01Fa",
+    "08a02Wa",
+    "09a04La",
+    "10a05Ea",
+    "11a07Aa",
+    "12b01Ta",
+    "13b02Na",
+    "14b03Wb",
+    "15b09Fa",
+    "16b10Nc",
+)
 
 
 def fake_emodb(root):
@@ -299,7 +343,13 @@ def test_emodb(tmp_path):
     sups = by_id(out)
     assert len(sups) == 10 and out["summary"].skipped == {"layout": 3, "label": 1, "empty file": 1}
     s = sups["emodb_09a04La"]
-    assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["intensity"]) == ("09", "F", "de", "boredom", None)
+    assert (s.speaker, s.gender, s.language, s.custom["emotion"], s.custom["intensity"]) == (
+        "09",
+        "F",
+        "de",
+        "boredom",
+        None,
+    )
     assert s.text == "Heute abend könnte ich es ihm sagen." and s.custom["phones"][:3] == ["h", "ɔø", "t"]
     assert sups["emodb_03a01Fa"].gender == "M" and sups["emodb_03a01Fa"].custom["emotion"] == "happy"
     assert sups["emodb_16b10Nc"].custom["intensity"] == 0.0
@@ -328,7 +378,8 @@ def fake_cremad(root, demographics=True):
     if demographics:
         (root / "VideoDemographics.csv").write_text(
             "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n1002,21,Female,Caucasian,Not Hispanic\n"
-            "1003,21,Female,Caucasian,Not Hispanic\n1004,42,Female,Caucasian,Not Hispanic\n")
+            "1003,21,Female,Caucasian,Not Hispanic\n1004,42,Female,Caucasian,Not Hispanic\n"
+        )
     return root
 
 
@@ -342,12 +393,36 @@ def test_cremad(tmp_path):
     assert len(sups) == 5 and out["summary"].skipped == {"layout": 1, "label": 2}
     assert out["summary"].notes["actor not in demographics"] == 1
     intensity = {i: s.custom["intensity"] for i, s in sups.items()}
-    assert intensity == {"cremad_1001_DFA_ANG_XX": None, "cremad_1002_IEO_HAP_HI": 1.0,
-                         "cremad_1003_TIE_SAD_LO": pytest.approx(1 / 3), "cremad_1004_IOM_NEU_XX": 0.0,
-                         "cremad_1005_IWW_FEA_MD": pytest.approx(2 / 3)}
-    assert [sups[f"cremad_{a}"].gender for a in ("1001_DFA_ANG_XX", "1002_IEO_HAP_HI", "1005_IWW_FEA_MD")] == ["M", "F", None]
+    assert intensity == {
+        "cremad_1001_DFA_ANG_XX": None,
+        "cremad_1002_IEO_HAP_HI": 1.0,
+        "cremad_1003_TIE_SAD_LO": pytest.approx(1 / 3),
+        "cremad_1004_IOM_NEU_XX": 0.0,
+        "cremad_1005_IWW_FEA_MD": pytest.approx(2 / 3),
+    }
+    assert [sups[f"cremad_{a}"].gender for a in ("1001_DFA_ANG_XX", "1002_IEO_HAP_HI", "1005_IWW_FEA_MD")] == [
+        "M",
+        "F",
+        None,
+    ]
     s = sups["cremad_1001_DFA_ANG_XX"]
-    assert s.text == "Don't forget a jacket" and s.custom["phones"] == ["D", "OW", "N", "T", "F", "ER", "G", "EH", "T", "AH", "JH", "AE", "K", "AH", "T"]
+    assert s.text == "Don't forget a jacket" and s.custom["phones"] == [
+        "D",
+        "OW",
+        "N",
+        "T",
+        "F",
+        "ER",
+        "G",
+        "EH",
+        "T",
+        "AH",
+        "JH",
+        "AE",
+        "K",
+        "AH",
+        "T",
+    ]
     assert s.custom["emotion"] == "angry" and s.speaker == "1001"
     # Without the demographics file every gender is None, never guessed.
     bare = get_corpus("cremad").prepare(fake_cremad(tmp_path / "bare", demographics=False), None, progress=False)
@@ -412,7 +487,12 @@ def test_custom(tmp_path):
     assert (tmp_path / "custom_manifests" / "custom_supervisions_all.jsonl.gz").is_file()
     a = sups["seqd_wav_s1_0"]
     assert (a.speaker, a.gender, a.language, a.text) == ("s1", "F", "zh", "你好")
-    assert (a.custom["corpus"], a.custom["emotion"], a.custom["intensity"], a.custom["split"]) == ("seqd", "happy", 1.0, "train")
+    assert (a.custom["corpus"], a.custom["emotion"], a.custom["intensity"], a.custom["split"]) == (
+        "seqd",
+        "happy",
+        1.0,
+        "train",
+    )
     assert a.custom["phones"] == ["n", "i3", "h", "ao3"]
     assert sups["seqd_wav_s1_1"].custom["intensity"] == 0.0  # neutral is 0 whatever the row says
     b = sups["seqd_wav_s2_0"]
@@ -449,7 +529,9 @@ def test_custom_bad_input(tmp_path):
     with pytest.raises(SpeechEQError, match=r"metadata\.tsv:1: header lacks column\(s\) path"):
         get_corpus("custom").prepare(root, None, progress=False)
     (root / "labels.yaml").write_text(MAPPING)
-    (root / "metadata.tsv").write_text("id\tpath\tspeaker\temotion\nu1\twav/s1/0.wav\ts1\t开心\nu1\twav/s1/1.wav\ts1\t开心\n")
+    (root / "metadata.tsv").write_text(
+        "id\tpath\tspeaker\temotion\nu1\twav/s1/0.wav\ts1\t开心\nu1\twav/s1/1.wav\ts1\t开心\n"
+    )
     with pytest.raises(SpeechEQError, match="duplicate utterance id 'seqd_u1'"):
         get_corpus("custom").prepare(root, None, progress=False)
     with pytest.raises(SpeechEQError, match="at least 3 speakers"):
@@ -474,11 +556,21 @@ def run_script(name, *args, monkeypatch, capsys):
 
 
 def test_scripts_reject_options_a_corpus_does_not_take(tmp_path, monkeypatch, capsys):
-    code, err = run_script("prepare.py", "--corpus", "emodb", "--corpus-dir", str(tmp_path), "--transcripts", "t.txt",
-                           monkeypatch=monkeypatch, capsys=capsys)
+    code, err = run_script(
+        "prepare.py",
+        "--corpus",
+        "emodb",
+        "--corpus-dir",
+        str(tmp_path),
+        "--transcripts",
+        "t.txt",
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
     assert code == 1 and "ERROR: corpus emodb takes no --transcripts" in err
-    code, err = run_script("validate.py", "--corpus", "emodb", "--protocol", "official",
-                           monkeypatch=monkeypatch, capsys=capsys)
+    code, err = run_script(
+        "validate.py", "--corpus", "emodb", "--protocol", "official", monkeypatch=monkeypatch, capsys=capsys
+    )
     assert code == 1 and "ERROR: corpus emodb takes no --protocol" in err
 
 

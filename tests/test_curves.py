@@ -31,22 +31,40 @@ def test_a_resumed_runs_newer_log_wins(trained_exp, tmp_path):
     exp = tmp_path / "exp"
     shutil.copytree(trained_exp / "log", exp / "log")
     old = sorted((exp / "log").glob("log-train-*-rank0.txt"))[-1]
-    text = old.read_text().replace("epoch 2 validation: {\"UA\": ", "epoch 2 validation: {\"UA\": 99.5, \"was\": ")
+    text = old.read_text().replace('epoch 2 validation: {"UA": ', 'epoch 2 validation: {"UA": 99.5, "was": ')
     (exp / "log" / "log-train-9999-12-31-23-59-59-rank0.txt").write_text(
-        "\n".join(line for line in text.splitlines() if "epoch 2 validation" in line))
+        "\n".join(line for line in text.splitlines() if "epoch 2 validation" in line)
+    )
     assert read_curves(exp)[2]["valid"]["UA"] == 99.5
     assert read_curves(exp)[1] == read_curves(trained_exp)[1]
 
 
 def test_curves_script_writes_png_and_table(trained_exp, tmp_path):
     out = tmp_path / "curves.png"
-    r = subprocess.run([sys.executable, str(REPO / "local/curves.py"), "--runs", f"tiny={trained_exp}",
-                        "--out", str(out), "--window", "1"], capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "local/curves.py"),
+            "--runs",
+            f"tiny={trained_exp}",
+            "--out",
+            str(out),
+            "--window",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.with_suffix(".json").is_file()
     assert "| tiny | 2 | " in r.stdout
-    bad = subprocess.run([sys.executable, str(REPO / "local/curves.py"), "--runs", str(tmp_path), "--out", str(out)],
-                         capture_output=True, text=True, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, str(REPO / "local/curves.py"), "--runs", str(tmp_path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert bad.returncode != 0 and "NAME=EXP_DIR" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -23,8 +23,18 @@ def exported(trained_exp, tmp_path_factory):
     from speecheq.cli import run_export
 
     out = tmp_path_factory.mktemp("export") / "speecheq-package.pt"
-    run_export(["--exp-dir", str(trained_exp), "--checkpoint", "best-valid.pt", "--output", str(out),
-                "--torchscript", "--onnx"])
+    run_export(
+        [
+            "--exp-dir",
+            str(trained_exp),
+            "--checkpoint",
+            "best-valid.pt",
+            "--output",
+            str(out),
+            "--torchscript",
+            "--onnx",
+        ]
+    )
     return out
 
 
@@ -95,9 +105,17 @@ def test_stale_engine_is_refused(exported, tmp_path):
 
 
 def test_local_export_script_runs_and_needs_a_source(tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "local/export.py"), "--output", str(tmp_path / "p.pt")],
-                       capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "local/export.py"), "--output", str(tmp_path / "p.pt")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 2 and "one of the arguments --exp-dir --package is required" in r.stderr
-    r = subprocess.run([sys.executable, str(REPO / "local/export.py"), "--package", str(tmp_path / "p.pt"), "--onnx"],
-                       capture_output=True, text=True, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "local/export.py"), "--package", str(tmp_path / "p.pt"), "--onnx"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("ERROR: model package not found")

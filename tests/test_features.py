@@ -18,8 +18,11 @@ def _cut_with_features(tmp_path, lead: float, speech: float, tail: float):
     audio = np.concatenate([quiet(lead), tone(speech), quiet(tail)])
     rec = Recording.from_file(write_wav(tmp_path / "utt.wav", audio))
     cut = rec.to_cut()
-    cut.supervisions = [SupervisionSegment(id="utt", recording_id=rec.id, start=0.0, duration=rec.duration,
-                                           speaker="spk", custom={"emotion": "happy"})]
+    cut.supervisions = [
+        SupervisionSegment(
+            id="utt", recording_id=rec.id, start=0.0, duration=rec.duration, speaker="spk", custom={"emotion": "happy"}
+        )
+    ]
     with LilcomChunkyWriter(tmp_path / "feats") as storage:
         return cut.compute_and_store_features(make_extractor(), storage)
 
@@ -37,7 +40,7 @@ def test_trim_silence_keeps_the_loud_part_with_margins(tmp_path):
     full, kept = cut.load_features(), trimmed.load_features()
     first = int(round(trimmed.start * 100))
     assert abs(kept.shape[0] - trimmed.duration * 100) <= 1
-    np.testing.assert_array_equal(kept, full[first:first + kept.shape[0]])
+    np.testing.assert_array_equal(kept, full[first : first + kept.shape[0]])
 
 
 def test_trim_silence_leaves_a_cut_without_silence_alone(tmp_path):

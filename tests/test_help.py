@@ -37,8 +37,14 @@ SCRIPTS = sorted((REPO / "local").glob("*.py"))
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
 def test_stage_script_help_describes_every_option_without_importing_torch(script):
-    r = subprocess.run([sys.executable, "-c", PROBE, str(script)], capture_output=True, text=True, timeout=300,
-                       cwd=REPO, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     found = json.loads(r.stdout.strip().splitlines()[-1])
     assert found["code"] == 0 and found["parsers"] == 1 and "usage:" in found["text"]

@@ -48,7 +48,9 @@ def test_checkpoint_damaged_inside_a_tensor_is_one_line_naming_it(trained_exp, t
     shutil.copy(trained_exp / "epoch-1.pt", exp / "epoch-1.pt")
     damage_largest_tensor(exp / "epoch-1.pt")
     torch.load(exp / "epoch-1.pt", weights_only=False)  # the fault torch.load does not see
-    with pytest.raises(SpeechEQError, match=r"epoch-1\.pt: the model weights do not match their stored fingerprint") as e:
+    with pytest.raises(
+        SpeechEQError, match=r"epoch-1\.pt: the model weights do not match their stored fingerprint"
+    ) as e:
         load_model(exp, epoch=1)
     assert "\n" not in str(e.value)
     with pytest.raises(SpeechEQError, match="damaged"):
@@ -76,8 +78,13 @@ def test_package_damaged_inside_a_tensor_is_one_line_naming_it(trained_exp, tmp_
     damage_largest_tensor(path)
     with pytest.raises(SpeechEQError, match=r"pkg\.pt: the model weights do not match their stored fingerprint"):
         load_package(path)
-    r = subprocess.run([sys.executable, "-c", "from speecheq.cli import main; main()", "infer", "--model", str(path), str(tmp_path)],
-                       capture_output=True, text=True, env=ENV, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", "from speecheq.cli import main; main()", "infer", "--model", str(path), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith(f"ERROR: {path}: the model weights do not match")
 
@@ -98,8 +105,10 @@ def test_package_provenance_names_the_epoch_of_its_weights(trained_exp):
 def package_path(trained_exp, tmp_path_factory):
     from speecheq.package import package_from_exp, save_package
 
-    return save_package(package_from_exp(trained_exp, checkpoint="best-valid.pt"),
-                        tmp_path_factory.mktemp("pkg") / "speecheq-package.pt")
+    return save_package(
+        package_from_exp(trained_exp, checkpoint="best-valid.pt"),
+        tmp_path_factory.mktemp("pkg") / "speecheq-package.pt",
+    )
 
 
 def run_infer(*args) -> int:
@@ -146,8 +155,12 @@ def run_without_file_privileges(argv, probe_file: Path, **kwargs):
     preexec = None
     if os.geteuid() == 0:
         preexec = _drop_file_capabilities
-        probe = subprocess.run([sys.executable, "-c", f"open({str(probe_file)!r}).close()"], preexec_fn=preexec,
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", f"open({str(probe_file)!r}).close()"],
+            preexec_fn=preexec,
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode == 0:
             pytest.skip("running as root with file capabilities that cannot be dropped here: permissions do not apply")
     return subprocess.run(argv, preexec_fn=preexec, capture_output=True, text=True, env=ENV, timeout=300, **kwargs)
@@ -169,18 +182,43 @@ def test_folders_without_permission_are_one_line_or_a_counted_record(package_pat
     os.chmod(corpus, 0o600)  # listed, not searchable
     os.chmod(inputs / "closed", 0)  # neither
     try:
-        prep = run_without_file_privileges([sys.executable, str(REPO / "local/prepare.py"), "--corpus", "custom",
-                                            "--corpus-dir", str(corpus), "--output-dir", str(tmp_path / "m")], probe)
+        prep = run_without_file_privileges(
+            [
+                sys.executable,
+                str(REPO / "local/prepare.py"),
+                "--corpus",
+                "custom",
+                "--corpus-dir",
+                str(corpus),
+                "--output-dir",
+                str(tmp_path / "m"),
+            ],
+            probe,
+        )
         out = tmp_path / "out.jsonl"
-        infer = run_without_file_privileges([sys.executable, "-c", "from speecheq.cli import main; main()", "infer",
-                                             "--no-progress", "--model", str(package_path), str(inputs),
-                                             "--output", str(out)], probe)
+        infer = run_without_file_privileges(
+            [
+                sys.executable,
+                "-c",
+                "from speecheq.cli import main; main()",
+                "infer",
+                "--no-progress",
+                "--model",
+                str(package_path),
+                str(inputs),
+                "--output",
+                str(out),
+            ],
+            probe,
+        )
     finally:
         os.chmod(corpus, 0o755)
         os.chmod(inputs / "closed", 0o755)
     assert prep.returncode == 1 and "Traceback" not in prep.stderr, prep.stderr[-2000:]
-    assert prep.stderr.strip().splitlines()[-1] == f"ERROR: custom: corpus folder {corpus}: permission denied " \
-                                                   "(it and the folders above it must be readable and searchable)"
+    assert (
+        prep.stderr.strip().splitlines()[-1] == f"ERROR: custom: corpus folder {corpus}: permission denied "
+        "(it and the folders above it must be readable and searchable)"
+    )
     assert infer.returncode == 3 and "Traceback" not in infer.stderr, infer.stderr[-2000:]
     recs = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert set(recs) == {"ok.wav", "closed"} and "category" in recs["ok.wav"]
@@ -202,13 +240,21 @@ def test_token_table_that_is_not_utf8_is_one_line(tmp_path):
 @pytest.mark.parametrize("fault", ["undecodable", "missing", "is a folder"])
 def test_any_os_or_unicode_error_on_a_file_is_one_line_naming_it(tmp_path, fault):
     """The shared wrapper of every entry point (local/*.py, speecheq ...): no traceback for a file fault."""
-    target = {"undecodable": tmp_path / "latin1.txt", "missing": tmp_path / "missing.txt", "is a folder": tmp_path}[fault]
+    target = {"undecodable": tmp_path / "latin1.txt", "missing": tmp_path / "missing.txt", "is a folder": tmp_path}[
+        fault
+    ]
     (tmp_path / "latin1.txt").write_bytes("café\n".encode("latin-1"))
-    code = ("import sys\nfrom pathlib import Path\nfrom speecheq.cli import script\n"
-            "script(lambda: Path(sys.argv[1]).read_text(encoding='utf-8'))\n")
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom speecheq.cli import script\n"
+        "script(lambda: Path(sys.argv[1]).read_text(encoding='utf-8'))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    expected = {"undecodable": "not utf-8 text", "missing": "No such file or directory", "is a folder": "Is a directory"}
+    expected = {
+        "undecodable": "not utf-8 text",
+        "missing": "No such file or directory",
+        "is a folder": "Is a directory",
+    }
     assert r.stderr.strip().splitlines() == [f"ERROR: {target}: {r.stderr.split(': ', 2)[2].strip()}"]
     assert expected[fault] in r.stderr
 
@@ -232,12 +278,17 @@ def test_preparation_counts_each_fault_by_its_reason_and_stray_files(tmp_path):
         write_wav(root / next(bad), y, subtype="FLOAT")
     write_wav(root / next(bad), np.zeros(16000, np.float32))  # silent
     write_wav(root / next(bad), tone(0.01))  # 10 ms
-    (root / next(bad)).write_bytes(write_wav(root / "h.wav", x).read_bytes()[:44 + 20])  # data chunk of 10 samples
+    (root / next(bad)).write_bytes(write_wav(root / "h.wav", x).read_bytes()[: 44 + 20])  # data chunk of 10 samples
     (root / "h.wav").unlink()
     (root / "Actor_01" / "notes.txt").write_text("session notes\n")  # was never mentioned
     summary = prepare_ravdess(root, g2p=None, progress=False)["summary"]
-    assert dict(summary.skipped) == {"empty file": 1, "not audio": 2, "non-finite samples": 2, "silent": 1,
-                                     "too short": 2}
+    assert dict(summary.skipped) == {
+        "empty file": 1,
+        "not audio": 2,
+        "non-finite samples": 2,
+        "silent": 1,
+        "too short": 2,
+    }
     assert summary.notes["stray non-audio files"] == 1
     assert "stray non-audio files: 1" in summary.line() and "not audio: 2" in summary.line()
 
@@ -247,18 +298,23 @@ def test_preparation_counts_each_fault_by_its_reason_and_stray_files(tmp_path):
 
 def options_script(tmp_path):
     script = tmp_path / "s.sh"
-    script.write_text(f"stage=0\nstop_stage=6\ncorpus_dir=/x\n. {REPO}/utils/parse_options.sh\necho \"$stage|$stop_stage\"\n")
+    script.write_text(
+        f'stage=0\nstop_stage=6\ncorpus_dir=/x\n. {REPO}/utils/parse_options.sh\necho "$stage|$stop_stage"\n'
+    )
     return script
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--stage", "99"], "--stage 99: there is no such stage (the last stage is 6)"),
-    (["--stage", "abc"], "--stage must be an integer, got 'abc'"),
-    (["--stop-stage", "3x"], "--stop-stage must be an integer, got '3x'"),
-    (["--stage", "4", "--stop-stage", "2"], "--stage 4 is after --stop-stage 2: nothing to run"),
-    (["--corpus-dir", "/data/rav", "space"], "unexpected argument 'space'"),
-    (["extra"], "unexpected argument 'extra'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--stage", "99"], "--stage 99: there is no such stage (the last stage is 6)"),
+        (["--stage", "abc"], "--stage must be an integer, got 'abc'"),
+        (["--stop-stage", "3x"], "--stop-stage must be an integer, got '3x'"),
+        (["--stage", "4", "--stop-stage", "2"], "--stage 4 is after --stop-stage 2: nothing to run"),
+        (["--corpus-dir", "/data/rav", "space"], "unexpected argument 'space'"),
+        (["extra"], "unexpected argument 'extra'"),
+    ],
+)
 def test_recipe_arguments_that_would_do_nothing_are_one_line(tmp_path, args, message):
     r = subprocess.run(["bash", str(options_script(tmp_path)), *args], capture_output=True, text=True)
     assert r.returncode == 1 and r.stdout == ""
@@ -279,8 +335,14 @@ def test_recipe_stage_0_with_spaces_and_non_ascii_in_the_corpus_path(tmp_path):
     recipe.mkdir()
     for name in ("run.sh", "local", "utils", "path.sh"):
         (recipe / name).symlink_to((REPO / "egs" / "ravdess" / name).resolve())
-    r = subprocess.run(["bash", "run.sh", "--stage", "0", "--stop-stage", "0", "--nj", "1", "--corpus-dir", str(corpus)],
-                       cwd=recipe, capture_output=True, text=True, timeout=300, env=ENV)
+    r = subprocess.run(
+        ["bash", "run.sh", "--stage", "0", "--stop-stage", "0", "--nj", "1", "--corpus-dir", str(corpus)],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     from lhotse import load_manifest
 

@@ -62,8 +62,15 @@ def test_folder_gives_records_in_order_and_error_records_for_bad_files(package_p
     assert run_cli("--model", package_path, audio_dir, "--output", out) == EXIT_PARTIAL
     recs = read_jsonl(out)
     names = [r["path"].rsplit("/", 1)[1] for r in recs]
-    assert names == ["a_mono16k.wav", "c_6ch.wav", "c_mono44k.wav", "d_corrupt.wav", "e_zero_bytes.wav",
-                     "f_no_samples.wav", "b_8k.flac"]
+    assert names == [
+        "a_mono16k.wav",
+        "c_6ch.wav",
+        "c_mono44k.wav",
+        "d_corrupt.wav",
+        "e_zero_bytes.wav",
+        "f_no_samples.wav",
+        "b_8k.flac",
+    ]
     by = dict(zip(names, recs))
     for bad in ("d_corrupt.wav", "e_zero_bytes.wav"):
         assert set(by[bad]) == {"path", "error"} and "unreadable audio" in by[bad]["error"]
@@ -130,7 +137,9 @@ def test_long_recording_is_split_at_pauses_with_a_summary(package_path, tmp_path
         assert any(p0 <= a["end"] <= p1 for p0, p1 in pauses), f"cut at {a['end']} s is not in a pause"
     w = np.array([s["duration"] for s in segs]) / sum(s["duration"] for s in segs)
     for c in CATEGORIES:
-        assert summary["probabilities"][c] == pytest.approx(sum(wi * s["probabilities"][c] for wi, s in zip(w, segs)), abs=1e-3)
+        assert summary["probabilities"][c] == pytest.approx(
+            sum(wi * s["probabilities"][c] for wi, s in zip(w, segs)), abs=1e-3
+        )
     assert summary["intensity"] == pytest.approx(sum(wi * s["intensity"] for wi, s in zip(w, segs)), abs=1e-3)
 
 
@@ -169,18 +178,37 @@ def test_align_gives_phone_times_relative_to_the_file(package_path, tmp_path):
     seg1 = recs[1]
     assert seg1["phones"] == "AA B"
     assert seg1["alignment"] == [
-        {"phone": "AA", "start": pytest.approx(seg1["start"] + 0.08), "end": pytest.approx(seg1["start"] + 0.16),
-         "score": 1.0},
-        {"phone": "B", "start": pytest.approx(seg1["start"] + 0.20), "end": pytest.approx(seg1["start"] + 0.24),
-         "score": 1.0},
+        {
+            "phone": "AA",
+            "start": pytest.approx(seg1["start"] + 0.08),
+            "end": pytest.approx(seg1["start"] + 0.16),
+            "score": 1.0,
+        },
+        {
+            "phone": "B",
+            "start": pytest.approx(seg1["start"] + 0.20),
+            "end": pytest.approx(seg1["start"] + 0.24),
+            "score": 1.0,
+        },
     ]
     assert recs[-1]["summary"] and recs[-1]["gender"] == "F" and recs[-1]["gender_probability"] == 0.8
 
 
 def test_corpus_aware_decision_and_tsv(package_path, audio_dir, tmp_path):
     out = tmp_path / "out.tsv"
-    assert run_cli("--model", package_path, audio_dir / "a_mono16k.wav", audio_dir / "c_6ch.wav",
-                   "--corpus", "emodb", "--output", out) == 0
+    assert (
+        run_cli(
+            "--model",
+            package_path,
+            audio_dir / "a_mono16k.wav",
+            audio_dir / "c_6ch.wav",
+            "--corpus",
+            "emodb",
+            "--output",
+            out,
+        )
+        == 0
+    )
     lines = [line.split("\t") for line in out.read_text().splitlines()]
     header, rows = lines[0], lines[1:]
     assert header[:7] == ["path", "id", "segment", "start", "end", "duration", "category"]
@@ -202,16 +230,28 @@ def test_corpus_aware_decision_and_tsv(package_path, audio_dir, tmp_path):
 def test_manifests_as_input(package_path, audio_dir, tmp_path):
     from lhotse import CutSet, Recording, RecordingSet
 
-    recordings = RecordingSet.from_recordings([
-        Recording.from_file(audio_dir / "a_mono16k.wav", recording_id="rec-a"),
-        Recording.from_file(audio_dir / "c_6ch.wav", recording_id="rec-c"),
-    ])
+    recordings = RecordingSet.from_recordings(
+        [
+            Recording.from_file(audio_dir / "a_mono16k.wav", recording_id="rec-a"),
+            Recording.from_file(audio_dir / "c_6ch.wav", recording_id="rec-c"),
+        ]
+    )
     recordings.to_file(tmp_path / "recs.jsonl.gz")
     cuts = CutSet.from_manifests(recordings=recordings)
     cuts.to_file(tmp_path / "cuts.jsonl.gz")
     out = tmp_path / "out.jsonl"
-    assert run_cli("--model", package_path, tmp_path / "recs.jsonl.gz", tmp_path / "cuts.jsonl.gz",
-                   audio_dir / "a_mono16k.wav", "--output", out) == 0
+    assert (
+        run_cli(
+            "--model",
+            package_path,
+            tmp_path / "recs.jsonl.gz",
+            tmp_path / "cuts.jsonl.gz",
+            audio_dir / "a_mono16k.wav",
+            "--output",
+            out,
+        )
+        == 0
+    )
     recs = read_jsonl(out)
     assert [r.get("id") for r in recs] == ["rec-a", "rec-c", *cuts.ids, None]
     assert recs[0]["path"] == str(tmp_path / "recs.jsonl.gz") and recs[0]["duration"] == 1.5

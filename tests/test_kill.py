@@ -62,7 +62,8 @@ def test_resume_point_is_the_last_logged_checkpoint(tmp_path):
     exp = tmp_path / "exp"
     (exp / "log").mkdir(parents=True)
     (exp / "log/log-train-1-rank0.txt").write_text(
-        "saved checkpoint-3.pt (resume: --start-batch 3)\nsaved checkpoint-4.pt (resume: --start-batch 4)\n")
+        "saved checkpoint-3.pt (resume: --start-batch 3)\nsaved checkpoint-4.pt (resume: --start-batch 4)\n"
+    )
     (exp / "checkpoint-3.pt").write_bytes(b"x")
     assert kill_test.last_logged_checkpoint(exp) == 3  # checkpoint-4.pt was removed (keep-last-k): not offered
     (exp / "checkpoint-4.pt").write_bytes(b"x")

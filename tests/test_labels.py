@@ -19,10 +19,18 @@ def test_every_corpus_maps_into_the_categories():
             assert emo is None or emo in labels.CATEGORIES, (corpus, raw)
 
 
-@pytest.mark.parametrize("corpus,raw,expected", [
-    ("ravdess", "02", "calm"), ("ravdess", "06", "fear"), ("iemocap", "exc", "happy"),
-    ("iemocap", "xxx", None), ("emodb", "L", "boredom"), ("esd", "惊喜", "surprise"), ("cremad", "DIS", "disgust"),
-])
+@pytest.mark.parametrize(
+    "corpus,raw,expected",
+    [
+        ("ravdess", "02", "calm"),
+        ("ravdess", "06", "fear"),
+        ("iemocap", "exc", "happy"),
+        ("iemocap", "xxx", None),
+        ("emodb", "L", "boredom"),
+        ("esd", "惊喜", "surprise"),
+        ("cremad", "DIS", "disgust"),
+    ],
+)
 def test_unify_emotion(corpus, raw, expected):
     assert labels.unify_emotion(corpus, raw) == expected
 
@@ -51,7 +59,13 @@ def test_scheme_excludes_outside_labels_and_is_corpus_aware():
     s = labels.LabelScheme.from_preset("4class")
     assert s.index("sad") == 2 and s.index("calm") is None and s.index(None) is None
     assert labels.LabelScheme.from_preset("all").corpus_categories("casia") == [
-        "neutral", "happy", "sad", "angry", "fear", "surprise"]
+        "neutral",
+        "happy",
+        "sad",
+        "angry",
+        "fear",
+        "surprise",
+    ]
     assert labels.LabelScheme.from_preset("all").corpus_mask("emodb")[labels.CATEGORIES.index("calm")] is False
     counts = labels.count_by_category(["sad", "calm", "calm", None], s)
     assert counts["sad"] == 1 and counts["excluded:calm"] == 2 and counts["excluded:None"] == 1

@@ -184,7 +184,8 @@ def test_ctc_is_normalised_per_phone_like_torch_mean():
     lens = torch.tensor([4, 2, 1])
     outputs = {"ctc_log_probs": log_probs, "encoder_lens": torch.tensor([12, 10, 8])}
     total, stats = MultitaskLoss({"ctc": 1.0})(outputs, {"phones": phones, "phone_lens": lens})
-    reference = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), phones, outputs["encoder_lens"], lens,
-                                             reduction="mean")
+    reference = torch.nn.functional.ctc_loss(
+        log_probs.transpose(0, 1), phones, outputs["encoder_lens"], lens, reduction="mean"
+    )
     assert total.item() == pytest.approx(reference.item(), rel=1e-5)
     assert stats["ctc"]["loss"] / stats["ctc"]["count"] == pytest.approx(reference.item(), rel=1e-5)

@@ -27,9 +27,7 @@ Y_PRED = [0, 0, 0, 1, 1, 2]
 
 
 def test_confusion_matrix_rows_are_true_classes():
-    expected = [[3, 1, 0],
-                [0, 1, 1],
-                [0, 0, 0]]
+    expected = [[3, 1, 0], [0, 1, 1], [0, 0, 0]]
     assert confusion_matrix(Y_TRUE, Y_PRED, 3).tolist() == expected
     with pytest.raises(ValueError, match="outside"):
         confusion_matrix([0, 3], [0, 0], 3)
@@ -153,10 +151,12 @@ def test_library_backed_metrics_equal_the_plain_formulas():
         assert weighted_accuracy(y_true, y_pred) == pytest.approx(np.mean(y_true == y_pred))
         support = counts.sum(1)
         assert unweighted_accuracy(y_true, y_pred, k) == pytest.approx(
-            np.mean(np.diag(counts)[support > 0] / support[support > 0]))
+            np.mean(np.diag(counts)[support > 0] / support[support > 0])
+        )
         denominator = counts.sum(1) + counts.sum(0)
         assert macro_f1(y_true, y_pred, k) == pytest.approx(
-            np.mean(2 * np.diag(counts)[denominator > 0] / denominator[denominator > 0]))
+            np.mean(2 * np.diag(counts)[denominator > 0] / denominator[denominator > 0])
+        )
         ref = list(rng.integers(1, 6, int(rng.integers(0, 12))))
         hyp = list(rng.integers(1, 6, int(rng.integers(0, 12))))
         assert edit_distance(ref, hyp) == _levenshtein(ref, hyp)

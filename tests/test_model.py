@@ -17,8 +17,17 @@ from speecheq.model import (
 )
 
 # Small enough that a forward pass takes milliseconds; every code path is the same.
-TINY = dict(d_model=32, num_layers=2, num_heads=2, ff_dim=64, conv_kernel=7,
-            subsampling_channels=8, pooling_dim=16, num_emotions=5, vocab_size=11)
+TINY = dict(
+    d_model=32,
+    num_layers=2,
+    num_heads=2,
+    ff_dim=64,
+    conv_kernel=7,
+    subsampling_channels=8,
+    pooling_dim=16,
+    num_emotions=5,
+    vocab_size=11,
+)
 
 
 def tiny_model(**overrides) -> SpeechEQModel:
@@ -104,8 +113,7 @@ def test_padding_does_not_change_the_outputs():
     together = model(padded, torch.tensor([211, 53]))
     frames = alone["encoder_lens"].item()
     assert together["encoder_lens"][1].item() == frames
-    torch.testing.assert_close(together["ctc_log_probs"][1, :frames], alone["ctc_log_probs"][0],
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(together["ctc_log_probs"][1, :frames], alone["ctc_log_probs"][0], atol=1e-5, rtol=0)
     for key in ("emotion_logits", "intensity", "gender_logits"):
         torch.testing.assert_close(together[key][1], alone[key][0], atol=1e-5, rtol=0)
     assert all(torch.isfinite(together[key]).all() for key in OUTPUT_KEYS)
@@ -178,7 +186,8 @@ def test_torch_export_with_dynamic_time_matches_eager():
     model = tiny_model()
     time = torch.export.Dim.DYNAMIC
     exported = torch.export.export(
-        model, (torch.randn(2, 100, 80), torch.tensor([100, 80])),
+        model,
+        (torch.randn(2, 100, 80), torch.tensor([100, 80])),
         dynamic_shapes={"features": {1: time}, "feature_lens": None},
     )
     features, lens = torch.randn(2, 173, 80), torch.tensor([173, MIN_EXPORT_FRAMES])
@@ -218,8 +227,13 @@ def test_upsampled_ctc_head_gives_each_encoder_frame_several_ctc_frames():
     model.train()
     targets = torch.tensor([[1, 1, 2, 2] * (frames // 4)])
     log_probs = model(features[:1], lens[:1])["ctc_log_probs"]
-    loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, torch.tensor([2 * frames]),
-                                        torch.tensor([targets.shape[1]]), reduction="sum")
+    loss = torch.nn.functional.ctc_loss(
+        log_probs.transpose(0, 1),
+        targets,
+        torch.tensor([2 * frames]),
+        torch.tensor([targets.shape[1]]),
+        reduction="sum",
+    )
     assert torch.isfinite(loss)
     loss.backward()
     assert model.phoneme_head.proj.weight.grad.abs().sum() > 0

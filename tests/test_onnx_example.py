@@ -58,25 +58,43 @@ def test_short_input_is_one_clear_error(onnx_package):
     pkg = load_package(onnx_package)
     for engine in ("eager", "onnx"):
         run = make_engine(pkg, engine)
-        with pytest.raises(SpeechEQError, match="an input of 5 feature frames is shorter than the model's minimum of 7"):
+        with pytest.raises(
+            SpeechEQError, match="an input of 5 feature frames is shorter than the model's minimum of 7"
+        ):
             run(torch.zeros(2, 20, 80), torch.tensor([20, 5]))
         assert run(torch.zeros(1, 7, 80), torch.tensor([7]))[0].shape == (1, len(CATEGORIES))
 
 
 def test_standalone_example_reproduces_speecheq_infer(onnx_package, tmp_path):
-    files = [write_wav(tmp_path / "a.wav", speech_with_silence(seed=1)),
-             write_wav(tmp_path / "b_stereo_8k.wav", np.stack([speech_with_silence(1.4, sr=8000, freq=150.0, seed=2)] * 2,
-                                                              axis=1), sr=8000),
-             write_wav(tmp_path / "c_no_silence.wav", tone(1.0, freq=230.0, seed=3))]
+    files = [
+        write_wav(tmp_path / "a.wav", speech_with_silence(seed=1)),
+        write_wav(
+            tmp_path / "b_stereo_8k.wav",
+            np.stack([speech_with_silence(1.4, sr=8000, freq=150.0, seed=2)] * 2, axis=1),
+            sr=8000,
+        ),
+        write_wav(tmp_path / "c_no_silence.wav", tone(1.0, freq=230.0, seed=3)),
+    ]
     want = infer_records(onnx_package, files, tmp_path)
     assert want[0]["duration"] < 1.9  # 2.4 s of audio, trimmed to the tone and its margins
-    r = subprocess.run([sys.executable, str(REPO / "examples/onnx_infer.py"), str(onnx_package.with_name("model.onnx")),
-                        *map(str, files), str(tmp_path / "missing.wav")], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples/onnx_infer.py"),
+            str(onnx_package.with_name("model.onnx")),
+            *map(str, files),
+            str(tmp_path / "missing.wav"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     got = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(got) == 4 and got[3] == {"path": str(tmp_path / "missing.wav"), "error": "file not found"}
     for g, w in zip(got, want):
         assert g["path"] == w["path"] and g["category"] == w["category"] and g["gender"] == w["gender"]
-        np.testing.assert_allclose([g["probabilities"][c] for c in CATEGORIES],
-                                   [w["probabilities"][c] for c in CATEGORIES], atol=1e-4)
+        np.testing.assert_allclose(
+            [g["probabilities"][c] for c in CATEGORIES], [w["probabilities"][c] for c in CATEGORIES], atol=1e-4
+        )
         assert g["intensity"] == pytest.approx(w["intensity"], abs=1e-4)

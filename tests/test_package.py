@@ -90,11 +90,14 @@ def test_bad_package_files_give_one_line_errors(package_path, trained_exp, tmp_p
 def test_corpus_map_comes_from_the_training_manifests(trained_exp):
     meta = torch.load(trained_exp / "epoch-2.pt", weights_only=False)
     assert observed_corpora(meta["train_args"], trained_exp) == {
-        "synth": ["angry", "fear", "happy", "neutral", "sad", "surprise"]}
+        "synth": ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+    }
     assert observed_corpora({"train_cuts": ["/nowhere/x_cuts_train.jsonl.gz"]}, trained_exp) == {}
     # An in-house corpus registered only inside its recipe: its training data says which categories it has.
     cats = ["neutral", "happy", "sad", "angry"]
     # (A name no other test registers: labels.register_corpus tables are process-wide.)
     inhouse = "inhouse_only_in_its_recipe"
     assert corpus_categories(cats, [inhouse, "emodb", "unknown"], {inhouse: ["sad", "happy", "calm"]}) == {
-        inhouse: ["happy", "sad"], "emodb": ["neutral", "happy", "sad", "angry"]}
+        inhouse: ["happy", "sad"],
+        "emodb": ["neutral", "happy", "sad", "angry"],
+    }

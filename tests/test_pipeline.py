@@ -28,8 +28,22 @@ def test_decode_writes_predictions_metrics_and_confusion(trained_exp, synth_data
 
     results = trained_exp / "RESULTS.md"
     test_cuts = synth_data / "fbank/synth_cuts_test.jsonl.gz"
-    decode(get_parser().parse_args(["--exp-dir", str(trained_exp), "--epoch", "2", "--avg", "2",
-                                    "--cuts", str(test_cuts), "--results", str(results)]))
+    decode(
+        get_parser().parse_args(
+            [
+                "--exp-dir",
+                str(trained_exp),
+                "--epoch",
+                "2",
+                "--avg",
+                "2",
+                "--cuts",
+                str(test_cuts),
+                "--results",
+                str(results),
+            ]
+        )
+    )
     out = trained_exp / "decode/synth_test-epoch-2-avg-2"
     m = json.loads((out / "metrics.json").read_text())
     from lhotse import load_manifest_lazy
@@ -77,11 +91,27 @@ def test_paired_fold_difference_and_its_script(tmp_path):
     with pytest.raises(SpeechEQError, match="no 'PER'"):
         paired_difference(a, b, "PER")
     script = Path(__file__).resolve().parents[1] / "local/compare_folds.py"
-    out = subprocess.run([sys.executable, str(script), "--a", str(tmp_path / "a{k}.json"), "--b", str(tmp_path / "b{k}.json"),
-                          "--folds", "0", "1", "2"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--a",
+            str(tmp_path / "a{k}.json"),
+            "--b",
+            str(tmp_path / "b{k}.json"),
+            "--folds",
+            "0",
+            "1",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "| 2 | 60.00 | 66.00 | +6.00 |" in out.stdout and "+3.00 ± 3.61 (B better on 2 of 3 folds)" in out.stdout
-    bad = subprocess.run([sys.executable, str(script), "--a", "x.json", "--b", "y.json"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, str(script), "--a", "x.json", "--b", "y.json"], capture_output=True, text=True
+    )
     assert bad.returncode != 0 and "no {k}" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -92,8 +122,14 @@ def test_align_writes_phone_alignments_into_cuts(trained_exp, synth_data, tmp_pa
 
     out = tmp_path / "ali" / "synth_cuts_test.jsonl.gz"
     # max_per=100: the tiny 2-epoch head has not learnt; this test is about the plumbing (tests/test_align_gate.py)
-    summary = align_corpus(trained_exp, synth_data / "fbank/synth_cuts_test.jsonl.gz", out, checkpoint="best-valid.pt",
-                           plot_path=tmp_path / "ali.png", max_per=100.0)
+    summary = align_corpus(
+        trained_exp,
+        synth_data / "fbank/synth_cuts_test.jsonl.gz",
+        out,
+        checkpoint="best-valid.pt",
+        plot_path=tmp_path / "ali.png",
+        max_per=100.0,
+    )
     assert summary["aligned"] + summary["failed"] + summary["no_phones"] == summary["total"] > 0
     assert summary["aligned"] > 0
     cut = next(c for c in load_manifest_lazy(out) if c.supervisions[0].alignment)
@@ -112,8 +148,11 @@ def test_killed_training_resumes_to_the_same_weights(synth_data, tmp_path):
     train(train_args(synth_data, full, "--deterministic", "--seed", "3"))
     part = tmp_path / "part"
     # "Killed" after batch 5, with batch checkpoints every 3: resume from checkpoint-3 as a user would.
-    train(train_args(synth_data, part, "--deterministic", "--seed", "3", "--save-every-n", "3",
-                     "--stop-after-batches", "5"))
+    train(
+        train_args(
+            synth_data, part, "--deterministic", "--seed", "3", "--save-every-n", "3", "--stop-after-batches", "5"
+        )
+    )
     assert (part / "checkpoint-3.pt").is_file() and not (part / "epoch-2.pt").exists()
     train(train_args(synth_data, part, "--deterministic", "--seed", "3", "--save-every-n", "3", "--start-batch", "3"))
     a = torch.load(full / "epoch-2.pt", weights_only=False)
@@ -168,7 +207,9 @@ def test_cut_without_features_is_one_clear_error(synth_data, tmp_path):
 
     from speecheq.train import train
 
-    cuts = CutSet.from_cuts(c.drop_features() for c in load_manifest_lazy(synth_data / "fbank/synth_cuts_train.jsonl.gz"))
+    cuts = CutSet.from_cuts(
+        c.drop_features() for c in load_manifest_lazy(synth_data / "fbank/synth_cuts_train.jsonl.gz")
+    )
     path = tmp_path / "nofeats.jsonl.gz"
     cuts.to_file(path)
     args = train_args(synth_data, tmp_path / "exp")
@@ -210,7 +251,9 @@ def test_import_mfa_textgrids_and_htk_labels_into_cuts(synth_data, tmp_path):
     cuts = list(load_manifest_lazy(cuts_path))
     first, second = cuts[0], cuts[1]
     tg = textgrid.Textgrid()
-    tg.addTier(textgrid.IntervalTier("phones", [(0.0, 0.1, "sil"), (0.1, 0.25, "AA"), (0.25, 0.4, "B")], 0, first.duration))
+    tg.addTier(
+        textgrid.IntervalTier("phones", [(0.0, 0.1, "sil"), (0.1, 0.25, "AA"), (0.25, 0.4, "B")], 0, first.duration)
+    )
     (tmp_path / "tg").mkdir()
     tg.save(str(tmp_path / "tg" / f"{first.recording_id}.TextGrid"), format="long_textgrid", includeBlankSpaces=True)
     out = tmp_path / "tg_cuts.jsonl.gz"
@@ -218,16 +261,24 @@ def test_import_mfa_textgrids_and_htk_labels_into_cuts(synth_data, tmp_path):
     assert summary == {"cuts": len(cuts), "alignments": 1, "missing": len(cuts) - 1}
     got = {c.id: c for c in load_manifest_lazy(out)}
     items = got[first.id].supervisions[0].alignment["phone"]
-    assert [(i.symbol, round(i.start, 3), round(i.duration, 3)) for i in items] == [("AA", 0.1, 0.15), ("B", 0.25, 0.15)]
+    assert [(i.symbol, round(i.start, 3), round(i.duration, 3)) for i in items] == [
+        ("AA", 0.1, 0.15),
+        ("B", 0.25, 0.15),
+    ]
     assert not got[second.id].supervisions[0].alignment
 
     (tmp_path / "htk").mkdir()
-    (tmp_path / "htk" / f"{second.recording_id}.lab").write_text("0 1000000 sil\n1000000 2500000 K\n2500000 3000000 AE\n")
+    (tmp_path / "htk" / f"{second.recording_id}.lab").write_text(
+        "0 1000000 sil\n1000000 2500000 K\n2500000 3000000 AE\n"
+    )
     out = tmp_path / "htk_cuts.jsonl.gz"
     import_alignments(cuts_path, out, htk_dir=tmp_path / "htk")
     items = {c.id: c for c in load_manifest_lazy(out)}[second.id].supervisions[0].alignment["phone"]
     assert [(i.symbol, round(i.start, 3), round(i.duration, 3)) for i in items] == [
-        ("sil", 0.0, 0.1), ("K", 0.1, 0.15), ("AE", 0.25, 0.05)]
+        ("sil", 0.0, 0.1),
+        ("K", 0.1, 0.15),
+        ("AE", 0.25, 0.05),
+    ]
 
 
 def test_speaker_cmvn_trains_and_decodes(synth_data, tmp_path):
@@ -239,6 +290,8 @@ def test_speaker_cmvn_trains_and_decodes(synth_data, tmp_path):
     ckpt = torch.load(exp / "epoch-1.pt", weights_only=False)
     assert ckpt["speaker_cmvn"] is True
     assert torch.equal(ckpt["model"]["feature_mean"], torch.zeros(80)), "features arrive speaker-normalised"
-    decode(get_parser().parse_args(["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz")]))
+    decode(
+        get_parser().parse_args(["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz")])
+    )
     m = json.loads((exp / "decode/synth_test-epoch-1-avg-1/metrics.json").read_text())
     assert m["speaker_cmvn"] is True and m["utterances"] > 0

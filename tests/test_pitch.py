@@ -78,8 +78,11 @@ def test_unvoiced_gaps_are_interpolated_and_silence_gives_zeros():
     from speecheq.pitch import FbankPitch, pitch_stream, track_pitch
 
     extractor = FbankPitch()
-    for x in (np.zeros(SR, dtype=np.float32), np.zeros(200 * 16, dtype=np.float32),
-              (0.05 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)):
+    for x in (
+        np.zeros(SR, dtype=np.float32),
+        np.zeros(200 * 16, dtype=np.float32),
+        (0.05 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32),
+    ):
         pitch = extractor.extract(x, SR)[:, 80:]
         assert np.isfinite(pitch).all()
         np.testing.assert_array_equal(pitch[:, [0, 2]], 0.0)  # no voiced frame: no F0 and no F0 movement
@@ -173,8 +176,22 @@ def test_compute_fbank_script_takes_the_feature_type(tmp_path, monkeypatch):
 
     script = Path(__file__).resolve().parents[1] / "local/compute_fbank.py"
     manifests = _manifests(tmp_path)
-    monkeypatch.setattr("sys.argv", [str(script), "--corpus", "toy", "--manifest-dir", str(manifests), "--output-dir",
-                                     str(tmp_path / "fp"), "--feature-type", "fbank-pitch", "--nj", "1"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            str(script),
+            "--corpus",
+            "toy",
+            "--manifest-dir",
+            str(manifests),
+            "--output-dir",
+            str(tmp_path / "fp"),
+            "--feature-type",
+            "fbank-pitch",
+            "--nj",
+            "1",
+        ],
+    )
     runpy.run_path(str(script), run_name="__main__")  # in this process: a fresh interpreter would re-import lhotse
     assert {c.num_features for c in load_manifest(tmp_path / "fp/toy_cuts_all.jsonl.gz")} == {84}
 
@@ -188,11 +205,20 @@ def test_package_rebuilds_the_fbank_pitch_extractor(tmp_path):
     from speecheq.pitch import FbankPitch
 
     torch.manual_seed(0)
-    config = ModelConfig(num_mel_bins=84, d_model=32, num_layers=1, num_heads=2, ff_dim=64, conv_kernel=7,
-                         subsampling_channels=8, pooling_dim=16)
+    config = ModelConfig(
+        num_mel_bins=84,
+        d_model=32,
+        num_layers=1,
+        num_heads=2,
+        ff_dim=64,
+        conv_kernel=7,
+        subsampling_channels=8,
+        pooling_dim=16,
+    )
     model = SpeechEQModel(config).eval()
-    raw = package_from_model(model, categories=["neutral", "happy", "sad", "angry"], extractor="fbank-pitch",
-                             trim_silence_db=30.0)
+    raw = package_from_model(
+        model, categories=["neutral", "happy", "sad", "angry"], extractor="fbank-pitch", trim_silence_db=30.0
+    )
     cfg = raw["feature_config"]
     assert cfg["extractor"] == "fbank-pitch" and cfg["num_mel_bins"] == 84 and cfg["frame_shift"] == 0.01
     assert cfg["lhotse"]["feature_type"] == "fbank-pitch" and cfg["lhotse"]["fbank"]["num_filters"] == 80

@@ -88,8 +88,13 @@ def test_ravdess_recipe_prepares_all_1440_files(ravdess_dir, tmp_path, monkeypat
     recipe.mkdir()
     for name in ("run.sh", "local", "utils", "path.sh"):
         (recipe / name).symlink_to((REPO / "egs" / "ravdess" / name).resolve())
-    r = subprocess.run(["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(ravdess_dir)], cwd=recipe,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        ["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(ravdess_dir)],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((recipe / "data/manifests/ravdess_prepare_summary.json").read_text())
     assert summary["utterances"] == 1440 and summary["skipped"] == {}
@@ -109,6 +114,11 @@ def test_ravdess_recipe_prepares_all_1440_files(ravdess_dir, tmp_path, monkeypat
     assert feats.shape[1] == 80 and abs(feats.shape[0] - cut.duration * 100) <= 2
     assert cut.start > 0 and cut.supervisions[0].start == 0 and cut.supervisions[0].duration == cut.duration
     # Re-running a finished stage skips its work.
-    r = subprocess.run(["bash", "run.sh", "--stage", "0", "--stop-stage", "2", "--corpus-dir", str(ravdess_dir)],
-                       cwd=recipe, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        ["bash", "run.sh", "--stage", "0", "--stop-stage", "2", "--corpus-dir", str(ravdess_dir)],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and "already prepared" in r.stderr and "already computed" in r.stderr

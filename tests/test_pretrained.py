@@ -28,15 +28,32 @@ def tiny_package(trim_silence_db=30.0, speaker_cmvn=True, source=None, corpora=(
     from speecheq.package import package_from_model
 
     torch.manual_seed(3)
-    config = ModelConfig(d_model=32, num_layers=1, num_heads=2, ff_dim=64, conv_kernel=7, subsampling_channels=8,
-                         pooling_dim=16, num_emotions=len(CATEGORIES), vocab_size=len(TOKENS))
+    config = ModelConfig(
+        d_model=32,
+        num_layers=1,
+        num_heads=2,
+        ff_dim=64,
+        conv_kernel=7,
+        subsampling_channels=8,
+        pooling_dim=16,
+        num_emotions=len(CATEGORIES),
+        vocab_size=len(TOKENS),
+    )
     model = SpeechEQModel(config).eval()
     with torch.no_grad():
         model.utterance_heads.emotion.weight.mul_(20.0)
         model.feature_mean.fill_(-8.0)
         model.feature_std.fill_(4.0)
-    return package_from_model(model, categories=CATEGORIES, label_preset="6class", tokens=TOKENS, corpora=corpora,
-                              speaker_cmvn=speaker_cmvn, trim_silence_db=trim_silence_db, source=source)
+    return package_from_model(
+        model,
+        categories=CATEGORIES,
+        label_preset="6class",
+        tokens=TOKENS,
+        corpora=corpora,
+        speaker_cmvn=speaker_cmvn,
+        trim_silence_db=trim_silence_db,
+        source=source,
+    )
 
 
 def speech_with_silence(seconds=1.2, silence=0.6, sr=SR, freq=190.0, seed=0):
@@ -92,13 +109,16 @@ def test_classify_file_and_batch_give_what_speecheq_infer_gives(package_path, wa
     probs_a = clf.classify_file(wavs / "a.wav")[0]
     got = clf.classify_batch([torch.from_numpy(a)])[0]
     np.testing.assert_allclose(got.numpy(), probs_a.numpy(), atol=1e-6)
-    np.testing.assert_allclose(clf.classify_batch([b], sample_rate=8000)[0].numpy(),
-                               clf.classify_file(wavs / "b_8k.wav")[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        clf.classify_batch([b], sample_rate=8000)[0].numpy(), clf.classify_file(wavs / "b_8k.wav")[0].numpy(), atol=1e-6
+    )
     # A padded (B, N) batch with SpeechBrain's relative lengths: the padding is cut off, results do not mix.
     padded = torch.zeros(2, len(a) + 8000)
     padded[0, : len(a)] = torch.from_numpy(a)
     padded[1] = torch.from_numpy(speech_with_silence(1.7, seed=4))  # 46400 samples, as padded
-    out_prob, score, index, labels = clf.classify_batch(padded, SR, wav_lens=torch.tensor([len(a) / padded.shape[1], 1.0]))
+    out_prob, score, index, labels = clf.classify_batch(
+        padded, SR, wav_lens=torch.tensor([len(a) / padded.shape[1], 1.0])
+    )
     assert out_prob.shape == (2, len(CATEGORIES)) and len(labels) == 2
     np.testing.assert_allclose(out_prob[0].numpy(), probs_a[0].numpy(), atol=1e-5)
 
@@ -149,11 +169,18 @@ def test_hugging_face_folder_round_trip(tmp_path, wavs):
 
     exp = tmp_path / "exp" / "fold0"
     (exp / "decode" / "ravdess_fold0_test-epoch-3-avg-2").mkdir(parents=True)
-    (exp / "decode" / "ravdess_fold0_test-epoch-3-avg-2" / "metrics.json").write_text(json.dumps(
-        {"utterances": 360, "headline": {"UA": 61.5, "WA": 62.25, "macro_F1": 60.0}}))
-    source = {"exp_dir": str(exp), "weights": "epoch-3-avg-2", "epoch": 3,
-              "train_args": {"train_cuts": ["data/fbank/ravdess_cuts_fold0_train.jsonl.gz"],
-                             "dev_cuts": "data/fbank/ravdess_cuts_fold0_dev.jsonl.gz"}}
+    (exp / "decode" / "ravdess_fold0_test-epoch-3-avg-2" / "metrics.json").write_text(
+        json.dumps({"utterances": 360, "headline": {"UA": 61.5, "WA": 62.25, "macro_F1": 60.0}})
+    )
+    source = {
+        "exp_dir": str(exp),
+        "weights": "epoch-3-avg-2",
+        "epoch": 3,
+        "train_args": {
+            "train_cuts": ["data/fbank/ravdess_cuts_fold0_train.jsonl.gz"],
+            "dev_cuts": "data/fbank/ravdess_cuts_fold0_dev.jsonl.gz",
+        },
+    }
     raw = tiny_package(source=source)
     single = save_package(raw, tmp_path / "speecheq-package.pt")
     folder = save_package_dir(raw, tmp_path / "speecheq-model")
@@ -166,8 +193,15 @@ def test_hugging_face_folder_round_trip(tmp_path, wavs):
     assert config["metrics"] == {"ravdess_fold0_test": {"utterances": 360, "UA": 61.5, "WA": 62.25, "macro_F1": 60.0}}
     assert (folder / "tokens.txt").read_text().splitlines()[:2] == ["<blk> 0", "a 1"]
     card = (folder / "README.md").read_text()
-    for text in ("ravdess", "CC BY-NC-SA 4.0", "ravdess_cuts_fold0_train.jsonl.gz", "| ravdess_fold0_test | 360 |",
-                 "61.50", "Intended use and limits", "epoch-3-avg-2"):
+    for text in (
+        "ravdess",
+        "CC BY-NC-SA 4.0",
+        "ravdess_cuts_fold0_train.jsonl.gz",
+        "| ravdess_fold0_test | 360 |",
+        "61.50",
+        "Intended use and limits",
+        "epoch-3-avg-2",
+    ):
         assert text in card, text
     # Both layouts load to the same model; the folder runs through speecheq infer like the file.
     a, b = load_package(single), load_package(folder)

@@ -18,8 +18,9 @@ LILCOM_STEP = 2.0**-5
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
-                                  dashboard_address=None) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True, dashboard_address=None
+    ) as c:
         yield c
 
 
@@ -32,8 +33,20 @@ def test_dask_cluster_prepares_and_extracts_like_a_local_run(synth_data, cluster
     from lhotse import load_manifest_lazy
 
     address = cluster.scheduler_address
-    run_stage_script("prepare.py", "--corpus", "synth", "--corpus-dir", synth_data / "corpus", "--output-dir",
-                     tmp_path / "manifests", "--executor", "dask", "--dask-scheduler", address, monkeypatch=monkeypatch)
+    run_stage_script(
+        "prepare.py",
+        "--corpus",
+        "synth",
+        "--corpus-dir",
+        synth_data / "corpus",
+        "--output-dir",
+        tmp_path / "manifests",
+        "--executor",
+        "dask",
+        "--dask-scheduler",
+        address,
+        monkeypatch=monkeypatch,
+    )
     for kind in ("recordings", "supervisions"):
         name = f"synth_{kind}_all.jsonl.gz"
         local = [m.to_dict() for m in load_manifest_lazy(synth_data / "manifests" / name)]
@@ -43,10 +56,24 @@ def test_dask_cluster_prepares_and_extracts_like_a_local_run(synth_data, cluster
     # 2 chunks on the cluster against the fixture's single local process: chunking changes the
     # storage layout and the order of the manifest, never a cut or a feature value.
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)  # the address can also come from the environment
-    run_stage_script("compute_fbank.py", "--corpus", "synth", "--manifest-dir", tmp_path / "manifests",
-                     "--output-dir", tmp_path / "fbank", "--nj", "2", "--executor", "dask", monkeypatch=monkeypatch)
+    run_stage_script(
+        "compute_fbank.py",
+        "--corpus",
+        "synth",
+        "--manifest-dir",
+        tmp_path / "manifests",
+        "--output-dir",
+        tmp_path / "fbank",
+        "--nj",
+        "2",
+        "--executor",
+        "dask",
+        monkeypatch=monkeypatch,
+    )
     assert sorted((tmp_path / "fbank/synth_feats_all").iterdir()) == [
-        tmp_path / "fbank/synth_feats_all/feats-0.lca", tmp_path / "fbank/synth_feats_all/feats-1.lca"]
+        tmp_path / "fbank/synth_feats_all/feats-0.lca",
+        tmp_path / "fbank/synth_feats_all/feats-1.lca",
+    ]
     local = {c.id: c for c in load_manifest_lazy(synth_data / "fbank/synth_cuts_all.jsonl.gz")}
     dask = {c.id: c for c in load_manifest_lazy(tmp_path / "fbank/synth_cuts_all.jsonl.gz")}
     assert set(dask) == set(local) and len(dask) > 0

@@ -54,18 +54,32 @@ def test_cosine_training_counts_its_batches_and_ends_at_the_final_rate(synth_dat
     assert ckpt["scheduler"]["_last_lr"][0] == pytest.approx(args.lr * 0.1)
 
 
-@pytest.mark.parametrize("weights, tag", [
-    ("--checkpoint best-valid.pt", "best-valid"),
-    ("--epoch 25 --avg 5", "epoch-25-avg-5"),
-    ("--epoch 9 --avg 3 --use-averaged-model", "epoch-9-avg-3-use-averaged"),
-])
+@pytest.mark.parametrize(
+    "weights, tag",
+    [
+        ("--checkpoint best-valid.pt", "best-valid"),
+        ("--epoch 25 --avg 5", "epoch-25-avg-5"),
+        ("--epoch 9 --avg 3 --use-averaged-model", "epoch-9-avg-3-use-averaged"),
+    ],
+)
 def test_decode_tag_names_the_weights_like_decode_does(weights, tag):
     from speecheq.checkpoint import weights_tag
 
-    r = subprocess.run(["bash", "-c", f'. utils/log.sh; . utils/fold_stages.sh; decode_tag "{weights}"'],
-                       cwd=REPO, capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "-c", f'. utils/log.sh; . utils/fold_stages.sh; decode_tag "{weights}"'],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and r.stdout.strip() == tag, r.stderr
     words = weights.split()
     option = lambda name, default: words[words.index(name) + 1] if name in words else default  # noqa: E731
-    assert weights_tag(int(option("--epoch", 0)), int(option("--avg", 1)), "--use-averaged-model" in words,
-                       option("--checkpoint", None)) == tag
+    assert (
+        weights_tag(
+            int(option("--epoch", 0)),
+            int(option("--avg", 1)),
+            "--use-averaged-model" in words,
+            option("--checkpoint", None),
+        )
+        == tag
+    )

@@ -14,16 +14,23 @@ LOCAL_SCRIPTS = sorted(p.name for p in (REPO / "local").glob("*.py"))
 
 @pytest.mark.parametrize("script", LOCAL_SCRIPTS)
 def test_every_stage_script_has_help(script):
-    r = subprocess.run([sys.executable, str(REPO / "local" / script), "--help"], capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [sys.executable, str(REPO / "local" / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 0, r.stderr
     assert "usage:" in r.stdout
 
 
 def run_options(tmp_path, *args):
     script = tmp_path / "s.sh"
-    script.write_text(f"stage=0\nstop_stage=100\ncorpus_dir=/x\n. {REPO}/utils/parse_options.sh\n"
-                      'echo "$stage|$stop_stage|$corpus_dir|$*"\n')
+    script.write_text(
+        f"stage=0\nstop_stage=100\ncorpus_dir=/x\n. {REPO}/utils/parse_options.sh\n"
+        'echo "$stage|$stop_stage|$corpus_dir|$*"\n'
+    )
     return subprocess.run(["bash", str(script), *args], capture_output=True, text=True)
 
 
@@ -47,9 +54,27 @@ def test_recipe_help_lists_its_options():
 
 
 def test_bad_flag_is_one_line(synth_data, tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "local/train.py"), *map(str, [
-        "--train-cuts", synth_data / "fbank/synth_cuts_train.jsonl.gz", "--exp-dir", tmp_path / "e", "--tasks", "emotion,joy"])],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "local/train.py"),
+            *map(
+                str,
+                [
+                    "--train-cuts",
+                    synth_data / "fbank/synth_cuts_train.jsonl.gz",
+                    "--exp-dir",
+                    tmp_path / "e",
+                    "--tasks",
+                    "emotion,joy",
+                ],
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("ERROR: --tasks: unknown task(s) ['joy']")
     assert "Traceback" not in r.stderr
@@ -69,12 +94,42 @@ def test_torchrun_two_processes_ddp_on_cpu(synth_data, tmp_path):
     """DistributedDataParallel over gloo: the same code path as several GPUs."""
     exp = tmp_path / "ddp"
     args = train_args(synth_data, exp, "--num-epochs", "1")
-    argv = ["--train-cuts", *map(str, args.train_cuts), "--dev-cuts", *map(str, args.dev_cuts),
-            "--lang-dir", str(args.lang_dir), "--exp-dir", str(exp), "--label-preset", "6class",
-            "--model-config", args.model_config, "--max-duration", "30", "--num-epochs", "1", "--tensorboard", "0"]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        str(REPO / "local/train.py"), *argv], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    argv = [
+        "--train-cuts",
+        *map(str, args.train_cuts),
+        "--dev-cuts",
+        *map(str, args.dev_cuts),
+        "--lang-dir",
+        str(args.lang_dir),
+        "--exp-dir",
+        str(exp),
+        "--label-preset",
+        "6class",
+        "--model-config",
+        args.model_config,
+        "--max-duration",
+        "30",
+        "--num-epochs",
+        "1",
+        "--tensorboard",
+        "0",
+    ]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(REPO / "local/train.py"),
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (exp / "epoch-1.pt").is_file()
     logs = sorted(p.name for p in (exp / "log").glob("log-train-*"))

@@ -27,8 +27,9 @@ def speakers(manifest_dir, corpus="ravdess"):
 
 
 def run_recipe(recipe, *args):
-    return subprocess.run(["bash", "run.sh", "--nj", "1", *args], cwd=recipe, capture_output=True, text=True,
-                          timeout=600, env=ENV)
+    return subprocess.run(
+        ["bash", "run.sh", "--nj", "1", *args], cwd=recipe, capture_output=True, text=True, timeout=600, env=ENV
+    )
 
 
 def test_recipe_prepares_another_folder_only_with_force_and_never_skips_a_missing_one(tmp_path):
@@ -47,7 +48,8 @@ def test_recipe_prepares_another_folder_only_with_force_and_never_skips_a_missin
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert [line for line in r.stderr.splitlines() if "ERROR" in line] == [
         f"ERROR: data/manifests was prepared with corpus folder {a.resolve()}, not {b.resolve()}; "
-        "re-run stage 0 with --force to prepare it again"]
+        "re-run stage 0 with --force to prepare it again"
+    ]
     assert speakers(manifests) == {"Actor_01", "Actor_02"}
 
     r = run_recipe(recipe, *stage0, str(tmp_path / "gone"))
@@ -70,8 +72,11 @@ def test_prepare_stops_when_the_corpus_files_a_transcript_or_an_option_changed(t
     assert prepare_corpus("casia", root, out, **options) is None
 
     transcripts.write_bytes("201\t我们去公园吧。\n205\tni3 hao3 ma5 a5\n".encode("gb18030"))
-    with pytest.raises(SpeechEQError, match=rf"^{out} was prepared with transcripts {transcripts.resolve()} \(\d+ bytes, "
-                                            r"sha1 \w{12}\), not .* re-run stage 0 with --force"):
+    with pytest.raises(
+        SpeechEQError,
+        match=rf"^{out} was prepared with transcripts {transcripts.resolve()} \(\d+ bytes, "
+        r"sha1 \w{12}\), not .* re-run stage 0 with --force",
+    ):
         prepare_corpus("casia", root, out, **options)
     with pytest.raises(SpeechEQError, match=r"was prepared with on error skip, not stop"):
         prepare_corpus("casia", root, out, **{**options, "on_error": "stop"})
@@ -90,8 +95,9 @@ def test_features_are_recomputed_when_their_manifests_changed(tmp_path, caplog):
     assert compute_corpus_fbank("ravdess", manifests, fbank, nj=1) is not None
     assert compute_corpus_fbank("ravdess", manifests, fbank, nj=1) is None  # same manifests: skipped
 
-    prepare_corpus("ravdess", fake_ravdess(tmp_path / "b", actors=(3,)), manifests, force=True, g2p=None,
-                   progress=False)
+    prepare_corpus(
+        "ravdess", fake_ravdess(tmp_path / "b", actors=(3,)), manifests, force=True, g2p=None, progress=False
+    )
     with caplog.at_level(logging.WARNING, logger="speecheq"):
         cuts = compute_corpus_fbank("ravdess", manifests, fbank, nj=1)  # was: skipped, Actor_01/02's features kept
     assert cuts is not None and {c.supervisions[0].speaker for c in load_manifest(cuts)} == {"Actor_03"}
@@ -124,7 +130,9 @@ def test_synth_corpus_generated_with_other_arguments_stops_and_force_regenerates
     small = dict(voices=["en-us_m1"], sentences_per_language=1, progress=False)
     generate_synth(corpus, seed=0, **small)
     assert generate_synth(corpus, seed=0, **small) == corpus  # same arguments: kept
-    with pytest.raises(SpeechEQError, match=rf"^synth: {corpus} was generated with seed 0, not 1; re-run stage 0 with --force"):
+    with pytest.raises(
+        SpeechEQError, match=rf"^synth: {corpus} was generated with seed 0, not 1; re-run stage 0 with --force"
+    ):
         generate_synth(corpus, seed=1, **small)  # was: returned as it is, whatever the arguments
     generate_synth(corpus, seed=1, force=True, **small)
     assert json.loads(done_marker(corpus).read_text())["inputs"]["seed"] == 1
@@ -141,9 +149,14 @@ def test_truncated_manifest_advice_names_force(tmp_path):
 
 def test_a_true_false_option_given_alone_is_switched_on(tmp_path):
     script = tmp_path / "s.sh"
-    script.write_text(f"stage=0\nstop_stage=3\nforce=false\n. {REPO}/utils/parse_options.sh\necho \"$stage|$stop_stage|$force\"\n")
-    for args, out in ((["--force"], "0|3|true"), (["--stage", "2", "--force", "--stop-stage", "2"], "2|2|true"),
-                      (["--force", "false"], "0|3|false")):
+    script.write_text(
+        f'stage=0\nstop_stage=3\nforce=false\n. {REPO}/utils/parse_options.sh\necho "$stage|$stop_stage|$force"\n'
+    )
+    for args, out in (
+        (["--force"], "0|3|true"),
+        (["--stage", "2", "--force", "--stop-stage", "2"], "2|2|true"),
+        (["--force", "false"], "0|3|false"),
+    ):
         r = subprocess.run(["bash", str(script), *args], capture_output=True, text=True)
         assert r.returncode == 0 and r.stdout.strip() == out, r.stderr
     r = subprocess.run(["bash", str(script), "--force", "maybe"], capture_output=True, text=True)
@@ -152,8 +165,9 @@ def test_a_true_false_option_given_alone_is_switched_on(tmp_path):
 
 @pytest.mark.parametrize("corpus", RECIPES)
 def test_every_recipe_takes_force_and_describes_its_options(corpus):
-    r = subprocess.run(["bash", str(REPO / "egs" / corpus / "run.sh"), "--help"], capture_output=True, text=True,
-                       env=ENV, timeout=60)
+    r = subprocess.run(
+        ["bash", str(REPO / "egs" / corpus / "run.sh"), "--help"], capture_output=True, text=True, env=ENV, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     options = {m[1]: (m[2], m[3]) for m in re.finditer(r"^  (--\S+)\s+\[([^\]]*)\]\s*(.*)$", r.stdout, re.M)}
     assert options["--force"][0] == "false" and "--stage" in options

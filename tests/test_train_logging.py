@@ -1,4 +1,5 @@
 """Each training run's log file holds that run's lines only, even when one process trains twice."""
+
 import logging
 
 from speecheq.train import setup_logging

@@ -13,7 +13,13 @@ import pytest
 
 from speecheq.errors import SpeechEQError
 from speecheq.unified import (
-    check_pairing, discover_folds, fold_plan, intensity_by_category, kendall_tau, pair_folds, shared_category_metrics,
+    check_pairing,
+    discover_folds,
+    fold_plan,
+    intensity_by_category,
+    kendall_tau,
+    pair_folds,
+    shared_category_metrics,
 )
 from tests.conftest import REPO, TINY_MODEL, tone, write_wav
 
@@ -45,28 +51,63 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
     corpus = tmp_path / "ravdess_corpus"
     for a in range(1, 25):
         for e, inten in (("01", "01"), ("05", "02"), ("03", "01"), ("04", "02")):
-            write_wav(corpus / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav", tone(1.0, freq=100 + 5 * a, seed=a))
+            write_wav(
+                corpus / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav", tone(1.0, freq=100 + 5 * a, seed=a)
+            )
     ravdess = recipe_copy(egs, "ravdess")
     run(ravdess, "--stop-stage", "3", "--corpus-dir", str(corpus), "--label-preset", "4class")
     # The corpus's own stages 4-6 (shared fold stages): one fold, one epoch, tiny model.
-    run(ravdess, "--stage", "4", "--fold", "1", "--label-preset", "4class", "--num-epochs", "1",
-        "--max-duration", "30", "--model-config", TINY_MODEL)
+    run(
+        ravdess,
+        "--stage",
+        "4",
+        "--fold",
+        "1",
+        "--label-preset",
+        "4class",
+        "--num-epochs",
+        "1",
+        "--max-duration",
+        "30",
+        "--model-config",
+        TINY_MODEL,
+    )
     # The recipe decodes the last min(5, num_epochs) epochs averaged unless told otherwise.
     assert (ravdess / "exp/multitask_4class/fold1/decode/ravdess_fold1_test-epoch-1-avg-1/metrics.json").is_file()
     rows = (ravdess / "RESULTS.md").read_text().splitlines()
-    row = next(r for r in rows if r.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) epoch-1-avg-1 folds: 1 |"))
+    row = next(
+        r
+        for r in rows
+        if r.startswith("| ravdess 4class multitask (emotion,intensity,ctc,gender) epoch-1-avg-1 folds: 1 |")
+    )
     assert "local/decode.py" in row
-    assert any(r.startswith("| ravdess 4class multitask epoch-1-avg-1 + ComParE_2016 SVM, fused (w on dev) folds: 1 |") for r in rows)
+    assert any(
+        r.startswith("| ravdess 4class multitask epoch-1-avg-1 + ComParE_2016 SVM, fused (w on dev) folds: 1 |")
+        for r in rows
+    )
     assert (ravdess / "data/fbank_ali/ravdess_cuts_fold1_test.jsonl.gz").is_file()
     # Stages 7-8: the classic baseline on the same fold, then the network fused with its ComParE row.
     assert (ravdess / "exp/baseline_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-svm/metrics.json").is_file()
     fusion = json.loads((ravdess / "exp/fusion_multitask_ComParE_2016_4class/fold1/fusion.json").read_text())
     assert 0.0 <= fusion["w"] <= 1.0 and "ravdess_fold1_dev" in fusion["chosen_on"]
-    assert (ravdess / "exp/fusion_multitask_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-fused/metrics.json").is_file()
+    assert (
+        ravdess / "exp/fusion_multitask_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-fused/metrics.json"
+    ).is_file()
 
     unified = recipe_copy(egs, "unified")
-    run(unified, "--corpora", "synth ravdess", "--num-epochs", "1", "--max-duration", "30",
-        "--model-config", TINY_MODEL, "--corpus-weights", "synth=1,ravdess=1")
+    run(
+        unified,
+        "--corpora",
+        "synth ravdess",
+        "--num-epochs",
+        "1",
+        "--max-duration",
+        "30",
+        "--model-config",
+        TINY_MODEL,
+        "--corpus-weights",
+        "synth=1,ravdess=1",
+    )
     tokens = (unified / "data/lang/tokens.txt").read_text().split("\n")
     assert any(t.startswith("AA ") for t in tokens), "English phones from RAVDESS"
     assert any(t.startswith("iou4 ") or t.startswith("i4 ") for t in tokens), "Mandarin phones from synth"
@@ -84,8 +125,13 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
 def test_unprepared_corpus_is_one_clear_error(tmp_path):
     egs = tmp_path / "egs"
     unified = recipe_copy(egs, "unified")
-    r = subprocess.run(["bash", "run.sh", "--corpora", "ravdess", "--stop-stage", "0"], cwd=unified,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        ["bash", "run.sh", "--corpora", "ravdess", "--stop-stage", "0"],
+        cwd=unified,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1
     assert "ERROR: ravdess is not prepared: run egs/ravdess/run.sh --stop-stage 3 first" in r.stderr
 
@@ -125,10 +171,12 @@ def toy_plan(corpora):
 
 
 def test_fold_pairing_tests_every_speaker_once_by_a_model_that_never_trained_on_it_or_its_dev():
-    corpora = {"ravdess": toy_corpus("ravdess", [f"{a:02d}" for a in range(1, 25)], 4),
-               "emodb": toy_corpus("emodb", [f"{s:02d}" for s in range(3, 13)], 5),
-               "casia": toy_corpus("casia", ["liu", "zhao", "wang", "zz"], 4, dev_rule="utterances"),
-               "synth": toy_corpus("synth", [f"v{i}" for i in range(6)], 1)}
+    corpora = {
+        "ravdess": toy_corpus("ravdess", [f"{a:02d}" for a in range(1, 25)], 4),
+        "emodb": toy_corpus("emodb", [f"{s:02d}" for s in range(3, 13)], 5),
+        "casia": toy_corpus("casia", ["liu", "zhao", "wang", "zz"], 4, dev_rule="utterances"),
+        "synth": toy_corpus("synth", [f"v{i}" for i in range(6)], 1),
+    }
     plan, members = toy_plan(corpora)
     assert len(plan) == 5  # the largest fold count
     assert [m["emodb"]["fold"] for m in plan] == ["fold0", "fold1", "fold2", "fold3", "fold4"]
@@ -149,15 +197,29 @@ def test_fold_pairing_tests_every_speaker_once_by_a_model_that_never_trained_on_
 
 
 def test_fold_pairing_check_catches_leaks_and_double_tests():
-    plan, members = toy_plan({"ravdess": toy_corpus("ravdess", [f"{a:02d}" for a in range(1, 25)], 4),
-                              "emodb": toy_corpus("emodb", [f"{s:02d}" for s in range(3, 13)], 5)})
-    leaky = {**members, plan[1]["emodb"]["train"]: {"speakers": members[plan[1]["emodb"]["train"]]["speakers"] | {"04"},
-                                                     "recordings": set()}}
+    plan, members = toy_plan(
+        {
+            "ravdess": toy_corpus("ravdess", [f"{a:02d}" for a in range(1, 25)], 4),
+            "emodb": toy_corpus("emodb", [f"{s:02d}" for s in range(3, 13)], 5),
+        }
+    )
+    leaky = {
+        **members,
+        plan[1]["emodb"]["train"]: {
+            "speakers": members[plan[1]["emodb"]["train"]]["speakers"] | {"04"},
+            "recordings": set(),
+        },
+    }
     with pytest.raises(SpeechEQError, match=r"unified model 1: emodb fold1 test speakers \['04'\]"):
         check_pairing(plan, leaky.__getitem__)
     # Speaker 02 is fold 0's dev speaker: in training only as held-out utterances, and here its recording is trained on.
-    dev_leak = {**members, plan[0]["ravdess"]["train"]: {"speakers": {"02"},
-                                                          "recordings": members[plan[0]["ravdess"]["dev"]]["recordings"]}}
+    dev_leak = {
+        **members,
+        plan[0]["ravdess"]["train"]: {
+            "speakers": {"02"},
+            "recordings": members[plan[0]["ravdess"]["dev"]]["recordings"],
+        },
+    }
     with pytest.raises(SpeechEQError, match="unified model 0: ravdess fold0 dev recordings"):
         check_pairing(plan, dev_leak.__getitem__)
     plan[4]["ravdess"]["primary"] = True
@@ -173,8 +235,13 @@ def test_fold_plan_reads_the_prepared_splits(tmp_path):
         (tmp_path / f"synth_cuts_{split}.jsonl.gz").touch()
     assert discover_folds("ravdess", tmp_path) == ["fold0", "fold1"] and discover_folds("synth", tmp_path) == [""]
     plan = fold_plan(["ravdess", "synth"], tmp_path)
-    assert plan[1]["synth"] == {"fold": "", "primary": False, "train": str(tmp_path / "synth_cuts_train.jsonl.gz"),
-                                "dev": str(tmp_path / "synth_cuts_dev.jsonl.gz"), "test": str(tmp_path / "synth_cuts_test.jsonl.gz")}
+    assert plan[1]["synth"] == {
+        "fold": "",
+        "primary": False,
+        "train": str(tmp_path / "synth_cuts_train.jsonl.gz"),
+        "dev": str(tmp_path / "synth_cuts_dev.jsonl.gz"),
+        "test": str(tmp_path / "synth_cuts_test.jsonl.gz"),
+    }
     with pytest.raises(SpeechEQError, match="emodb: no test split .* run egs/emodb/run.sh --stop-stage 3 first"):
         fold_plan(["ravdess", "emodb"], tmp_path)
     (tmp_path / "ravdess_cuts_fold1_dev.jsonl.gz").unlink()
@@ -190,7 +257,9 @@ def write_predictions(path, rows, categories):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t")
-        w.writerow(["cut_id", "corpus", "emotion_true", "emotion_pred", *[f"p_{c}" for c in categories], "intensity_pred"])
+        w.writerow(
+            ["cut_id", "corpus", "emotion_true", "emotion_pred", *[f"p_{c}" for c in categories], "intensity_pred"]
+        )
         for i, (true, probs, inten) in enumerate(rows):
             w.writerow([f"c{i}", "emodb", true, "-", *[f"{probs.get(c, 0.0):.4f}" for c in categories], f"{inten:.3f}"])
     return path
@@ -198,18 +267,24 @@ def write_predictions(path, rows, categories):
 
 def test_shared_categories_and_the_intensity_scale_from_predictions(tmp_path):
     cats = ["neutral", "calm", "happy", "sad", "angry", "boredom"]
-    rows = [("neutral", {"neutral": 0.6, "calm": 0.3}, 0.05), ("happy", {"boredom": 0.6, "happy": 0.3}, 0.7),
-            ("angry", {"calm": 0.5, "angry": 0.4, "happy": 0.1}, 0.9), ("boredom", {"boredom": 0.9}, 0.3),
-            ("sad", {"happy": 0.5, "sad": 0.4}, 0.4)]
+    rows = [
+        ("neutral", {"neutral": 0.6, "calm": 0.3}, 0.05),
+        ("happy", {"boredom": 0.6, "happy": 0.3}, 0.7),
+        ("angry", {"calm": 0.5, "angry": 0.4, "happy": 0.1}, 0.9),
+        ("boredom", {"boredom": 0.9}, 0.3),
+        ("sad", {"happy": 0.5, "sad": 0.4}, 0.4),
+    ]
     pred = write_predictions(tmp_path / "a/predictions.tsv", rows, cats)
     # Boredom is left out; the decision is among neutral, happy, sad, angry only (calm and boredom ignored).
     r = shared_category_metrics(pred, ["neutral", "happy", "sad", "angry"])
     assert r["utterances"] == 4 and r["WA"] == pytest.approx(75.0) and r["UA"] == pytest.approx(75.0)
     with pytest.raises(SpeechEQError, match="no \\['fear'\\]"):
         shared_category_metrics(pred, ["neutral", "fear"])
-    other = write_predictions(tmp_path / "b/predictions.tsv",
-                              [(t, p, {"neutral": 0.1, "boredom": 0.2, "sad": 0.5, "happy": 0.6, "angry": 0.8}[t])
-                               for t, p, _ in rows], cats)
+    other = write_predictions(
+        tmp_path / "b/predictions.tsv",
+        [(t, p, {"neutral": 0.1, "boredom": 0.2, "sad": 0.5, "happy": 0.6, "angry": 0.8}[t]) for t, p, _ in rows],
+        cats,
+    )
     scale = intensity_by_category({"fold0": pred, "fold1": other}, tmp_path / "intensity.md")
     assert scale["order_per_fold"]["fold0"] == ["neutral", "boredom", "sad", "happy", "angry"]
     assert scale["order_over_folds"] == ["neutral", "boredom", "sad", "happy", "angry"]
@@ -224,17 +299,24 @@ def test_labels_per_corpus_counts_what_each_task_learns_from_each_corpus():
     from speecheq.labels import LabelScheme
 
     def cut(corpus, emotion, intensity=None, phones=None, gender="F"):
-        sup = SimpleNamespace(gender=gender, custom={"corpus": corpus, "emotion": emotion, "intensity": intensity,
-                                                     "phones": phones})
+        sup = SimpleNamespace(
+            gender=gender, custom={"corpus": corpus, "emotion": emotion, "intensity": intensity, "phones": phones}
+        )
         return SimpleNamespace(duration=1.0, supervisions=[sup])
 
-    cuts = [cut("emodb", "neutral", 0.0, ["a"]), cut("emodb", "boredom", None, ["a"]),
-            cut("casia", "angry", None, None, "M"), cut("casia", "sad", None, ["i3"]),
-            cut("ravdess", "calm", 0.5, ["AA"])]
+    cuts = [
+        cut("emodb", "neutral", 0.0, ["a"]),
+        cut("emodb", "boredom", None, ["a"]),
+        cut("casia", "angry", None, None, "M"),
+        cut("casia", "sad", None, ["i3"]),
+        cut("ravdess", "calm", 0.5, ["AA"]),
+    ]
     counts = labels_per_corpus(cuts, LabelScheme.from_preset("all"), ["emotion", "intensity", "ctc", "gender"])
-    assert counts == {"casia": {"cuts": 2, "emotion": 2, "intensity": 0, "ctc": 1, "gender": 2},
-                      "emodb": {"cuts": 2, "emotion": 2, "intensity": 1, "ctc": 2, "gender": 2},
-                      "ravdess": {"cuts": 1, "emotion": 1, "intensity": 1, "ctc": 1, "gender": 1}}
+    assert counts == {
+        "casia": {"cuts": 2, "emotion": 2, "intensity": 0, "ctc": 1, "gender": 2},
+        "emodb": {"cuts": 2, "emotion": 2, "intensity": 1, "ctc": 2, "gender": 2},
+        "ravdess": {"cuts": 1, "emotion": 1, "intensity": 1, "ctc": 1, "gender": 1},
+    }
     assert labels_per_corpus(cuts, LabelScheme.from_preset("4class"), ["emotion"])["emodb"] == {"cuts": 2, "emotion": 1}
 
 
@@ -245,8 +327,14 @@ EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
 
 
 def recipe(cwd, script, *args, timeout=1800):  # generous: on a loaded machine every python start waits
-    r = subprocess.run(["bash", script, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        ["bash", script, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     return r
 
@@ -288,44 +376,95 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
     (tmp_path / "casia_transcripts.txt").write_text("201\t我们去公园吧。\n205\tni3 hao3 ma5\n", encoding="utf-8")
     for a in range(1, 25):
         for e, inten in (("01", "01"), ("05", "02")):
-            write_wav(ravdess_dir / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav", tone(0.8, freq=100 + 5 * a, seed=a))
+            write_wav(
+                ravdess_dir / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav",
+                tone(0.8, freq=100 + 5 * a, seed=a),
+            )
     for k, spk in enumerate(EMODB_SPEAKERS):
         for name in ("a01Na", "a02Wa", "a01La"):
             write_wav(emodb_dir / "wav" / f"{spk}{name}.wav", tone(0.8, freq=110 + 15 * k, seed=k))
-    prepare_like_its_recipe(egs / "casia", "casia", casia_dir, monkeypatch, transcripts=str(tmp_path / "casia_transcripts.txt"))
+    prepare_like_its_recipe(
+        egs / "casia", "casia", casia_dir, monkeypatch, transcripts=str(tmp_path / "casia_transcripts.txt")
+    )
     prepare_like_its_recipe(egs / "ravdess", "ravdess", ravdess_dir, monkeypatch, trim_silence_db=30)
     emodb = egs / "emodb"
     prepare_like_its_recipe(emodb, "emodb", emodb_dir, monkeypatch)
     # EmoDB's own fold models for the cross-corpus rows, where its recipe's stage 4 puts them.
     prepare_lang(["data/manifests/emodb_supervisions_all.jsonl.gz"], "data/lang")
     for k in (0, 4):
-        train(get_parser().parse_args([
-            "--train-cuts", f"data/fbank/emodb_cuts_fold{k}_train.jsonl.gz", "--dev-cuts", f"data/fbank/emodb_cuts_fold{k}_dev.jsonl.gz",
-            "--exp-dir", f"exp/multitask_all/fold{k}", "--label-preset", "all", "--model-preset", "tiny", "--tasks",
-            "emotion,ctc,gender", "--num-epochs", "1", "--max-duration", "30", "--warmup-batches", "2", "--tensorboard", "0"]))
+        train(
+            get_parser().parse_args(
+                [
+                    "--train-cuts",
+                    f"data/fbank/emodb_cuts_fold{k}_train.jsonl.gz",
+                    "--dev-cuts",
+                    f"data/fbank/emodb_cuts_fold{k}_dev.jsonl.gz",
+                    "--exp-dir",
+                    f"exp/multitask_all/fold{k}",
+                    "--label-preset",
+                    "all",
+                    "--model-preset",
+                    "tiny",
+                    "--tasks",
+                    "emotion,ctc,gender",
+                    "--num-epochs",
+                    "1",
+                    "--max-duration",
+                    "30",
+                    "--warmup-batches",
+                    "2",
+                    "--tensorboard",
+                    "0",
+                ]
+            )
+        )
     prepared, prepared_cpu = time.time(), time.process_time()
 
     unified = recipe_copy(egs, "unified")
     (unified / "run_folds.sh").symlink_to((REPO / "egs/unified/run_folds.sh").resolve())
-    recipe(unified, "run_folds.sh", "--corpora", "casia ravdess emodb", "--folds", "0 4", "--model-preset", "tiny",
-           "--num-epochs", "1", "--max-duration", "30", "--extra-train-args", "--lr-schedule cosine --warmup-batches 2",
-           "--single", "emodb=../emodb/exp/multitask_all/fold{k}", "--intensity-on", "emodb")
+    recipe(
+        unified,
+        "run_folds.sh",
+        "--corpora",
+        "casia ravdess emodb",
+        "--folds",
+        "0 4",
+        "--model-preset",
+        "tiny",
+        "--num-epochs",
+        "1",
+        "--max-duration",
+        "30",
+        "--extra-train-args",
+        "--lr-schedule cosine --warmup-batches 2",
+        "--single",
+        "emodb=../emodb/exp/multitask_all/fold{k}",
+        "--intensity-on",
+        "emodb",
+    )
     elapsed = time.time() - prepared
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     tokens = {t.split()[0] for t in (unified / "data/lang/tokens.txt").read_text().splitlines() if t.strip()}
     manifests = unified / "data/manifests"
     for corpus in ("casia", "ravdess", "emodb"):
-        own = phones_of(manifests, corpus) - set().union(*(phones_of(manifests, c) for c in {"casia", "ravdess", "emodb"} - {corpus}))
+        own = phones_of(manifests, corpus) - set().union(
+            *(phones_of(manifests, c) for c in {"casia", "ravdess", "emodb"} - {corpus})
+        )
         assert own and own <= tokens, f"{corpus}'s own phones in the one inventory"
 
     plan = json.loads((unified / "exp/unified-folds.json").read_text())
     assert [{c: (e["fold"], e["primary"]) for c, e in m.items()} for m in plan["models"]][4] == {
-        "casia": ("fold0", False), "ravdess": ("fold0", False), "emodb": ("fold4", True)}
+        "casia": ("fold0", False),
+        "ravdess": ("fold0", False),
+        "emodb": ("fold4", True),
+    }
     assert plan["speakers"]["emodb"] == {"speakers": 10, "tested": 10, "dev_rule": "speakers"}
     assert plan["speakers"]["casia"]["dev_rule"] == "utterances"
 
-    labels = json.loads((unified / "exp/unified_fold0/train-summary.json").read_text())["labelled_train_cuts_per_corpus"]
+    labels = json.loads((unified / "exp/unified_fold0/train-summary.json").read_text())[
+        "labelled_train_cuts_per_corpus"
+    ]
     # EmoDB fold 0 trains on 6 speakers x 3 files, intensity only on the 6 neutral ones (0);
     # CASIA fold 0 on 3 speakers x 2 emotions x texts 201, 202: phones only for 201.
     assert labels["emodb"] == {"cuts": 18, "emotion": 18, "intensity": 6, "ctc": 18, "gender": 18}
@@ -337,7 +476,10 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
     rows = (unified / "exp/unified-RESULTS.md").read_text()
     assert "| unified (casia + ravdess + emodb) on emodb, epoch-1-avg-1, folds: fold0 fold4 |" in rows
     assert "| unified (casia + ravdess + emodb) on ravdess, epoch-1-avg-1, folds: fold0 |" in rows
-    assert "| unified (casia + ravdess + emodb) on ravdess, epoch-1-avg-1, REPEATS (not in the mean above) of folds: fold0 |" in rows
+    assert (
+        "| unified (casia + ravdess + emodb) on ravdess, epoch-1-avg-1, REPEATS (not in the mean above) of folds: fold0 |"
+        in rows
+    )
     summary = json.loads((unified / "exp/unified-folds-summary-epoch-1-avg-1.json").read_text())
     assert summary["emodb"]["primary"]["summary"]["UA"]["folds"] == 2 and "repeat" not in summary["emodb"]
 
@@ -352,5 +494,7 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
     scale = json.loads((unified / "exp/unified_intensity_emodb_epoch-1-avg-1.json").read_text())
     assert set(scale["per_fold"]) == {"fold0", "fold4"}
     assert set(scale["order_over_folds"]) == {"neutral", "angry", "boredom"}
-    print(f"prepare + EmoDB models: {prepared - start:.0f} s ({prepared_cpu - cpu:.0f} s CPU); "
-          f"run_folds.sh: {elapsed:.0f} s ({children.ru_utime + children.ru_stime:.0f} s CPU)")
+    print(
+        f"prepare + EmoDB models: {prepared - start:.0f} s ({prepared_cpu - cpu:.0f} s CPU); "
+        f"run_folds.sh: {elapsed:.0f} s ({children.ru_utime + children.ru_stime:.0f} s CPU)"
+    )

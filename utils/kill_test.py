@@ -61,8 +61,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = ('{"d_model": 32, "num_layers": 1, "num_heads": 2, "ff_dim": 64, "conv_kernel": 7, '
-              '"subsampling_channels": 8, "pooling_dim": 16}')
+TINY_MODEL = (
+    '{"d_model": 32, "num_layers": 1, "num_heads": 2, "ff_dim": 64, "conv_kernel": 7, '
+    '"subsampling_channels": 8, "pooling_dim": 16}'
+)
 LILCOM_STEP = 2.0**-5  # LilcomChunkyWriter's grid: the most two extractions of the same audio may differ
 WEIGHT_TOL = 1e-5
 
@@ -81,41 +83,148 @@ class Stage:
 
 
 def stages(sentences: int) -> List[Stage]:
-    train = ["local/train.py", "--train-cuts", "data/fbank/synth_cuts_train.jsonl.gz",
-             "--dev-cuts", "data/fbank/synth_cuts_dev.jsonl.gz", "--lang-dir", "data/lang", "--exp-dir", "exp/tiny",
-             "--label-preset", "6class", "--model-config", TINY_MODEL, "--max-duration", "30", "--warmup-batches", "5",
-             "--tensorboard", "0", "--num-epochs", "2", "--device", "cpu", "--seed", "3", "--deterministic",
-             "--save-every-n", "1", "--keep-last-k", "2"]
+    train = [
+        "local/train.py",
+        "--train-cuts",
+        "data/fbank/synth_cuts_train.jsonl.gz",
+        "--dev-cuts",
+        "data/fbank/synth_cuts_dev.jsonl.gz",
+        "--lang-dir",
+        "data/lang",
+        "--exp-dir",
+        "exp/tiny",
+        "--label-preset",
+        "6class",
+        "--model-config",
+        TINY_MODEL,
+        "--max-duration",
+        "30",
+        "--warmup-batches",
+        "5",
+        "--tensorboard",
+        "0",
+        "--num-epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--deterministic",
+        "--save-every-n",
+        "1",
+        "--keep-last-k",
+        "2",
+    ]
     return [
-        Stage("0-generate", ["local/generate_synth.py", "--corpus-dir", "download/synth", "--seed", "0",
-                             "--sentences-per-language", str(sentences)], ["download/synth"], "download"),
-        Stage("0-prepare", ["local/prepare.py", "--corpus", "synth", "--corpus-dir", "download/synth",
-                            "--output-dir", "data/manifests", "--nj", "2"],
-              ["data/manifests/synth_recordings_all.jsonl.gz", "data/manifests/synth_supervisions_all.jsonl.gz",
-               "data/manifests/synth_prepare_summary.json"], "data/manifests"),
-        Stage("1-lang", ["local/prepare_lang.py", "--supervisions", "data/manifests/synth_supervisions_all.jsonl.gz",
-                         "--lang-dir", "data/lang"], ["data/lang/tokens.txt"]),
-        Stage("2-fbank", ["local/compute_fbank.py", "--corpus", "synth", "--nj", "2", "--device", "cpu"],
-              ["data/fbank/synth_cuts_all.jsonl.gz"], "data/fbank"),
-        Stage("3-validate", ["local/validate.py", "--corpus", "synth", "--label-preset", "6class"],
-              [f"data/fbank/synth_cuts_{s}.jsonl.gz" for s in ("train", "dev", "test")] + ["data/fbank/synth_splits.json"],
-              "data/fbank"),
+        Stage(
+            "0-generate",
+            [
+                "local/generate_synth.py",
+                "--corpus-dir",
+                "download/synth",
+                "--seed",
+                "0",
+                "--sentences-per-language",
+                str(sentences),
+            ],
+            ["download/synth"],
+            "download",
+        ),
+        Stage(
+            "0-prepare",
+            [
+                "local/prepare.py",
+                "--corpus",
+                "synth",
+                "--corpus-dir",
+                "download/synth",
+                "--output-dir",
+                "data/manifests",
+                "--nj",
+                "2",
+            ],
+            [
+                "data/manifests/synth_recordings_all.jsonl.gz",
+                "data/manifests/synth_supervisions_all.jsonl.gz",
+                "data/manifests/synth_prepare_summary.json",
+            ],
+            "data/manifests",
+        ),
+        Stage(
+            "1-lang",
+            [
+                "local/prepare_lang.py",
+                "--supervisions",
+                "data/manifests/synth_supervisions_all.jsonl.gz",
+                "--lang-dir",
+                "data/lang",
+            ],
+            ["data/lang/tokens.txt"],
+        ),
+        Stage(
+            "2-fbank",
+            ["local/compute_fbank.py", "--corpus", "synth", "--nj", "2", "--device", "cpu"],
+            ["data/fbank/synth_cuts_all.jsonl.gz"],
+            "data/fbank",
+        ),
+        Stage(
+            "3-validate",
+            ["local/validate.py", "--corpus", "synth", "--label-preset", "6class"],
+            [f"data/fbank/synth_cuts_{s}.jsonl.gz" for s in ("train", "dev", "test")]
+            + ["data/fbank/synth_splits.json"],
+            "data/fbank",
+        ),
         # killed after its first batch checkpoint, so that it resumes mid-epoch with --start-batch
         # The averaged model has no file of its own: it is model_avg inside each epoch-N.pt.
-        Stage("4-train", train, ["exp/tiny/epoch-2.pt", "exp/tiny/best-valid.pt", "exp/tiny/train-summary.json"],
-              "exp/tiny", started="exp/tiny/checkpoint-1.pt",
-              windows=["exp/tiny/best-valid.pt", "exp/tiny/epoch-1.pt", "exp/tiny/best-valid.pt#2", "exp/tiny/epoch-2.pt",
-                       "exp/tiny/train-summary.json"]),
-        Stage("5-decode", ["local/decode.py", "--exp-dir", "exp/tiny", "--epoch", "2",
-                           "--cuts", "data/fbank/synth_cuts_test.jsonl.gz"],
-              [f"exp/tiny/decode/synth_test-epoch-2-avg-1/{f}" for f in ("metrics.json", "predictions.tsv")]),
-        Stage("6-align", ["local/align.py", "--exp-dir", "exp/tiny", "--epoch", "2",
-                          "--cuts", "data/fbank/synth_cuts_test.jsonl.gz", "--output", "data/fbank_ali/synth_cuts_test.jsonl.gz",
-                          "--allow-untrained"],  # the tiny 2-epoch CTC head has not learnt: refused without it
-              ["data/fbank_ali/synth_cuts_test.jsonl.gz", "data/fbank_ali/synth_cuts_test.summary.json"],
-              windows=["data/fbank_ali/synth_cuts_test.jsonl.gz"]),
-        Stage("7-export", ["local/export.py", "--exp-dir", "exp/tiny", "--epoch", "2",
-                           "--output", "exp/tiny/speecheq-package.pt"], ["exp/tiny/speecheq-package.pt"]),
+        Stage(
+            "4-train",
+            train,
+            ["exp/tiny/epoch-2.pt", "exp/tiny/best-valid.pt", "exp/tiny/train-summary.json"],
+            "exp/tiny",
+            started="exp/tiny/checkpoint-1.pt",
+            windows=[
+                "exp/tiny/best-valid.pt",
+                "exp/tiny/epoch-1.pt",
+                "exp/tiny/best-valid.pt#2",
+                "exp/tiny/epoch-2.pt",
+                "exp/tiny/train-summary.json",
+            ],
+        ),
+        Stage(
+            "5-decode",
+            [
+                "local/decode.py",
+                "--exp-dir",
+                "exp/tiny",
+                "--epoch",
+                "2",
+                "--cuts",
+                "data/fbank/synth_cuts_test.jsonl.gz",
+            ],
+            [f"exp/tiny/decode/synth_test-epoch-2-avg-1/{f}" for f in ("metrics.json", "predictions.tsv")],
+        ),
+        Stage(
+            "6-align",
+            [
+                "local/align.py",
+                "--exp-dir",
+                "exp/tiny",
+                "--epoch",
+                "2",
+                "--cuts",
+                "data/fbank/synth_cuts_test.jsonl.gz",
+                "--output",
+                "data/fbank_ali/synth_cuts_test.jsonl.gz",
+                "--allow-untrained",
+            ],  # the tiny 2-epoch CTC head has not learnt: refused without it
+            ["data/fbank_ali/synth_cuts_test.jsonl.gz", "data/fbank_ali/synth_cuts_test.summary.json"],
+            windows=["data/fbank_ali/synth_cuts_test.jsonl.gz"],
+        ),
+        Stage(
+            "7-export",
+            ["local/export.py", "--exp-dir", "exp/tiny", "--epoch", "2", "--output", "exp/tiny/speecheq-package.pt"],
+            ["exp/tiny/speecheq-package.pt"],
+        ),
     ]
 
 
@@ -135,14 +244,27 @@ def make_recipe(folder: Path) -> Path:
 
 
 def stage_env() -> Dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "LHOTSE_AUDIO_DURATION_MISMATCH_TOLERANCE": "0.1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "LHOTSE_AUDIO_DURATION_MISMATCH_TOLERANCE": "0.1",
+    }
 
 
 def start(recipe: Path, argv: List[str], preexec: Optional[Callable[[], None]] = None) -> subprocess.Popen:
     # Own session: the stage and its workers form one process group we can inspect afterwards.
-    return subprocess.Popen([sys.executable, *argv], cwd=recipe, env=stage_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=preexec)
+    return subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=recipe,
+        env=stage_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=preexec,
+    )
 
 
 def holds_lock(recipe: Path, stage: Stage, pid: int) -> bool:
@@ -152,8 +274,9 @@ def holds_lock(recipe: Path, stage: Stage, pid: int) -> bool:
         return False
 
 
-def wait_for_lock(recipe: Path, stage: Stage, proc: subprocess.Popen, timeout: float = 120.0,
-                  started: bool = True) -> Optional[float]:
+def wait_for_lock(
+    recipe: Path, stage: Stage, proc: subprocess.Popen, timeout: float = 120.0, started: bool = True
+) -> Optional[float]:
     """Seconds until the stage took its lock (and, with ``started``, wrote its ``started`` file);
     0 for a stage without a lock; None if it exited first."""
     if stage.lock is None:
@@ -324,7 +447,9 @@ def make_reference(work: Path, sentences: int = 1, upto: Optional[str] = None, l
         if proc.returncode != 0:
             raise RuntimeError(f"reference run: {stage.name} failed (exit {proc.returncode}):\n{err[-3000:]}")
         seconds[stage.name] = max(time.monotonic() - t0 - locked, 0.05)
-        log(f"reference {stage.name}: {time.monotonic() - t0:.1f} s ({seconds[stage.name]:.1f} s of it after {start_event(stage)})")
+        log(
+            f"reference {stage.name}: {time.monotonic() - t0:.1f} s ({seconds[stage.name]:.1f} s of it after {start_event(stage)})"
+        )
         if stage.name == upto:
             break
     return Reference(recipe, snapshots, seconds, spec)
@@ -451,8 +576,11 @@ def aimed_trial(ref: Reference, name: str, window: str, folder: Path) -> Trial:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # workers of the killed stage; the random trials check they exit
     argv = rerun_as_the_recipe(folder, name, list(stage.argv))
-    trial.rerun = "skipped (the recipe's check says finished)" if argv is None else (
-        " ".join(argv[-2:]) if argv != stage.argv else "same command")
+    trial.rerun = (
+        "skipped (the recipe's check says finished)"
+        if argv is None
+        else (" ".join(argv[-2:]) if argv != stage.argv else "same command")
+    )
     return rerun_and_compare(ref, stage, folder, argv, trial)
 
 
@@ -474,7 +602,9 @@ def lock_check(ref: Reference, name: str, folder: Path) -> List[str]:
         err = finish(second)
         lines = [ln for ln in err.strip().splitlines() if ln.strip()]
         if second.returncode == 0 or not lines or "Traceback" in err:
-            problems.append(f"{name}: the second run was not refused with one line (exit {second.returncode}): {err[-500:]}")
+            problems.append(
+                f"{name}: the second run was not refused with one line (exit {second.returncode}): {err[-500:]}"
+            )
         elif not (lines[-1].startswith("ERROR: ") and f"{stage.lock}/.lock" in lines[-1]):
             problems.append(f"{name}: the second run's last line does not name the lock: {lines[-1]!r}")
     finally:
@@ -512,8 +642,17 @@ def disk_full_check(ref: Reference, name: str, folder: Path, limit_bytes: int = 
     return problems + compare_outputs(ref.recipe, folder, stage) + leftovers(folder)
 
 
-def run(work: Path, names: List[str], trials: int, seed: int, sentences: int = 1, lock: bool = True,
-        disk: bool = True, log=print, aimed: bool = True) -> List[str]:
+def run(
+    work: Path,
+    names: List[str],
+    trials: int,
+    seed: int,
+    sentences: int = 1,
+    lock: bool = True,
+    disk: bool = True,
+    log=print,
+    aimed: bool = True,
+) -> List[str]:
     """The whole sweep; returns the problems (empty: every check passed)."""
     last = max(names, key=STAGE_NAMES.index)
     ref = make_reference(work, sentences, upto=last, log=log)
@@ -523,8 +662,11 @@ def run(work: Path, names: List[str], trials: int, seed: int, sentences: int = 1
         for k in range(trials):
             t = kill_trial(ref, name, work / "trial", rng)
             stage = ref.stages[name]
-            when = (f"killed {t.kill_after:.2f} s after {start_event(stage)}" if t.kill_after is not None
-                    else "finished before its kill")
+            when = (
+                f"killed {t.kill_after:.2f} s after {start_event(stage)}"
+                if t.kill_after is not None
+                else "finished before its kill"
+            )
             log(f"{name} trial {k + 1}: {when}; re-run: {t.rerun}; {'ok' if not t.problems else '; '.join(t.problems)}")
             if t.kill_after is None:
                 problems.append(f"{name} trial {k + 1}: the stage always finished before its kill")
@@ -536,7 +678,9 @@ def run(work: Path, names: List[str], trials: int, seed: int, sentences: int = 1
             problems += [f"{name} aimed at {window}: {p}" for p in t.problems]
         if lock:
             found = lock_check(ref, name, work / "trial")
-            log(f"{name} second run on the same folder: {'; '.join(found) or 'ok' if ref.stages[name].lock else 'no lock (not checked)'}")
+            log(
+                f"{name} second run on the same folder: {'; '.join(found) or 'ok' if ref.stages[name].lock else 'no lock (not checked)'}"
+            )
             problems += found
     if disk and "2-fbank" in names:
         found = disk_full_check(ref, "2-fbank", work / "trial")
@@ -553,14 +697,24 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=1, help="sentences per language of the generated corpus")
     p.add_argument("--no-lock-check", action="store_true", help="skip the second-run-on-the-same-folder check")
     p.add_argument("--no-disk-check", action="store_true", help="skip the full-disk check of the fbank stage")
-    p.add_argument("--no-aimed", action="store_true", help="skip the kills aimed right after each output file is written")
+    p.add_argument(
+        "--no-aimed", action="store_true", help="skip the kills aimed right after each output file is written"
+    )
     p.add_argument("--work-dir", type=Path, default=None, help="default: a temporary folder, removed at the end")
     args = p.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="speecheq-kill-"))
     t0 = time.time()
     try:
-        problems = run(work, args.stages, args.trials, args.seed, args.sentences, not args.no_lock_check,
-                       not args.no_disk_check, aimed=not args.no_aimed)
+        problems = run(
+            work,
+            args.stages,
+            args.trials,
+            args.seed,
+            args.sentences,
+            not args.no_lock_check,
+            not args.no_disk_check,
+            aimed=not args.no_aimed,
+        )
     finally:
         if args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -54,8 +54,9 @@ def split_name(fold: str, split: str) -> str:
     return f"{fold}_{split}" if fold else split
 
 
-def planned_splits(corpus: str, output_dir: Pathlike, folds: Optional[List[str]] = None,
-                   **protocol_options) -> Dict[str, Tuple[Path, Callable, str]]:
+def planned_splits(
+    corpus: str, output_dir: Pathlike, folds: Optional[List[str]] = None, **protocol_options
+) -> Dict[str, Tuple[Path, Callable, str]]:
     """{split name: (file, supervision selector, what it selects)} of the protocol's splits."""
     protocol = get_corpus(corpus).protocol(**protocol_options)
     if folds:
@@ -76,8 +77,14 @@ def planned_splits(corpus: str, output_dir: Pathlike, folds: Optional[List[str]]
     return planned
 
 
-def write_splits(corpus: str, cuts_path: Pathlike, output_dir: Pathlike, folds: Optional[List[str]] = None,
-                 transform: Optional[Callable] = None, **protocol_options) -> Dict[str, Path]:
+def write_splits(
+    corpus: str,
+    cuts_path: Pathlike,
+    output_dir: Pathlike,
+    folds: Optional[List[str]] = None,
+    transform: Optional[Callable] = None,
+    **protocol_options,
+) -> Dict[str, Path]:
     """Write the protocol's splits as cut subsets of the feature manifest.
 
     Subsets share the feature storage of ``<corpus>_cuts_all``, so features are
@@ -128,8 +135,9 @@ def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, for
         # and another --corpus-dir is as likely a slip as a wish.
         changed = changed_input(rec_path, inputs)
         if changed:
-            raise SpeechEQError(f"{output_dir} was prepared with {changed}; re-run stage 0 with --force "
-                                "to prepare it again")
+            raise SpeechEQError(
+                f"{output_dir} was prepared with {changed}; re-run stage 0 with --force to prepare it again"
+            )
         log.info("%s: manifests already prepared (%s); skipping", name, rec_path)
         return None
     with folder_lock(output_dir, f"preparation ({name})"):
@@ -158,8 +166,14 @@ def preparation_inputs(corpus_dir: Path, options: dict) -> Dict[str, str]:
     return inputs
 
 
-def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4class", folds: Optional[List[str]] = None,
-                       trim_silence_db: float = 0.0, **protocol_options) -> Dict[str, dict]:
+def validate_and_split(
+    corpus: str,
+    fbank_dir: Pathlike,
+    label_preset: str = "4class",
+    folds: Optional[List[str]] = None,
+    trim_silence_db: float = 0.0,
+    **protocol_options,
+) -> Dict[str, dict]:
     """The validate stage: lhotse's checks plus ours on every cut, then the protocol's splits.
 
     ``trim_silence_db > 0`` cuts leading and trailing silence (frames more than that
@@ -184,8 +198,14 @@ def validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str = "4c
             raise
 
 
-def _validate_and_split(corpus: str, fbank_dir: Pathlike, label_preset: str, folds: Optional[List[str]],
-                        trim_silence_db: float, **protocol_options) -> Dict[str, dict]:
+def _validate_and_split(
+    corpus: str,
+    fbank_dir: Pathlike,
+    label_preset: str,
+    folds: Optional[List[str]],
+    trim_silence_db: float,
+    **protocol_options,
+) -> Dict[str, dict]:
     from lhotse.qa import validate
 
     from speecheq.corpora.common import validate_contract
@@ -236,7 +256,8 @@ def link_prepared(corpora: List[str], egs_dir: Pathlike, data_dir: Pathlike = "d
         marker = source / "fbank" / f"{corpus}_cuts_all.jsonl.gz.done"
         if not marker.exists():
             raise SpeechEQError(
-                f"{corpus} is not prepared: run egs/{corpus}/run.sh --stop-stage 3 first (missing {marker})")
+                f"{corpus} is not prepared: run egs/{corpus}/run.sh --stop-stage 3 first (missing {marker})"
+            )
         linked[corpus] = []
         for sub in ("manifests", "fbank"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,12 @@ log = logging.getLogger("speecheq")
 CORPUS = "casia"
 SPEAKERS = {"liuchanhg": "F", "zhaoquanyin": "F", "wangzhe": "M", "ZhaoZuoxiang": "M"}
 # fold k: (test speaker, dev speaker of the other gender)
-FOLDS = (("liuchanhg", "wangzhe"), ("zhaoquanyin", "ZhaoZuoxiang"), ("wangzhe", "zhaoquanyin"),
-         ("ZhaoZuoxiang", "liuchanhg"))
+FOLDS = (
+    ("liuchanhg", "wangzhe"),
+    ("zhaoquanyin", "ZhaoZuoxiang"),
+    ("wangzhe", "zhaoquanyin"),
+    ("ZhaoZuoxiang", "liuchanhg"),
+)
 # Held-out texts of the "texts" protocol: spread over the numbering, in case it follows recording order.
 DEV_NUMBERS = frozenset(f"{n:03d}" for n in range(205, 251, 5))
 _NUMBER = re.compile(r"^\d{3}$")
@@ -66,7 +70,9 @@ def read_transcripts(path) -> Dict[int, str]:
     return table
 
 
-def iter_utterances(corpus_dir: Path, skips: Skips, transcripts: Optional[Dict[int, str]], notes: Counter) -> List[Utterance]:
+def iter_utterances(
+    corpus_dir: Path, skips: Skips, transcripts: Optional[Dict[int, str]], notes: Counter
+) -> List[Utterance]:
     speakers = {s.lower(): s for s in SPEAKERS}
     utterances = []
     for path in sorted(corpus_dir.rglob("*.wav")):
@@ -95,16 +101,26 @@ def iter_utterances(corpus_dir: Path, skips: Skips, transcripts: Optional[Dict[i
     return utterances
 
 
-def prepare_casia(corpus_dir, output_dir=None, *, transcripts=None, on_error: str = "skip", executor=None,
-                  g2p=None, progress=True):
+def prepare_casia(
+    corpus_dir, output_dir=None, *, transcripts=None, on_error: str = "skip", executor=None, g2p=None, progress=True
+):
     corpus_dir = require_corpus_dir(corpus_dir, CORPUS)
     table = read_transcripts(transcripts) if transcripts else None
     if table is None:
         log.info("%s: no transcripts given: text and phones are None (no phoneme task)", CORPUS)
     skips, notes = Skips(CORPUS, on_error), Counter()
     utterances = iter_utterances(corpus_dir, skips, table, notes)
-    return finish(CORPUS, utterances, skips, output_dir, notes=notes, on_error=on_error, executor=executor,
-                  g2p=g2p, progress=progress)
+    return finish(
+        CORPUS,
+        utterances,
+        skips,
+        output_dir,
+        notes=notes,
+        on_error=on_error,
+        executor=executor,
+        g2p=g2p,
+        progress=progress,
+    )
 
 
 def protocol(kind: Optional[str] = None):
@@ -118,6 +134,9 @@ def protocol(kind: Optional[str] = None):
     out = {}
     for k, (test, _) in enumerate(FOLDS):
         rest = frozenset(SPEAKERS) - {test}
-        out[f"fold{k}"] = {"train": SpeakerTextSplit(rest, DEV_NUMBERS, held_out=False),
-                           "dev": SpeakerTextSplit(rest, DEV_NUMBERS, held_out=True), "test": {test}}
+        out[f"fold{k}"] = {
+            "train": SpeakerTextSplit(rest, DEV_NUMBERS, held_out=False),
+            "dev": SpeakerTextSplit(rest, DEV_NUMBERS, held_out=True),
+            "test": {test},
+        }
     return out

@@ -65,10 +65,7 @@ class PrepareSummary:
         skipped = sum(self.skipped.values())
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
         notes = ", ".join(f"{k}: {v}" for k, v in sorted(self.notes.items()))
-        text = (
-            f"{self.corpus}: {self.kept} utterances, {self.seconds / 3600:.2f} h; "
-            f"skipped {skipped} ({reasons})"
-        )
+        text = f"{self.corpus}: {self.kept} utterances, {self.seconds / 3600:.2f} h; skipped {skipped} ({reasons})"
         return text + (f"; {notes}" if notes else "")
 
     def to_dict(self) -> dict:
@@ -206,7 +203,9 @@ def manifest_paths(output_dir: Pathlike, corpus: str, split: str) -> Tuple[Path,
     )
 
 
-def write_manifests(recordings, supervisions, output_dir: Pathlike, corpus: str, split: str = "all") -> Tuple[Path, Path]:
+def write_manifests(
+    recordings, supervisions, output_dir: Pathlike, corpus: str, split: str = "all"
+) -> Tuple[Path, Path]:
     """Validate, then write atomically: supervisions first, recordings last, so a
     crash in between leaves no pair that looks complete."""
     from lhotse import fix_manifests, validate_recordings_and_supervisions
@@ -258,8 +257,10 @@ def require_corpus_dir(corpus_dir: Pathlike, corpus: str) -> Path:
     if found and not os.access(path, os.R_OK | os.X_OK):
         found = None  # listed but not searchable (or the reverse): every file check would fail on it
     if found is None:
-        raise SpeechEQError(f"{corpus}: corpus folder {path}: permission denied (it and the folders above it "
-                            "must be readable and searchable)")
+        raise SpeechEQError(
+            f"{corpus}: corpus folder {path}: permission denied (it and the folders above it "
+            "must be readable and searchable)"
+        )
     if not found:
         raise SpeechEQError(f"{corpus}: corpus folder not found: {path} (pass --corpus-dir)")
     return path
@@ -329,9 +330,17 @@ def stray_files(audio_paths: Iterable[Pathlike], known: Iterable[Pathlike] = ())
     return stray
 
 
-def finish(corpus: str, utterances: Sequence[Utterance], skips: Skips, output_dir=None, *,
-           manifest_name: Optional[str] = None, notes: Optional[Mapping[str, int]] = None,
-           known_files: Sequence[Pathlike] = (), **build_options) -> dict:
+def finish(
+    corpus: str,
+    utterances: Sequence[Utterance],
+    skips: Skips,
+    output_dir=None,
+    *,
+    manifest_name: Optional[str] = None,
+    notes: Optional[Mapping[str, int]] = None,
+    known_files: Sequence[Pathlike] = (),
+    **build_options,
+) -> dict:
     """build_manifests + the module's own skips and notes in the summary + write_manifests.
     Non-audio files next to the audio are counted as a note (``known_files`` excepted)."""
     try:
@@ -353,8 +362,9 @@ def finish(corpus: str, utterances: Sequence[Utterance], skips: Skips, output_di
     return {"recordings": recordings, "supervisions": supervisions, "summary": summary}
 
 
-def balanced_folds(speakers: Sequence[str], num_folds: int, group: Optional[Mapping[str, Hashable]] = None,
-                   prefix: str = "fold") -> Dict[str, Dict[str, set]]:
+def balanced_folds(
+    speakers: Sequence[str], num_folds: int, group: Optional[Mapping[str, Hashable]] = None, prefix: str = "fold"
+) -> Dict[str, Dict[str, set]]:
     """Speaker-independent folds with every group (gender, language) spread over all folds.
 
     Speakers are sorted within their group and the groups interleaved (g1[0], g2[0],
@@ -364,8 +374,10 @@ def balanced_folds(speakers: Sequence[str], num_folds: int, group: Optional[Mapp
     """
     speakers = sorted(set(speakers))
     if len(speakers) < 3 or num_folds < 2:
-        raise SpeechEQError(f"a speaker-independent protocol needs at least 3 speakers and 2 folds "
-                            f"(got {len(speakers)} speakers, {num_folds} folds)")
+        raise SpeechEQError(
+            f"a speaker-independent protocol needs at least 3 speakers and 2 folds "
+            f"(got {len(speakers)} speakers, {num_folds} folds)"
+        )
     num_folds = min(num_folds, len(speakers))
     group = group or {}
     buckets: Dict[str, List[str]] = {}

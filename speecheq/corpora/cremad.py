@@ -72,14 +72,19 @@ def read_demographics(path: Path) -> Dict[str, Optional[str]]:
     return out
 
 
-def iter_utterances(corpus_dir: Path, genders: Dict[str, Optional[str]], skips: Skips, notes: Counter) -> List[Utterance]:
+def iter_utterances(
+    corpus_dir: Path, genders: Dict[str, Optional[str]], skips: Skips, notes: Counter
+) -> List[Utterance]:
     utterances = []
     audio_dir = corpus_dir / "AudioWAV"
     for path in sorted(p for p in corpus_dir.rglob("*") if p.suffix.lower() == ".wav"):
         m = _NAME.match(path.stem)
         if path.parent != audio_dir or not m or m.group(1) not in ACTORS or m.group(2) not in SENTENCES:
-            skips("layout", f"{path}: not AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav with a CREMA-D "
-                            "actor (1001-1091) and sentence code")
+            skips(
+                "layout",
+                f"{path}: not AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav with a CREMA-D "
+                "actor (1001-1091) and sentence code",
+            )
             continue
         actor, sentence, emotion, level = m.groups()
         if actor not in genders:
@@ -112,8 +117,17 @@ def prepare_cremad(corpus_dir, output_dir=None, *, on_error: str = "skip", execu
     corpus_dir = require_corpus_dir(corpus_dir, CORPUS)
     skips, notes = Skips(CORPUS, on_error), Counter()
     utterances = iter_utterances(corpus_dir, _genders(corpus_dir), skips, notes)
-    return finish(CORPUS, utterances, skips, output_dir, notes=notes, on_error=on_error, executor=executor,
-                  g2p=g2p, progress=progress)
+    return finish(
+        CORPUS,
+        utterances,
+        skips,
+        output_dir,
+        notes=notes,
+        on_error=on_error,
+        executor=executor,
+        g2p=g2p,
+        progress=progress,
+    )
 
 
 def protocol(corpus_dir=None, num_folds: int = NUM_FOLDS):

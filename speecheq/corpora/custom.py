@@ -48,7 +48,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from speecheq import labels
-from speecheq.corpora.common import Skips, Utterance, balanced_folds, finish, normalize_gender, require_corpus_dir, utterance_split_protocol
+from speecheq.corpora.common import (
+    Skips,
+    Utterance,
+    balanced_folds,
+    finish,
+    normalize_gender,
+    require_corpus_dir,
+    utterance_split_protocol,
+)
 from speecheq.errors import LabelError, SpeechEQError
 
 log = logging.getLogger("speecheq")
@@ -56,8 +64,15 @@ log = logging.getLogger("speecheq")
 CORPUS = "custom"
 REQUIRED = ("path", "speaker", "emotion")
 OPTIONAL = ("intensity", "gender", "language", "text", "split", "id")
-SPLITS = {"train": "train", "dev": "dev", "valid": "dev", "validation": "dev", "eval": "dev",
-          "evaluation": "dev", "test": "test"}
+SPLITS = {
+    "train": "train",
+    "dev": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "eval": "dev",
+    "evaluation": "dev",
+    "test": "test",
+}
 YAML_KEYS = ("name", "language", "emotions", "intensity_levels")
 NULLS = ("", "null", "Null", "NULL", "~", "none", "None")
 DEFAULT_TSV = "metadata.tsv"
@@ -251,15 +266,34 @@ def _paths(corpus_dir, tsv, mapping) -> Tuple[Path, Path]:
     return tsv, Path(mapping)
 
 
-def prepare_custom(corpus_dir, output_dir=None, *, tsv=None, mapping=None, on_error: str = "skip",
-                   executor=None, g2p=None, progress=True):
+def prepare_custom(
+    corpus_dir,
+    output_dir=None,
+    *,
+    tsv=None,
+    mapping=None,
+    on_error: str = "skip",
+    executor=None,
+    g2p=None,
+    progress=True,
+):
     corpus_dir = require_corpus_dir(corpus_dir, CORPUS)
     tsv, mapping_path = _paths(corpus_dir, tsv, mapping)
     table = load_mapping(mapping_path)
     skips = Skips(table.name, on_error)
     utterances = iter_rows(tsv, table, skips)
-    return finish(table.name, utterances, skips, output_dir, manifest_name=CORPUS, on_error=on_error,
-                  known_files=(tsv, mapping_path), executor=executor, g2p=g2p, progress=progress)
+    return finish(
+        table.name,
+        utterances,
+        skips,
+        output_dir,
+        manifest_name=CORPUS,
+        on_error=on_error,
+        known_files=(tsv, mapping_path),
+        executor=executor,
+        g2p=g2p,
+        progress=progress,
+    )
 
 
 def protocol(tsv=None, corpus_dir=None, kind: Optional[str] = None, num_folds: int = 5):

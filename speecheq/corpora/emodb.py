@@ -27,8 +27,7 @@ from speecheq.corpora.common import Skips, finish
 log = logging.getLogger("speecheq")
 
 CORPUS = "emodb"
-GENDERS = {"03": "M", "10": "M", "11": "M", "12": "M", "15": "M",
-           "08": "F", "09": "F", "13": "F", "14": "F", "16": "F"}
+GENDERS = {"03": "M", "10": "M", "11": "M", "12": "M", "15": "M", "08": "F", "09": "F", "13": "F", "14": "F", "16": "F"}
 TEXTS = {
     "a01": "Der Lappen liegt auf dem Eisschrank.",
     "a02": "Das will sie am Mittwoch abgeben.",
@@ -73,8 +72,9 @@ def prepare_emodb(corpus_dir, output_dir=None, *, on_error: str = "skip", execut
     corpus_dir = require_corpus_dir(corpus_dir, CORPUS)
     skips = Skips(CORPUS, on_error)
     utterances = iter_utterances(corpus_dir, skips)
-    return finish(CORPUS, utterances, skips, output_dir, on_error=on_error, executor=executor, g2p=g2p,
-                  progress=progress)
+    return finish(
+        CORPUS, utterances, skips, output_dir, on_error=on_error, executor=executor, g2p=g2p, progress=progress
+    )
 
 
 def protocol():

@@ -111,8 +111,9 @@ def _mismatch(folder: str, said: Optional[str]) -> bool:
     return said is not None and said in table and folder in table and table[said] != table[folder]
 
 
-def iter_utterances(corpus_dir: Path, language: str, genders: Dict[str, Optional[str]], skips: Skips,
-                    notes: Counter) -> List[Utterance]:
+def iter_utterances(
+    corpus_dir: Path, language: str, genders: Dict[str, Optional[str]], skips: Skips, notes: Counter
+) -> List[Utterance]:
     wanted = set(speakers_of(language))
     transcripts: Dict[str, Dict[str, Tuple[str, Optional[str]]]] = {}
     utterances = []
@@ -120,10 +121,17 @@ def iter_utterances(corpus_dir: Path, language: str, genders: Dict[str, Optional
         parts = path.relative_to(corpus_dir).parts
         m = _FILE.match(path.stem)
         split_folder = parts[2].lower() if len(parts) == 4 else None
-        if (len(parts) not in (3, 4) or m is None or m.group(1) != parts[0] or parts[0] not in SPEAKERS
-                or (split_folder is not None and split_folder not in SPLIT_FOLDERS)):
-            skips("layout", f"{path}: not <spk>/<Emotion>/[train|evaluation|test/]<spk>_<nnnnnn>.wav "
-                            "with an ESD speaker 0001-0020")
+        if (
+            len(parts) not in (3, 4)
+            or m is None
+            or m.group(1) != parts[0]
+            or parts[0] not in SPEAKERS
+            or (split_folder is not None and split_folder not in SPLIT_FOLDERS)
+        ):
+            skips(
+                "layout",
+                f"{path}: not <spk>/<Emotion>/[train|evaluation|test/]<spk>_<nnnnnn>.wav with an ESD speaker 0001-0020",
+            )
             continue
         speaker, emotion = parts[0], parts[1]
         if speaker not in wanted:
@@ -157,8 +165,17 @@ def iter_utterances(corpus_dir: Path, language: str, genders: Dict[str, Optional
     return utterances
 
 
-def prepare_esd(corpus_dir, output_dir=None, *, language: str = "all", speaker_table=None, on_error: str = "skip",
-                executor=None, g2p=None, progress=True):
+def prepare_esd(
+    corpus_dir,
+    output_dir=None,
+    *,
+    language: str = "all",
+    speaker_table=None,
+    on_error: str = "skip",
+    executor=None,
+    g2p=None,
+    progress=True,
+):
     corpus_dir = require_corpus_dir(corpus_dir, CORPUS)
     speakers_of(language)  # checks the option before any work
     genders = read_speaker_table(speaker_table) if speaker_table else {}
@@ -166,8 +183,17 @@ def prepare_esd(corpus_dir, output_dir=None, *, language: str = "all", speaker_t
         log.info("%s: no speaker table given: gender is None (masked) for every speaker", CORPUS)
     skips, notes = Skips(CORPUS, on_error), Counter()
     utterances = iter_utterances(corpus_dir, language, genders, skips, notes)
-    return finish(CORPUS, utterances, skips, output_dir, notes=notes, on_error=on_error, executor=executor,
-                  g2p=g2p, progress=progress)
+    return finish(
+        CORPUS,
+        utterances,
+        skips,
+        output_dir,
+        notes=notes,
+        on_error=on_error,
+        executor=executor,
+        g2p=g2p,
+        progress=progress,
+    )
 
 
 def protocol(language: str = "all", kind: str = "si"):

@@ -128,8 +128,15 @@ def iter_utterances(corpus_dir: Path, skips: Skips, notes: Counter) -> List[Utte
                         text=text,
                         emotion_raw=cat,
                         intensity=None if neutral else labels.arousal_to_intensity(arousal),
-                        extra={"session": session, "dialog": dialog, "valence": valence, "arousal": arousal,
-                               "dominance": dominance, "dialog_start": start, "dialog_end": end},
+                        extra={
+                            "session": session,
+                            "dialog": dialog,
+                            "valence": valence,
+                            "arousal": arousal,
+                            "dominance": dominance,
+                            "dialog_start": start,
+                            "dialog_end": end,
+                        },
                     )
                 )
         for utt in sorted(set(found) - labelled):
@@ -141,8 +148,17 @@ def prepare_iemocap(corpus_dir, output_dir=None, *, on_error: str = "skip", exec
     corpus_dir = require_corpus_dir(corpus_dir, CORPUS)
     skips, notes = Skips(CORPUS, on_error), Counter()
     utterances = iter_utterances(corpus_dir, skips, notes)
-    return finish(CORPUS, utterances, skips, output_dir, notes=notes, on_error=on_error, executor=executor,
-                  g2p=g2p, progress=progress)
+    return finish(
+        CORPUS,
+        utterances,
+        skips,
+        output_dir,
+        notes=notes,
+        on_error=on_error,
+        executor=executor,
+        g2p=g2p,
+        progress=progress,
+    )
 
 
 def protocol():

@@ -49,8 +49,9 @@ def prepare_ravdess(corpus_dir, output_dir=None, *, on_error: str = "skip", exec
     corpus_dir = require_corpus_dir(corpus_dir, "ravdess")
     skips = Skips("ravdess", on_error)
     utterances = list(iter_utterances(corpus_dir, skips))
-    return finish("ravdess", utterances, skips, output_dir, on_error=on_error, executor=executor, g2p=g2p,
-                  progress=progress)
+    return finish(
+        "ravdess", utterances, skips, output_dir, on_error=on_error, executor=executor, g2p=g2p, progress=progress
+    )
 
 
 def protocol(speakers=None):

@@ -46,8 +46,18 @@ SNR_DB = 30.0
 PAD_SECONDS = 0.1  # silence kept around the trimmed speech (noise covers it)
 METADATA = "metadata.tsv"
 COLUMNS = (
-    "id", "path", "voice", "speaker", "gender", "language",
-    "emotion", "intensity_level", "text", "spoken", "phones", "prosody",
+    "id",
+    "path",
+    "voice",
+    "speaker",
+    "gender",
+    "language",
+    "emotion",
+    "intensity_level",
+    "text",
+    "spoken",
+    "phones",
+    "prosody",
 )
 REQUIRED = COLUMNS[:-1]  # "prosody" is informative only
 
@@ -181,9 +191,7 @@ def plan(sentences_per_language: int = 8, voices: Optional[Sequence[str]] = None
         if unknown:
             raise SpeechEQError(f"synth: unknown voice {unknown[0]!r}; known: {', '.join(VOICE_IDS)}")
         chosen = tuple(v for v in VOICES if v.id in set(voices))
-    spoken = {
-        lang: [spoken_form(t, lang) for t in sents[:sentences_per_language]] for lang, sents in SENTENCES.items()
-    }
+    spoken = {lang: [spoken_form(t, lang) for t in sents[:sentences_per_language]] for lang, sents in SENTENCES.items()}
     specs = []
     for voice in chosen:
         for emotion, level in combinations():
@@ -316,14 +324,18 @@ def generate_synth(
 
     corpus_dir = Path(corpus_dir)
     specs = plan(sentences_per_language, voices)
-    inputs = {"seed": seed, "sentences per language": sentences_per_language,
-              "voices": " ".join(sorted({s.voice.id for s in specs}))}
+    inputs = {
+        "seed": seed,
+        "sentences per language": sentences_per_language,
+        "voices": " ".join(sorted({s.voice.id for s in specs})),
+    }
     if is_done(corpus_dir) and (corpus_dir / METADATA).is_file() and not force:
         # Stop rather than regenerate: generating replaces the folder that manifests were made from.
         changed = changed_input(corpus_dir, inputs)
         if changed:
-            raise SpeechEQError(f"synth: {corpus_dir} was generated with {changed}; re-run stage 0 with --force "
-                                "to generate it again")
+            raise SpeechEQError(
+                f"synth: {corpus_dir} was generated with {changed}; re-run stage 0 with --force to generate it again"
+            )
         log.info("synth: %s is already generated", corpus_dir)
         return corpus_dir
     parent = corpus_dir.parent

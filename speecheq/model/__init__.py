@@ -5,9 +5,15 @@ from speecheq.model.config import PRESETS, ModelConfig, config_from_preset
 # The torch modules load on first use: the option parsers (speecheq.options) read PRESETS
 # for --help, which must not wait for torch's import.
 _LAZY = {
-    "FRAME_SHIFT_SECONDS": "encoder", "MIN_EXPORT_FRAMES": "encoder", "MIN_INPUT_FRAMES": "encoder",
-    "SUBSAMPLING_FACTOR": "encoder", "output_lengths": "encoder", "GENDER_LABELS": "heads",
-    "SpecAugment": "specaugment", "OUTPUT_KEYS": "speecheq", "SpeechEQModel": "speecheq",
+    "FRAME_SHIFT_SECONDS": "encoder",
+    "MIN_EXPORT_FRAMES": "encoder",
+    "MIN_INPUT_FRAMES": "encoder",
+    "SUBSAMPLING_FACTOR": "encoder",
+    "output_lengths": "encoder",
+    "GENDER_LABELS": "heads",
+    "SpecAugment": "specaugment",
+    "OUTPUT_KEYS": "speecheq",
+    "SpeechEQModel": "speecheq",
 }
 
 

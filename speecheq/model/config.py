@@ -41,8 +41,17 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self._check_types()
-        positive = ("num_mel_bins", "d_model", "num_layers", "num_heads", "ff_dim",
-                    "conv_kernel", "subsampling_channels", "pooling_dim", "ctc_upsample")
+        positive = (
+            "num_mel_bins",
+            "d_model",
+            "num_layers",
+            "num_heads",
+            "ff_dim",
+            "conv_kernel",
+            "subsampling_channels",
+            "pooling_dim",
+            "ctc_upsample",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -51,13 +60,9 @@ class ModelConfig:
         if self.num_emotions < 2:
             raise ValueError(f"ModelConfig.num_emotions must be >= 2, got {self.num_emotions}")
         if self.vocab_size < 2:
-            raise ValueError(
-                f"ModelConfig.vocab_size must be >= 2 (blank + at least one phone), got {self.vocab_size}"
-            )
+            raise ValueError(f"ModelConfig.vocab_size must be >= 2 (blank + at least one phone), got {self.vocab_size}")
         if self.d_model % self.num_heads:
-            raise ValueError(
-                f"ModelConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
-            )
+            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
         if self.conv_kernel % 2 == 0:
             # An even kernel cannot be centred, so outputs would shift by half a frame.
             raise ValueError(f"ModelConfig.conv_kernel must be odd, got {self.conv_kernel}")
@@ -96,9 +101,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"unknown model config key(s) {unknown}; known keys are {sorted(known)}"
-            )
+            raise ValueError(f"unknown model config key(s) {unknown}; known keys are {sorted(known)}")
         return cls(**values)
 
 

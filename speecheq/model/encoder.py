@@ -68,9 +68,7 @@ def sinusoidal_positions(num_frames: int, d_model: int, device, dtype) -> torch.
     maximum duration is baked into an exported graph.
     """
     half = d_model // 2
-    inv_freq = torch.exp(
-        torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half)
-    )
+    inv_freq = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half))
     angles = torch.arange(num_frames, device=device, dtype=torch.float32).unsqueeze(1) * inv_freq
     encoding = torch.cat([angles.sin(), angles.cos()], dim=1)
     if d_model % 2:
@@ -112,7 +110,10 @@ class MultiHeadSelfAttention(nn.Module):
         # Padded queries still see the valid keys, so no softmax row is empty.
         key_mask = valid[:, None, None, :]
         attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=key_mask,
+            query,
+            key,
+            value,
+            attn_mask=key_mask,
             dropout_p=self.attention_dropout if self.training else 0.0,
         )
         return self.dropout(self.out(attended.transpose(1, 2).flatten(2)))
@@ -129,9 +130,7 @@ class ConvolutionModule(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
         self.pointwise_in = nn.Linear(d_model, 2 * d_model)
-        self.depthwise = nn.Conv1d(
-            d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model
-        )
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel_size, padding=kernel_size // 2, groups=d_model)
         self.depthwise_norm = nn.LayerNorm(d_model)
         self.pointwise_out = nn.Linear(d_model, d_model)
         self.dropout = nn.Dropout(dropout)
@@ -184,8 +183,7 @@ class ConformerEncoder(nn.Module):
         self.subsampling = Conv2dSubsampling(num_mel_bins, subsampling_channels, d_model)
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            ConformerBlock(d_model, num_heads, ff_dim, conv_kernel, dropout)
-            for _ in range(num_layers)
+            ConformerBlock(d_model, num_heads, ff_dim, conv_kernel, dropout) for _ in range(num_layers)
         )
 
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor):

@@ -14,8 +14,9 @@ from torch import nn
 from speecheq.model.encoder import lengths_to_mask
 
 
-def _random_spans(num_spans: int, max_width: torch.Tensor, extent: torch.Tensor,
-                  axis_len: int, generator: torch.Generator | None) -> torch.Tensor:
+def _random_spans(
+    num_spans: int, max_width: torch.Tensor, extent: torch.Tensor, axis_len: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """(B, axis_len) bool, True inside any of ``num_spans`` random spans per row.
 
     A span has a width drawn uniformly from [0, max_width] and lies inside
@@ -26,16 +27,16 @@ def _random_spans(num_spans: int, max_width: torch.Tensor, extent: torch.Tensor,
     shape = (batch, num_spans)
     max_width = torch.minimum(max_width, extent).unsqueeze(1)
     widths = (torch.rand(shape, generator=generator, device=device) * (max_width + 1)).floor()
-    starts = (torch.rand(shape, generator=generator, device=device)
-              * (extent.unsqueeze(1) - widths + 1)).floor()
+    starts = (torch.rand(shape, generator=generator, device=device) * (extent.unsqueeze(1) - widths + 1)).floor()
     positions = torch.arange(axis_len, device=device).view(1, 1, -1)
     inside = (positions >= starts.unsqueeze(-1)) & (positions < (starts + widths).unsqueeze(-1))
     return inside.any(dim=1)
 
 
 class SpecAugment(nn.Module):
-    def __init__(self, num_freq_masks: int = 2, freq_mask_width: int = 15,
-                 num_time_masks: int = 2, time_mask_ratio: float = 0.05):
+    def __init__(
+        self, num_freq_masks: int = 2, freq_mask_width: int = 15, num_time_masks: int = 2, time_mask_ratio: float = 0.05
+    ):
         super().__init__()
         self.num_freq_masks = num_freq_masks
         self.freq_mask_width = freq_mask_width
@@ -50,8 +51,9 @@ class SpecAugment(nn.Module):
     def masks_time(self) -> bool:
         return self.num_time_masks > 0 and self.time_mask_ratio > 0
 
-    def forward(self, features: torch.Tensor, feature_lens: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, feature_lens: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Mask (B, T, F) ``features`` in training mode; identity in eval mode."""
         if not self.training or not (self.masks_frequencies or self.masks_time):
             return features

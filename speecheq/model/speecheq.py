@@ -21,8 +21,7 @@ OUTPUT_KEYS = ("ctc_log_probs", "encoder_lens", "emotion_logits", "intensity", "
 
 
 def _is_graph_capture() -> bool:
-    return (torch.jit.is_tracing() or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting())
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 class SpeechEQModel(nn.Module):
@@ -96,13 +95,10 @@ class SpeechEQModel(nn.Module):
             return
         if features.dim() != 3 or features.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
-                f"expected features of shape (B, T, {self.config.num_mel_bins}), "
-                f"got {tuple(features.shape)}"
+                f"expected features of shape (B, T, {self.config.num_mel_bins}), got {tuple(features.shape)}"
             )
         if feature_lens.shape != features.shape[:1]:
-            raise ValueError(
-                f"feature_lens must have shape ({features.shape[0]},), got {tuple(feature_lens.shape)}"
-            )
+            raise ValueError(f"feature_lens must have shape ({features.shape[0]},), got {tuple(feature_lens.shape)}")
         if feature_lens.numel() and int(feature_lens.min()) < MIN_INPUT_FRAMES:
             raise ValueError(
                 f"every utterance needs >= {MIN_INPUT_FRAMES} fbank frames "
@@ -110,9 +106,7 @@ class SpeechEQModel(nn.Module):
                 f"shortest has {int(feature_lens.min())}"
             )
         if feature_lens.numel() and int(feature_lens.max()) > features.shape[1]:
-            raise ValueError(
-                f"feature_lens max {int(feature_lens.max())} exceeds the {features.shape[1]} frames given"
-            )
+            raise ValueError(f"feature_lens max {int(feature_lens.max())} exceeds the {features.shape[1]} frames given")
 
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor) -> dict[str, torch.Tensor]:
         self._check_inputs(features, feature_lens)

@@ -32,7 +32,7 @@ MANDARIN_CODES = ("zh", "cmn", "zh-cn", "zh-cmn", "mandarin", "chinese")
 
 
 def language_family(language: Optional[str]) -> str:
-    """"en", "zh" or the (lower-cased) code itself for espeak-ng."""
+    """ "en", "zh" or the (lower-cased) code itself for espeak-ng."""
     lang = (language or "").strip().lower().replace("_", "-")
     if lang in ("en", "english") or lang.startswith("en-"):
         return "en"

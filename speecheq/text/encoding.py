@@ -81,6 +81,5 @@ def read_text(path, what: str = "text file") -> Tuple[str, str]:
         return decode_bytes(data)
     except ValueError:
         raise SpeechEQError(
-            f"{path}: cannot decode {what} (tried UTF-8, UTF-8 with BOM, UTF-16, GB18030); "
-            "re-save it as UTF-8"
+            f"{path}: cannot decode {what} (tried UTF-8, UTF-8 with BOM, UTF-16, GB18030); re-save it as UTF-8"
         ) from None

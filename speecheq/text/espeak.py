@@ -72,9 +72,7 @@ def _backend(language: str):
     if language not in _backends:
         quiet = logging.getLogger("speecheq.phonemizer")
         quiet.setLevel(logging.ERROR)
-        _backends[language] = EspeakBackend(
-            language, with_stress=False, language_switch="remove-flags", logger=quiet
-        )
+        _backends[language] = EspeakBackend(language, with_stress=False, language_switch="remove-flags", logger=quiet)
     return _backends[language]
 
 

@@ -44,7 +44,9 @@ class TokenTable:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
-            raise SpeechEQError(f"{path}: {decode_problem(e)}; a token table is UTF-8 (re-run the lang stage)") from None
+            raise SpeechEQError(
+                f"{path}: {decode_problem(e)}; a token table is UTF-8 (re-run the lang stage)"
+            ) from None
         pairs = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
