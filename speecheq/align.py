@@ -386,7 +386,7 @@ def align_corpus(
     from pathlib import Path
 
     from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader
-    from speecheq.io import load_cuts_lazy, write_cuts, write_json_atomic
+    from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_cuts, write_json_atomic
     from speecheq.labels import LabelScheme
     from speecheq.package import load_model
     from speecheq.text.tokens import TokenTable
@@ -428,7 +428,6 @@ def align_corpus(
     )
     if not trusted:
         cuts = _mark_untrusted(cuts, f"CTC head PER {per:.1f} % > {max_per:g} % ({per_source})")
-    write_cuts(cuts, output_path)
     summary = {k: v for k, v in summary.items() if k != "failed_ids"} | {
         "failed_ids": summary["failed_ids"][:20],
         "model": tag,
@@ -437,7 +436,12 @@ def align_corpus(
         "max_per": max_per,
         "trusted": trusted,
     }
-    write_json_atomic(Path(str(output_path).replace(".jsonl.gz", "")).with_suffix(".summary.json"), summary)
+    out_dir = Path(output_path).parent
+    with folder_lock(out_dir, "alignment stage"):
+        # A run killed between the manifest and its summary leaves a temporary; never trusted, removed here.
+        remove_stale_temporaries(out_dir)
+        write_cuts(cuts, output_path)
+        write_json_atomic(Path(str(output_path).replace(".jsonl.gz", "")).with_suffix(".summary.json"), summary)
     if plot_path is not None and alignments:
         from speecheq.plots import plot_alignment
 
