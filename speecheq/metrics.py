@@ -54,12 +54,16 @@ def _paired_values(true, pred) -> tuple[np.ndarray, np.ndarray]:
     return true, pred
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) int64 counts; rows are true classes, columns predictions."""
-    y_true, y_pred = _paired_labels(y_true, y_pred)
+def _check_class_range(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> None:
     for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(f"{name} has class indices outside [0, {num_classes})")
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts; rows are true classes, columns predictions."""
+    y_true, y_pred = _paired_labels(y_true, y_pred)
+    _check_class_range(y_true, y_pred, num_classes)
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
     if not y_true.size:  # scikit-learn refuses empty input
@@ -98,7 +102,7 @@ def unweighted_accuracy(y_true, y_pred, num_classes: int | None = None) -> float
 
     y_true, y_pred = _paired_labels(y_true, y_pred)
     if num_classes is not None:
-        confusion_matrix(y_true, y_pred, num_classes)  # the range check
+        _check_class_range(y_true, y_pred, num_classes)
     if not y_true.size:
         return NAN
     with warnings.catch_warnings():  # "y_pred contains classes not in y_true": by design, see above
@@ -112,7 +116,7 @@ def macro_f1(y_true, y_pred, num_classes: int | None = None) -> float:
 
     y_true, y_pred = _paired_labels(y_true, y_pred)
     if num_classes is not None:
-        confusion_matrix(y_true, y_pred, num_classes)  # the range check
+        _check_class_range(y_true, y_pred, num_classes)
     if not y_true.size:
         return NAN
     present = np.union1d(y_true, y_pred)
