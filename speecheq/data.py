@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from speecheq.augment import CutAugment
@@ -135,29 +136,45 @@ class SpeechEQDataset(torch.utils.data.Dataset):
         return features, lens, phones_valid
 
 
+class CmvnStats:
+    """Per-dimension mean and std of feature frames, accumulated in float64.
+
+    The one place CMVN statistics are computed: per speaker over the speaker's cuts
+    (:func:`speaker_cmvn_stats`), and per file at inference, where the file's own
+    frames are the only speaker statistics at hand.
+    """
+
+    def __init__(self):
+        self.frames = 0
+        self.sum = 0.0
+        self.sum_squares = 0.0
+
+    def add(self, feats) -> "CmvnStats":
+        f = np.asarray(feats, dtype=np.float64)
+        self.frames += f.shape[0]
+        self.sum = self.sum + f.sum(axis=0)
+        self.sum_squares = self.sum_squares + (f**2).sum(axis=0)
+        return self
+
+    def mean_std(self) -> Tuple[np.ndarray, np.ndarray]:
+        mean = self.sum / self.frames
+        return mean, np.sqrt(np.maximum(self.sum_squares / self.frames - mean**2, 1e-8))
+
+
 def speaker_cmvn_stats(cuts) -> Dict[str, tuple]:
     """Per-speaker mean/std of fbank over each speaker's own utterances.
 
     Uses no labels, but at test time it uses the test speaker's (unlabelled)
     utterances: results with it on must say so.
     """
-    import numpy as np
-
     from speecheq.features import load_features
 
-    sums: Dict[str, list] = {}
+    per_speaker: Dict[str, CmvnStats] = {}
     for cut in cuts:
-        f = load_features(cut).astype(np.float64)
-        s = sums.setdefault(cut.supervisions[0].speaker, [0, 0.0, 0.0])
-        s[0] += f.shape[0]
-        s[1] = s[1] + f.sum(axis=0)
-        s[2] = s[2] + (f**2).sum(axis=0)
-    stats = {}
-    for spk, (n, s1, s2) in sums.items():
-        mean = s1 / n
-        std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-8))
-        stats[spk] = (torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32))
-    return stats
+        per_speaker.setdefault(cut.supervisions[0].speaker, CmvnStats()).add(load_features(cut))
+    return {
+        spk: tuple(torch.tensor(x, dtype=torch.float32) for x in stats.mean_std()) for spk, stats in per_speaker.items()
+    }
 
 
 def balanced_weights(

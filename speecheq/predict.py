@@ -24,8 +24,19 @@ def corpus_aware_log_probs(logits: torch.Tensor, corpora: Sequence[str], scheme:
     decision is taken among the categories its corpus has (unknown corpora: all).
     """
     mask = torch.tensor([scheme.corpus_mask(c) for c in corpora], dtype=torch.bool, device=logits.device)
+    return restricted_log_probs(logits.float(), mask)
+
+
+def restricted_log_probs(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log_softmax over the categories ``mask`` (B, C) allows in each row; a row that allows none: all.
+
+    ``scores`` may be logits or log-probabilities (what the exported engines give):
+    either way the result is the distribution renormalised over the allowed categories,
+    in ``scores``' precision, and its argmax is the corpus-aware decision.
+    """
+    mask = mask.clone()
     mask[~mask.any(dim=1)] = True
-    return torch.log_softmax(logits.float().masked_fill(~mask, float("-inf")), dim=-1)
+    return torch.log_softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
 
 
 def greedy_ctc(log_probs: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> List[List[int]]:
