@@ -33,7 +33,11 @@ demo: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q --durations=15 -n 2 --dist loadfile tests
+
+# The suite's deselected tests: every kill window and lock of utils/kill_test.py (about 1 min more).
+test-exhaustive: install
+	$(PY) -m pytest -q -n 2 --dist loadfile -m exhaustive tests
 
 clean-demo:
 	rm -rf egs/synth/data egs/synth/exp
