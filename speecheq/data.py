@@ -23,7 +23,7 @@ import torch
 
 from speecheq.augment import CutAugment
 from speecheq.errors import SpeechEQError
-from speecheq.labels import GENDERS, LabelScheme
+from speecheq.labels import GENDERS, LabelScheme, label_summary
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
@@ -263,36 +263,6 @@ def make_loader(dataset, sampler, num_workers: int = 0, seed: int = 0):
     )
 
 
-def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
-    """What each task has to learn from in a cut set: the stage summary and a guard
-    against training on a split that filtering emptied."""
-    n = 0
-    emotion = Counter()
-    excluded = Counter()
-    has = Counter()
-    seconds = 0.0
-    for cut in cuts:
-        n += 1
-        seconds += cut.duration
-        sup = cut.supervisions[0]
-        custom = sup.custom or {}
-        e = custom.get("emotion")
-        if scheme.index(e) is None:
-            excluded[str(e)] += 1
-        else:
-            emotion[e] += 1
-        has["intensity"] += custom.get("intensity") is not None
-        has["gender"] += sup.gender in GENDERS
-        has["phones"] += bool(custom.get("phones"))
-    return {
-        "cuts": n,
-        "hours": round(seconds / 3600, 4),
-        "emotion": dict(emotion),
-        "excluded": dict(excluded),
-        **{f"with_{k}": v for k, v in has.items()},
-    }
-
-
 TASK_LABELS = {"emotion": None, "intensity": "with_intensity", "gender": "with_gender", "ctc": "with_phones"}
 
 
@@ -315,10 +285,3 @@ def labels_per_corpus(
                 counts[task] = sum(s["emotion"].values()) if key is None else s[key]
         out[corpus] = counts
     return out
-
-
-def require_nonempty(summary: Dict[str, object], what: str, tasks: Sequence[str]) -> None:
-    if summary["cuts"] == 0:
-        raise SpeechEQError(f"{what}: no cuts after filtering")
-    if "emotion" in tasks and not summary["emotion"]:
-        raise SpeechEQError(f"{what}: no cut has an emotion of the chosen preset (excluded: {summary['excluded']})")

@@ -3,7 +3,8 @@
 SpeechEQ trains several corpora at once by mapping each corpus's own labels onto
 one multi-scale metric. This module is the only place that names emotions:
 corpora ask it to map their raw labels, the data pipeline asks it for class
-indices of a preset, and decoding asks it which categories a corpus can produce.
+indices of a preset, decoding asks it which categories a corpus can produce, and
+the validate stage and training ask it what a cut set has to learn from (``label_summary``).
 
 Choices (the paper's abstract gives none; see docs/unified-metric.md):
 
@@ -19,10 +20,11 @@ Choices (the paper's abstract gives none; see docs/unified-metric.md):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from speecheq.errors import LabelError
+from speecheq.errors import LabelError, SpeechEQError
 
 # Gender labels in the order of the gender head's outputs and of the loss targets' indices.
 GENDERS: Tuple[str, ...] = ("M", "F")
@@ -199,13 +201,38 @@ class LabelScheme:
         return [c in allowed for c in self.categories]
 
 
-def count_by_category(emotions: Iterable[Optional[str]], scheme: LabelScheme) -> Dict[str, int]:
-    """Per-category counts plus how many utterances the preset excludes."""
-    counts = {c: 0 for c in scheme.categories}
-    excluded: Dict[str, int] = {}
-    for e in emotions:
+def label_summary(cuts, scheme: LabelScheme) -> Dict[str, object]:
+    """What each task has to learn from in a cut set: the stage summary and a guard
+    against training on a split that filtering emptied."""
+    n = 0
+    emotion = Counter()
+    excluded = Counter()
+    has = Counter()
+    seconds = 0.0
+    for cut in cuts:
+        n += 1
+        seconds += cut.duration
+        sup = cut.supervisions[0]
+        custom = sup.custom or {}
+        e = custom.get("emotion")
         if scheme.index(e) is None:
-            excluded[str(e)] = excluded.get(str(e), 0) + 1
+            excluded[str(e)] += 1
         else:
-            counts[e] += 1  # type: ignore[index]
-    return {**counts, **{f"excluded:{k}": v for k, v in sorted(excluded.items())}}
+            emotion[e] += 1
+        has["intensity"] += custom.get("intensity") is not None
+        has["gender"] += sup.gender in GENDERS
+        has["phones"] += bool(custom.get("phones"))
+    return {
+        "cuts": n,
+        "hours": round(seconds / 3600, 4),
+        "emotion": dict(emotion),
+        "excluded": dict(excluded),
+        **{f"with_{k}": v for k, v in has.items()},
+    }
+
+
+def require_nonempty(summary: Dict[str, object], what: str, tasks: Sequence[str]) -> None:
+    if summary["cuts"] == 0:
+        raise SpeechEQError(f"{what}: no cuts after filtering")
+    if "emotion" in tasks and not summary["emotion"]:
+        raise SpeechEQError(f"{what}: no cut has an emotion of the chosen preset (excluded: {summary['excluded']})")

@@ -39,18 +39,16 @@ from speecheq.checkpoint import (
 )
 from speecheq.data import (
     SpeechEQDataset,
-    label_summary,
     labels_per_corpus,
     make_eval_sampler,
     make_loader,
     make_train_sampler,
-    require_nonempty,
     speaker_cmvn_stats,
 )
 from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
-from speecheq.labels import LabelScheme
+from speecheq.labels import LabelScheme, label_summary, require_nonempty
 from speecheq.losses import TASKS, MultitaskLoss
 from speecheq.model import MIN_INPUT_FRAMES, SpeechEQModel, config_from_preset
 from speecheq.options import set_num_threads

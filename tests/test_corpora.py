@@ -279,8 +279,7 @@ def fake_iemocap(root):
 def test_iemocap(tmp_path):
     from lhotse import CutSet
 
-    from speecheq.data import label_summary
-    from speecheq.labels import LabelScheme
+    from speecheq.labels import LabelScheme, label_summary
 
     root = fake_iemocap(tmp_path / "iemocap")
     wav(root / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F002.wav")  # no label line

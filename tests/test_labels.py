@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -67,8 +68,12 @@ def test_scheme_excludes_outside_labels_and_is_corpus_aware():
         "surprise",
     ]
     assert labels.LabelScheme.from_preset("all").corpus_mask("emodb")[labels.CATEGORIES.index("calm")] is False
-    counts = labels.count_by_category(["sad", "calm", "calm", None], s)
-    assert counts["sad"] == 1 and counts["excluded:calm"] == 2 and counts["excluded:None"] == 1
+    cuts = [
+        SimpleNamespace(duration=1.0, supervisions=[SimpleNamespace(gender="F", custom={"emotion": e})])
+        for e in ("sad", "calm", "calm", None)
+    ]
+    counts = labels.label_summary(cuts, s)
+    assert counts["emotion"]["sad"] == 1 and counts["excluded"]["calm"] == 2 and counts["excluded"]["None"] == 1
     with pytest.raises(LabelError):
         labels.LabelScheme.from_preset("5class")
 

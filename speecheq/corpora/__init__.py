@@ -209,9 +209,8 @@ def _validate_and_split(
     from lhotse.qa import validate
 
     from speecheq.corpora.common import validate_contract
-    from speecheq.data import label_summary
     from speecheq.io import write_json_atomic
-    from speecheq.labels import LabelScheme
+    from speecheq.labels import LabelScheme, label_summary
 
     fbank_dir = Path(fbank_dir)
     cuts_path = fbank_dir / f"{corpus}_cuts_all.jsonl.gz"
