@@ -2,18 +2,9 @@
 """Stage 0: corpus folder -> data/manifests/<corpus>_{recordings,supervisions}_all.jsonl.gz"""
 
 import argparse
-import inspect
 
 from speecheq.cli import script
-
-# corpus-specific options: flag -> keyword of prepare_<corpus>() (passed only when given)
-OPTIONS = {
-    "--transcripts": ("transcripts", "casia: <nnn><TAB>text file (characters or tone-numbered pinyin)"),
-    "--language": ("language", "esd: zh, en or all speakers"),
-    "--speaker-table": ("speaker_table", "esd: speaker<TAB>M|F file (else gender is unknown)"),
-    "--tsv": ("tsv", "custom: metadata TSV (default <corpus-dir>/metadata.tsv)"),
-    "--mapping": ("mapping", "custom: label-mapping YAML (default <corpus-dir>/labels.yaml)"),
-}
+from speecheq.corpora import add_stage_options, get_corpus, prepare_corpus
 
 
 def main():
@@ -38,20 +29,13 @@ def main():
         help="dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else a local cluster of --nj workers)",
     )
     p.add_argument("--force", action="store_true", help="redo even if marked done")
-    for flag, (dest, help) in OPTIONS.items():
-        p.add_argument(flag, dest=dest, default=None, help=help)
+    add_stage_options(p, "prepare")  # each corpus declares its own (speecheq/corpora/<corpus>.py)
     args = p.parse_args()
 
-    from speecheq.corpora import get_corpus, prepare_corpus
-    from speecheq.errors import SpeechEQError
+    from speecheq.executors import executor_scope
     from speecheq.text import G2P
 
-    options = {dest: getattr(args, dest) for dest, _ in OPTIONS.values() if getattr(args, dest) is not None}
-    accepted = inspect.signature(get_corpus(args.corpus).prepare).parameters
-    for flag, (dest, _) in OPTIONS.items():
-        if dest in options and dest not in accepted:
-            raise SpeechEQError(f"corpus {args.corpus} takes no {flag}")
-    from speecheq.executors import executor_scope
+    options = get_corpus(args.corpus).given_options("prepare", args)
 
     with executor_scope(args.executor, args.nj, args.dask_scheduler) as executor:
         prepare_corpus(

@@ -2,22 +2,9 @@
 """Stage 3: validate cuts (lhotse + manifest contract) and write the protocol's splits."""
 
 import argparse
-import importlib
-import inspect
 
 from speecheq.cli import script
-
-# corpus-specific protocol options: flag -> keyword of the corpus's protocol() (passed only when given)
-OPTIONS = {
-    "--protocol": (
-        "kind",
-        "esd: si or official; custom: split or si (default: split when the TSV has one); "
-        "casia: texts (default: dev = held-out texts of the training speakers) or speaker",
-    ),
-    "--language": ("language", "esd: zh, en or all speakers"),
-    "--corpus-dir": ("corpus_dir", "cremad: genders for balanced folds; custom: folder of metadata.tsv"),
-    "--tsv": ("tsv", "custom: metadata TSV (speakers, split column)"),
-}
+from speecheq.corpora import add_stage_options, get_corpus
 
 
 def main():
@@ -42,19 +29,12 @@ def main():
         default=0.0,
         help="cut leading/trailing frames more than this many dB below each cut's peak (0: keep all)",
     )
-    for flag, (dest, help) in OPTIONS.items():
-        p.add_argument(flag, dest=dest, default=None, help=help)
+    add_stage_options(p, "validate")  # each corpus declares its own (speecheq/corpora/<corpus>.py)
     args = p.parse_args()
 
-    from speecheq.corpora import get_corpus, validate_and_split
-    from speecheq.errors import SpeechEQError
+    from speecheq.splits import validate_and_split
 
-    options = {dest: getattr(args, dest) for dest, _ in OPTIONS.values() if getattr(args, dest) is not None}
-    module = importlib.import_module(f"speecheq.corpora.{get_corpus(args.corpus).module}")
-    accepted = inspect.signature(module.protocol).parameters
-    for flag, (dest, _) in OPTIONS.items():
-        if dest in options and dest not in accepted:
-            raise SpeechEQError(f"corpus {args.corpus} takes no {flag} in the validate stage")
+    options = get_corpus(args.corpus).given_options("validate", args)
     validate_and_split(args.corpus, args.fbank_dir, args.label_preset, args.folds, args.trim_silence_db, **options)
 
 

@@ -73,9 +73,10 @@ def train_args(data: Path, exp_dir: Path, *extra: str):
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """A small synthetic corpus through stages 0-3 (manifests, lang, fbank, splits)."""
-    from speecheq.corpora import prepare_corpus, validate_and_split
+    from speecheq.corpora import prepare_corpus
     from speecheq.corpora.synth import generate_synth
     from speecheq.features import compute_corpus_fbank
+    from speecheq.splits import validate_and_split
     from speecheq.text import G2P
     from speecheq.text.lang import prepare_lang
 

@@ -254,7 +254,8 @@ def test_words_the_g2p_cannot_spell_are_counted_and_the_utterance_kept(tmp_path)
 def test_empty_split_is_one_clear_error(synth_data, tmp_path):
     from lhotse import CutSet, load_manifest_lazy
 
-    from speecheq.corpora import get_corpus, validate_and_split
+    from speecheq.corpora import get_corpus
+    from speecheq.splits import validate_and_split
 
     train_speakers = get_corpus("synth").protocol()[""]["train"]
     only_train = [

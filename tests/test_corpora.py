@@ -573,6 +573,38 @@ def test_scripts_reject_options_a_corpus_does_not_take(tmp_path, monkeypatch, ca
     assert code == 1 and "ERROR: corpus emodb takes no --protocol" in err
 
 
+def test_corpus_options_are_keywords_of_the_functions_they_feed():
+    import inspect
+
+    from speecheq.corpora import CORPORA
+
+    for name, corpus in CORPORA.items():
+        for stage, function in (("prepare", corpus.prepare), ("validate", corpus.module.protocol)):
+            accepted = inspect.signature(function).parameters
+            for flag, (keyword, help) in corpus.options(stage).items():
+                assert keyword in accepted and help, (name, stage, flag)
+
+
+def imported_modules(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def test_corpora_sit_below_data_and_features():
+    # Every import, also those inside functions: the validate stage (speecheq.splits) sits above
+    # corpora, data and features, so preparing a corpus never needs torch or feature extraction.
+    for path in sorted((REPO / "speecheq" / "corpora").glob("*.py")):
+        for module in imported_modules(path):
+            for above in ("speecheq.data", "speecheq.features", "speecheq.splits"):
+                assert module != above and not module.startswith(above + "."), f"{path.name} imports {module}"
+
+
 def test_prepare_corpus_passes_options_and_ids_carry_the_corpus(tmp_path):
     root, transcripts = fake_casia(tmp_path / "casia", emotions=("sad",), numbers=("201",))
     summary = prepare_corpus("casia", root, tmp_path / "m", transcripts=str(transcripts), g2p=None, progress=False)

@@ -353,7 +353,8 @@ def phones_of(manifests, corpus):
 def prepare_like_its_recipe(recipe_dir, corpus, corpus_dir, monkeypatch, trim_silence_db=0.0, **options):
     """Stages 0-3 of egs/<corpus>/run.sh in-process (their scripts are tested in test_corpora):
     the same library calls, paths relative to the recipe folder as the scripts write them."""
-    from speecheq.corpora import prepare_corpus, validate_and_split
+    from speecheq.corpora import prepare_corpus
+    from speecheq.splits import validate_and_split
     from speecheq.features import compute_corpus_fbank
     from speecheq.text import G2P
 

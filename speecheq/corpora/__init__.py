@@ -1,46 +1,67 @@
 """Corpus registry: one ``prepare_<corpus>`` per corpus, one ``local/prepare.py`` for all.
 
 A recipe names its corpus; the registry gives the prepare function (corpus
-files -> manifests) and the speaker-independent protocol (speakers per split and
-fold). Everything after preparation is corpus-agnostic.
+files -> manifests), the speaker-independent protocol (speakers per split and
+fold) and the options each takes on the command line. Everything after
+preparation is corpus-agnostic (the validate stage: ``speecheq.splits``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple
+from types import ModuleType
+from typing import Callable, Dict, List, Tuple
 
+from speecheq.corpora import casia, cremad, custom, emodb, esd, iemocap, ravdess, synth
 from speecheq.errors import SpeechEQError
-from speecheq.io import Pathlike, changed_input, load_cuts_lazy, write_cuts
+from speecheq.io import Pathlike, changed_input
 
 log = logging.getLogger("speecheq")
+
+# A corpus module may declare, per stage script, the options it takes:
+# PREPARE_OPTIONS (keywords of prepare_<name>) and VALIDATE_OPTIONS (keywords of protocol()),
+# each {flag: (keyword, help)}.
+STAGE_OPTIONS = {"prepare": "PREPARE_OPTIONS", "validate": "VALIDATE_OPTIONS"}
 
 
 @dataclass(frozen=True)
 class CorpusRecipe:
     name: str
-    module: str  # speecheq.corpora.<module> defines prepare_<name>() and protocol()
-
-    def _module(self):
-        return importlib.import_module(f"speecheq.corpora.{self.module}")
+    module: ModuleType  # defines prepare_<name>() and protocol()
 
     @property
     def prepare(self) -> Callable:
-        return getattr(self._module(), f"prepare_{self.name}")
+        return getattr(self.module, f"prepare_{self.name}")
 
     def protocol(self, **options) -> Dict[str, Dict[str, set]]:
         """{fold name: {"train"|"dev"|"test": speakers}}; fold "" is a single split."""
-        return self._module().protocol(**options)
+        return self.module.protocol(**options)
+
+    def options(self, stage: str) -> Dict[str, Tuple[str, str]]:
+        """{flag: (keyword, help)} this corpus takes in ``stage`` ("prepare" or "validate")."""
+        return getattr(self.module, STAGE_OPTIONS[stage], {})
+
+    def given_options(self, stage: str, args) -> Dict[str, object]:
+        """{keyword: value} of the corpus options that ``args`` (a parser built with
+        ``add_stage_options``) gives. A flag this corpus does not take is an error: silently
+        ignoring it would prepare or split something else than the user asked for."""
+        own = self.options(stage)
+        given = {}
+        for flag, (keyword, _) in stage_options(stage).items():
+            value = getattr(args, keyword, None)
+            if value is None:
+                continue
+            if flag not in own:
+                raise SpeechEQError(f"corpus {self.name} takes no {flag} in the {stage} stage")
+            given[keyword] = value
+        return given
 
 
 CORPORA: Dict[str, CorpusRecipe] = {
-    name: CorpusRecipe(name, name)
-    for name in ("synth", "ravdess", "casia", "esd", "iemocap", "emodb", "cremad", "custom")
+    module.__name__.rsplit(".", 1)[-1]: CorpusRecipe(module.__name__.rsplit(".", 1)[-1], module)
+    for module in (synth, ravdess, casia, esd, iemocap, emodb, cremad, custom)
 }
 
 
@@ -50,71 +71,23 @@ def get_corpus(name: str) -> CorpusRecipe:
     return CORPORA[name]
 
 
-def split_name(fold: str, split: str) -> str:
-    return f"{fold}_{split}" if fold else split
+def stage_options(stage: str) -> Dict[str, Tuple[str, str]]:
+    """{flag: (keyword, help)} of every corpus's options in ``stage``; the help names the
+    corpora that take the flag, so one script serves them all."""
+    merged: Dict[str, Tuple[str, List[str]]] = {}
+    for name, corpus in CORPORA.items():
+        for flag, (keyword, help) in corpus.options(stage).items():
+            known, helps = merged.setdefault(flag, (keyword, []))
+            if known != keyword:
+                raise SpeechEQError(f"{flag} means {known} to one corpus and {keyword} to {name} ({stage} stage)")
+            helps.append(f"{name}: {help}")
+    return {flag: (keyword, "; ".join(helps)) for flag, (keyword, helps) in merged.items()}
 
 
-def planned_splits(
-    corpus: str, output_dir: Pathlike, folds: Optional[List[str]] = None, **protocol_options
-) -> Dict[str, Tuple[Path, Callable, str]]:
-    """{split name: (file, supervision selector, what it selects)} of the protocol's splits."""
-    protocol = get_corpus(corpus).protocol(**protocol_options)
-    if folds:
-        unknown = [f for f in folds if f not in protocol]
-        if unknown:
-            raise SpeechEQError(f"{corpus}: unknown fold(s) {unknown}; protocol has {list(protocol)}")
-        protocol = {f: protocol[f] for f in folds}
-    planned = {}
-    for fold, splits in protocol.items():
-        for split, speakers in splits.items():
-            name = split_name(fold, split)
-            path = Path(output_dir) / f"{corpus}_cuts_{name}.jsonl.gz"
-            if callable(speakers):  # an utterance-level split (custom.UtteranceSplit)
-                planned[name] = (path, speakers, repr(speakers))
-            else:
-                keep = frozenset(speakers)
-                planned[name] = (path, (lambda s, keep=keep: s.speaker in keep), f"speakers {sorted(keep)[:4]}...")
-    return planned
-
-
-def write_splits(
-    corpus: str,
-    cuts_path: Pathlike,
-    output_dir: Pathlike,
-    folds: Optional[List[str]] = None,
-    transform: Optional[Callable] = None,
-    **protocol_options,
-) -> Dict[str, Path]:
-    """Write the protocol's splits as cut subsets of the feature manifest.
-
-    Subsets share the feature storage of ``<corpus>_cuts_all``, so features are
-    extracted once however many folds a protocol has. ``transform`` maps each
-    selected cut (e.g. silence trimming). Returns {split name: path}.
-
-    The splits are one set: each is written under a temporary name and all are
-    renamed once every one is written and non-empty, so a failure (an empty dev
-    split) leaves no split file that looks complete.
-    """
-    from speecheq.io import temporary_path
-
-    planned = planned_splits(corpus, output_dir, folds, **protocol_options)
-    staged: Dict[str, Tuple[Path, Path]] = {}
-    try:
-        for name, (path, select, what) in planned.items():
-            subset = (c for c in load_cuts_lazy(cuts_path) if select(c.supervisions[0]))
-            if transform is not None:
-                subset = map(transform, subset)
-            staged[name] = (temporary_path(path), path)
-            count = write_cuts(subset, staged[name][0])
-            if count == 0:
-                raise SpeechEQError(f"{corpus}: split {name} is empty ({what})")
-            log.info("%s: %s %d cuts -> %s", corpus, name, count, path)
-        for tmp, path in staged.values():
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged.values():
-            tmp.unlink(missing_ok=True)
-    return {name: path for name, (_, path) in staged.items()}
+def add_stage_options(parser, stage: str) -> None:
+    """Add every corpus's ``stage`` options to a stage script's parser (None when not given)."""
+    for flag, (keyword, help) in stage_options(stage).items():
+        parser.add_argument(flag, dest=keyword, default=None, help=help)
 
 
 def prepare_corpus(name: str, corpus_dir: Pathlike, output_dir: Pathlike, *, force: bool = False, **options):
@@ -164,80 +137,6 @@ def preparation_inputs(corpus_dir: Path, options: dict) -> Dict[str, str]:
             value = file_fingerprint(value)
         inputs[key.replace("_", " ")] = str(value)
     return inputs
-
-
-def validate_and_split(
-    corpus: str,
-    fbank_dir: Pathlike,
-    label_preset: str = "4class",
-    folds: Optional[List[str]] = None,
-    trim_silence_db: float = 0.0,
-    **protocol_options,
-) -> Dict[str, dict]:
-    """The validate stage: lhotse's checks plus ours on every cut, then the protocol's splits.
-
-    ``trim_silence_db > 0`` cuts leading and trailing silence (frames more than that
-    many dB below the cut's peak, see ``features.trim_silence``) out of every split.
-
-    Returns {split: label summary} and writes it to ``<corpus>_splits.json``, so
-    the stage summary shows what each task learns from and what the preset excludes.
-    Holds the lock of ``fbank_dir`` and removes the temporaries a killed run left there.
-    """
-    from speecheq.io import folder_lock, remove_stale_temporaries
-
-    with folder_lock(fbank_dir, f"validate stage ({corpus})"):
-        remove_stale_temporaries(fbank_dir)
-        planned = planned_splits(corpus, fbank_dir, folds, **protocol_options)
-        try:
-            return _validate_and_split(corpus, fbank_dir, label_preset, folds, trim_silence_db, **protocol_options)
-        except BaseException:
-            # Split files from an earlier run would look like this run's output: a failed stage leaves none.
-            for path, _, _ in planned.values():
-                path.unlink(missing_ok=True)
-            (Path(fbank_dir) / f"{corpus}_splits.json").unlink(missing_ok=True)
-            raise
-
-
-def _validate_and_split(
-    corpus: str,
-    fbank_dir: Pathlike,
-    label_preset: str,
-    folds: Optional[List[str]],
-    trim_silence_db: float,
-    **protocol_options,
-) -> Dict[str, dict]:
-    from lhotse.qa import validate
-
-    from speecheq.corpora.common import validate_contract
-    from speecheq.io import write_json_atomic
-    from speecheq.labels import LabelScheme, label_summary
-
-    fbank_dir = Path(fbank_dir)
-    cuts_path = fbank_dir / f"{corpus}_cuts_all.jsonl.gz"
-    n = 0
-    for cut in load_cuts_lazy(cuts_path):
-        try:
-            validate(cut, read_data=False)
-            validate_contract(cut.supervisions)
-        except (AssertionError, ValueError) as e:
-            raise SpeechEQError(f"{cuts_path}: cut {cut.id} failed validation: {e}") from None
-        if not cut.has_features:
-            raise SpeechEQError(f"{cuts_path}: cut {cut.id} has no features; re-run the fbank stage")
-        n += 1
-    log.info("%s: %d cuts validated", corpus, n)
-    scheme = LabelScheme.from_preset(label_preset)
-    transform = None
-    if trim_silence_db > 0:
-        from speecheq.features import trim_silence
-
-        transform = partial(trim_silence, threshold_db=trim_silence_db)
-        log.info("%s: trimming leading and trailing silence (%.0f dB below each cut's peak)", corpus, trim_silence_db)
-    summaries = {}
-    for split, path in write_splits(corpus, cuts_path, fbank_dir, folds, transform, **protocol_options).items():
-        summaries[split] = label_summary(load_cuts_lazy(path), scheme)
-        log.info("%s %s: %s", corpus, split, summaries[split])
-    write_json_atomic(fbank_dir / f"{corpus}_splits.json", summaries)
-    return summaries
 
 
 def link_prepared(corpora: List[str], egs_dir: Pathlike, data_dir: Pathlike = "data") -> Dict[str, List[Path]]:

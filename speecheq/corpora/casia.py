@@ -48,6 +48,11 @@ FOLDS = (
 DEV_NUMBERS = frozenset(f"{n:03d}" for n in range(205, 251, 5))
 _NUMBER = re.compile(r"^\d{3}$")
 _LINE = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
+# flag -> (keyword of prepare_casia / protocol, help) in local/prepare.py and local/validate.py
+PREPARE_OPTIONS = {"--transcripts": ("transcripts", "<nnn><TAB>text file (characters or tone-numbered pinyin)")}
+VALIDATE_OPTIONS = {
+    "--protocol": ("kind", "texts (default: dev = held-out texts of the training speakers) or speaker"),
+}
 
 
 def read_transcripts(path) -> Dict[int, str]:

@@ -397,7 +397,7 @@ def balanced_folds(
 class UtteranceSplit:
     """A split given per utterance by the corpus (ESD's train/evaluation/test folders, the
     custom TSV's ``split`` column), not by speakers: selects the supervisions whose
-    ``custom["split"]`` equals ``value``. ``write_splits`` calls it on each cut's supervision."""
+    ``custom["split"]`` equals ``value``. ``splits.write_splits`` calls it on each cut's supervision."""
 
     value: str
 

@@ -52,6 +52,8 @@ SENTENCES = {
 DEMOGRAPHICS = "VideoDemographics.csv"
 NUM_FOLDS = 5
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+# flag -> (keyword of protocol, help) in local/validate.py
+VALIDATE_OPTIONS = {"--corpus-dir": ("corpus_dir", "genders for balanced folds")}
 
 
 def read_demographics(path: Path) -> Dict[str, Optional[str]]:

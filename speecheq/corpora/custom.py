@@ -77,6 +77,16 @@ YAML_KEYS = ("name", "language", "emotions", "intensity_levels")
 NULLS = ("", "null", "Null", "NULL", "~", "none", "None")
 DEFAULT_TSV = "metadata.tsv"
 DEFAULT_MAPPING = "labels.yaml"
+# flag -> (keyword of prepare_custom / protocol, help) in local/prepare.py and local/validate.py
+PREPARE_OPTIONS = {
+    "--tsv": ("tsv", f"metadata TSV (default <corpus-dir>/{DEFAULT_TSV})"),
+    "--mapping": ("mapping", f"label-mapping YAML (default <corpus-dir>/{DEFAULT_MAPPING})"),
+}
+VALIDATE_OPTIONS = {
+    "--protocol": ("kind", "split or si (default: split when the TSV has one)"),
+    "--corpus-dir": ("corpus_dir", f"folder of {DEFAULT_TSV}"),
+    "--tsv": ("tsv", "metadata TSV (speakers, split column)"),
+}
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,6 +51,15 @@ LANGUAGES = ("zh", "en", "all")
 SPLIT_FOLDERS = {"train": "train", "evaluation": "dev", "test": "test"}
 NUM_FOLDS = 5
 _FILE = re.compile(r"^(\d{4})_(\d{6})$")
+# flag -> (keyword of prepare_esd / protocol, help) in local/prepare.py and local/validate.py
+PREPARE_OPTIONS = {
+    "--language": ("language", "zh, en or all speakers"),
+    "--speaker-table": ("speaker_table", "speaker<TAB>M|F file (else gender is unknown)"),
+}
+VALIDATE_OPTIONS = {
+    "--protocol": ("kind", "si or official"),
+    "--language": ("language", "zh, en or all speakers"),
+}
 
 
 def speaker_language(speaker: str) -> str:
