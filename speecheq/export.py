@@ -1,7 +1,7 @@
 """Export a package's inference graph to TorchScript and ONNX, checked against eager.
 
 Both exports take raw fbank ``(B, T, 80)`` and ``feature_lens (B,)`` and return
-:data:`speecheq.package.INFERENCE_OUTPUTS` with a dynamic batch and length:
+:data:`speecheq.engines.INFERENCE_OUTPUTS` with a dynamic batch and length:
 
 * **TorchScript** by ``torch.jit.trace(strict=False)``: the eval forward has no
   Python branch on tensor values (docs/model.md), so a trace at one shape follows
@@ -34,21 +34,22 @@ import torch
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
 from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
-from speecheq.package import (
+from speecheq.engines import (
+    EXTRA_FILE,
+    FINGERPRINT_KEY,
     INFERENCE_INPUTS,
     INFERENCE_OUTPUTS,
+    EagerEngine,
     InferenceGraph,
-    Package,
+    OnnxEngine,
+    TorchScriptEngine,
+    engine_metadata,
     engine_path,
-    load_package,
-    package_from_exp,
-    save_package,
 )
+from speecheq.package import Package, load_package, package_from_exp, save_package
 
 log = logging.getLogger("speecheq")
 
-EXTRA_FILE = "speecheq.json"
-FINGERPRINT_KEY = "speecheq_fingerprint"
 # Example shape for tracing/export: lengths differ so that no mask logic is specialised away.
 EXAMPLE_LENS = (200, 150)
 TOLERANCE = 1e-4
@@ -58,17 +59,6 @@ def example_inputs(num_mel_bins: int, lens: Sequence[int] = EXAMPLE_LENS, seed: 
     g = torch.Generator().manual_seed(seed)
     feats = torch.randn(len(lens), max(lens), num_mel_bins, generator=g) * 3.0 - 8.0
     return feats, torch.tensor(list(lens), dtype=torch.long)
-
-
-def engine_metadata(package: Package) -> dict:
-    return {
-        "fingerprint": package.fingerprint,
-        "speecheq_version": package.version,
-        "inputs": list(INFERENCE_INPUTS),
-        "outputs": list(INFERENCE_OUTPUTS),
-        "categories": package.categories,
-        "min_frames": MIN_EXPORT_FRAMES,
-    }
 
 
 #: Version of the flat ONNX metadata below; a reader can refuse a layout it does not know.
@@ -209,29 +199,21 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-6)) if a.size else 0.0
 
 
-def run_torchscript(path: Pathlike, feats: torch.Tensor, lens: torch.Tensor):
-    with _quiet_export(), torch.no_grad():
-        module = torch.jit.load(str(path), map_location="cpu")
-        return [o.numpy() for o in module(feats, lens)]
-
-
-def run_onnx(path: Pathlike, feats: torch.Tensor, lens: torch.Tensor):
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"features": feats.numpy(), "feature_lens": lens.numpy()})
-
-
 def compare_with_eager(
     package: Package, engine: str, path: Pathlike, lens: Sequence[int] = (313, 97, MIN_EXPORT_FRAMES)
 ) -> Dict[str, float]:
     """Relative error of each output of an exported engine against eager, at lengths
-    and a batch size the export never saw (including the shortest it supports)."""
+    and a batch size the export never saw (including the shortest it supports). The file
+    is read by the engine ``speecheq infer`` uses, so its fingerprint is checked too."""
     feats, lens_t = example_inputs(package.config.num_mel_bins, lens, seed=1)
-    with torch.no_grad():
-        ref = [o.numpy() for o in InferenceGraph(package.model.cpu()).eval()(feats, lens_t)]
-    got = (run_torchscript if engine == "torchscript" else run_onnx)(path, feats, lens_t)
-    return {name: relative_error(g, r) for name, g, r in zip(INFERENCE_OUTPUTS, got, ref)}
+    ref = EagerEngine(package, "cpu")(feats, lens_t)
+    exported = (
+        TorchScriptEngine(package, Path(path), "cpu")
+        if engine == "torchscript"
+        else OnnxEngine(package, Path(path), "cpu")
+    )
+    got = exported(feats, lens_t)
+    return {name: relative_error(g.numpy(), r.numpy()) for name, g, r in zip(INFERENCE_OUTPUTS, got, ref)}
 
 
 def export_engines(

@@ -1,59 +1,63 @@
 """``speecheq infer``: emotion, intensity, gender and phones for arbitrary audio.
 
 Inputs are audio files, folders (searched recursively) and lhotse cut or
-recording manifests. Each recording is read with :func:`speecheq.audio.read_audio`
-(down-mix, resample to the package's rate), cut into segments at pauses when it
-is longer than ``max_segment``, turned into fbank with the package's recorded
-front-end, and run through one of three engines (eager, TorchScript, ONNX) in
-batches of at most ``max_duration`` seconds (padding included). Records come out
-in input order, one per file, or one per segment plus a summary per file.
+recording manifests (:mod:`speecheq.inputs`). Each recording is read with
+:func:`speecheq.audio.read_audio` (down-mix, resample to the package's rate), cut
+into segments at pauses when it is longer than ``max_segment``
+(:mod:`speecheq.segments`), turned into fbank with the package's recorded
+front-end, and run through one of three engines (:mod:`speecheq.engines`: eager,
+TorchScript, ONNX) in batches of at most ``max_duration`` seconds (padding
+included). Records come out in input order, one per file, or one per segment plus
+a summary per file, as JSON lines or TSV (:mod:`speecheq.records`).
 
-A file that cannot be used becomes an error record and the run goes on; the
-caller turns ``InferStats.failed`` into the exit code.
+This module is the runner: :class:`Inferencer` turns sources into records, and
+:func:`infer` is ``speecheq infer``. A file that cannot be used becomes an error
+record and the run goes on; the caller turns ``InferStats.failed`` into the exit code.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from speecheq.audio import audio_extensions, check_samples, input_warnings, read_audio, resample
+from speecheq.data import CmvnStats
+from speecheq.engines import ENGINES, Engine, make_engine
 from speecheq.errors import AudioError, SpeechEQError
-from speecheq.options import set_num_threads
 from speecheq.features import spectral_dims, trim_frames
-from speecheq.io import Pathlike, atomic_output, check_readable_manifest
-from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
-from speecheq.package import INFERENCE_OUTPUTS, InferenceGraph, Package, engine_path, load_package
-from speecheq.predict import greedy_ctc
+from speecheq.inputs import Source, collect_sources
+from speecheq.io import Pathlike, atomic_output
+from speecheq.model import GENDER_LABELS, MIN_INPUT_FRAMES
+from speecheq.options import set_num_threads
+from speecheq.package import Package, load_package
+from speecheq.predict import greedy_ctc, restricted_log_probs
+from speecheq.records import FORMATS, output_format, write_records
+from speecheq.segments import MIN_MAX_SEGMENT, split_at_pauses
+
+# The names callers (cli, pretrained, bench, tests) have always imported from here.
+__all__ = [
+    "ENGINES",
+    "EXIT_PARTIAL",
+    "FORMATS",
+    "InferStats",
+    "Inferencer",
+    "Source",
+    "collect_sources",
+    "corpus_probs",
+    "infer",
+    "make_engine",
+    "split_at_pauses",
+]
 
 log = logging.getLogger("speecheq")
 
-ENGINES = ("eager", "torchscript", "onnx")
-FORMATS = ("jsonl", "tsv")
 EXIT_PARTIAL = 3  # some inputs failed, the others have records
-
-MANIFEST_SUFFIXES = (".jsonl.gz", ".jsonl")
-
-# Pause detection for long recordings.
-ENERGY_WINDOW = 0.025
-ENERGY_HOP = 0.01
-# A pause is a stretch of low energy, not one quiet frame inside a stop closure: smooth first.
-ENERGY_SMOOTHING = 0.2
-# Cuts are searched in the last third of each window, so no segment but the last is shorter than 2/3 of it.
-SEARCH_FRACTION = 1 / 3
-# Never leave a last segment shorter than this (its category would rest on almost nothing).
-MIN_LAST_SEGMENT = 1.0
-MIN_MAX_SEGMENT = 3.0
 
 # Items are read and batched in chunks of this many batches' worth of audio, so
 # batches group similar lengths while memory stays bounded and output stays ordered.
@@ -61,300 +65,12 @@ CHUNK_BATCHES = 8
 CHUNK_MAX_FILES = 2000
 
 
-# --------------------------------------------------------------------------- #
-# Sources
-# --------------------------------------------------------------------------- #
-
-
-@dataclass
-class Source:
-    """One recording to analyse: where it came from and how to read it (mono, package rate)."""
-
-    path: str
-    load: Callable[[], np.ndarray]
-    id: Optional[str] = None
-    # Filled by load: what is usable but makes the result less trustworthy (silence, upsampling).
-    warnings: List[str] = field(default_factory=list)
-
-
-def _source(path: str, read: Callable[[List[str]], np.ndarray], id: Optional[str] = None) -> Source:
-    """A source whose reader reports its warnings into the source."""
-    source = Source(path, load=lambda: np.empty(0), id=id)
-    source.load = lambda: read(source.warnings)
-    return source
-
-
-def _unreadable(path: str, reason: str) -> Source:
-    """A source that fails with ``reason``: it becomes a counted error record like any unreadable file."""
-
-    def fail(_warnings):
-        raise AudioError(f"{path}: {reason}")
-
-    return _source(path, fail)
-
-
-def _check_samples(name: str, mono: np.ndarray, sr: int, target_sr: int, warnings: List[str]) -> np.ndarray:
-    # The same checks and warnings read_audio gives files, for audio that comes through a manifest.
-    check_samples(name, mono, sr)
-    warnings += input_warnings(mono, sr, target_sr)
-    return resample(mono.astype(np.float32), sr, target_sr)
-
-
-def _load_manifest_item(item, sr: int, warnings: List[str]) -> np.ndarray:
-    try:
-        audio = np.asarray(item.load_audio(), dtype=np.float32)
-    except Exception as e:  # lhotse raises many kinds (missing file, bad offset, unreadable)
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise AudioError(f"{item.id}: cannot load audio ({reason})") from None
-    mono = audio.reshape(-1, audio.shape[-1]).mean(axis=0) if audio.ndim > 1 else audio
-    return _check_samples(item.id, mono, int(item.sampling_rate), sr, warnings)
-
-
-def manifest_sources(path: Path, sr: int) -> List[Source]:
-    from lhotse import CutSet, RecordingSet, load_manifest
-
-    try:
-        manifest = load_manifest(check_readable_manifest(path))
-    except SpeechEQError:
-        raise
-    except Exception as e:
-        raise SpeechEQError(f"{path}: not a readable lhotse manifest ({type(e).__name__}: {str(e)[:150]})") from None
-    if not isinstance(manifest, (CutSet, RecordingSet)):
-        raise SpeechEQError(f"{path}: a {type(manifest).__name__}; infer reads cut or recording manifests")
-    return [_source(str(path), (lambda w, it=it: _load_manifest_item(it, sr, w)), id=it.id) for it in manifest]
-
-
-def _folder_sources(folder: Path, sr: int, extensions: Sequence[str]) -> List[Source]:
-    """Audio files under ``folder`` (sorted), and the sub-folders that cannot be listed as
-    failing sources: nothing under a folder is left out without a record saying so. A broken
-    symbolic link with an audio name is kept, so that it fails with its own error record."""
-    found: List[Source] = []
-
-    def unlistable(e: OSError) -> None:
-        found.append(_unreadable(e.filename, f"cannot list this folder ({e.strerror})"))
-
-    # Hidden files and folders are skipped: temporaries and macOS "._x.wav" forks are never audio.
-    for root, dirs, files in os.walk(folder, onerror=unlistable):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
-                f = Path(root) / name
-                found.append(_source(str(f), lambda w, f=f: read_audio(f, sr, warnings=w)))
-    if not found:
-        log.warning("%s: no audio files (%s) in this folder", folder, " ".join(extensions))
-    return sorted(found, key=lambda s: Path(s.path))
-
-
-def collect_sources(inputs: Sequence[Pathlike], sr: int = 16000) -> List[Source]:
-    """Expand files, folders and manifests into sources, in the order given (folders sorted).
-
-    A named file that is missing still becomes a source: it fails alone, with its
-    own error record, like any other unreadable file.
-    """
-    extensions = audio_extensions()
-    sources: List[Source] = []
-    for inp in inputs:
-        p = Path(inp)
-        try:
-            is_dir = p.is_dir()
-        except OSError:  # a folder on the way without search permission: read_audio says so, as a record
-            is_dir = False
-        if is_dir:
-            sources += _folder_sources(p, sr, extensions)
-        elif p.name.endswith(MANIFEST_SUFFIXES):
-            sources += manifest_sources(p, sr)
-        else:
-            sources.append(_source(str(p), lambda w, p=p: read_audio(p, sr, warnings=w)))
-    return sources
-
-
-# --------------------------------------------------------------------------- #
-# Segmenting long recordings at pauses
-# --------------------------------------------------------------------------- #
-
-
-def frame_energy_db(
-    samples: np.ndarray,
-    sr: int,
-    window: float = ENERGY_WINDOW,
-    hop: float = ENERGY_HOP,
-    smoothing: float = ENERGY_SMOOTHING,
-) -> np.ndarray:
-    """Smoothed frame RMS in dB, one value per ``hop`` (frame i centred at i * hop)."""
-    win, step = max(1, int(round(window * sr))), max(1, int(round(hop * sr)))
-    n = max(1, 1 + (len(samples) - 1) // step)
-    padded = np.pad(samples.astype(np.float64), (win // 2, win))
-    # Power per frame from a cumulative sum: O(n) and no (n, win) matrix for an hour of audio.
-    csum = np.concatenate([[0.0], np.cumsum(padded**2)])
-    starts = np.arange(n) * step
-    power = (csum[starts + win] - csum[starts]) / win
-    k = max(1, int(round(smoothing / hop)))
-    if k > 1:
-        power = np.convolve(power, np.ones(k) / k, mode="same")
-    return 10 * np.log10(power + 1e-10)
-
-
-def split_at_pauses(samples: np.ndarray, sr: int, max_segment: float) -> List[Tuple[int, int]]:
-    """Sample bounds [start, end) of segments no longer than ``max_segment`` seconds.
-
-    Each cut is placed at the lowest-energy frame in the last third of the window
-    that starts at the previous cut, so a pause is preferred to a word and no
-    segment but the last is shorter than 2/3 of ``max_segment``.
-    """
-    total = len(samples)
-    if max_segment <= 0 or total <= max_segment * sr:
-        return [(0, total)]
-    energy = frame_energy_db(samples, sr)
-    hop = int(round(ENERGY_HOP * sr))
-    bounds, start = [], 0
-    while total - start > max_segment * sr:
-        lo = start + int((1 - SEARCH_FRACTION) * max_segment * sr)
-        hi = min(start + int(max_segment * sr), total - int(MIN_LAST_SEGMENT * sr))
-        if hi <= lo:
-            hi = start + int(max_segment * sr)
-        f_lo, f_hi = -(-lo // hop), hi // hop  # frames whose centre lies in [lo, hi]
-        cut = (f_lo + int(np.argmin(energy[f_lo : f_hi + 1]))) * hop if f_hi >= f_lo else hi
-        cut = min(max(cut, lo), hi)
-        bounds.append((start, cut))
-        start = cut
-    bounds.append((start, total))
-    return bounds
-
-
-# --------------------------------------------------------------------------- #
-# Engines
-# --------------------------------------------------------------------------- #
-
-
-class Engine:
-    """Maps padded fbank (B, T, F) and lengths to INFERENCE_OUTPUTS as CPU tensors."""
-
-    name = "?"
-    min_frames = MIN_INPUT_FRAMES
-
-    def __call__(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:
-        if lens.numel() and int(lens.min()) < MIN_INPUT_FRAMES:
-            # Caught here, for every engine: ONNX would fail deep inside a Conv node, or give NaN once padded.
-            n = int(lens.min())
-            raise SpeechEQError(
-                f"an input of {n} feature frames is shorter than the model's minimum of {MIN_INPUT_FRAMES} frames"
-            )
-        if feats.shape[1] < self.min_frames:
-            # Padding never changes a result (docs/model.md), so a short batch is padded up to what the graph takes.
-            feats = torch.nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
-        return self.run(feats, lens)
-
-    def run(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:
-        raise NotImplementedError
-
-
-class EagerEngine(Engine):
-    name = "eager"
-
-    def __init__(self, package: Package, device):
-        self.device = torch.device(device)
-        self.graph = InferenceGraph(package.model.to(self.device)).eval()
-
-    def run(self, feats, lens):
-        with torch.inference_mode():
-            out = self.graph(feats.to(self.device), lens.to(self.device))
-        return [o.cpu() for o in out]
-
-
-def _check_fingerprint(path: Path, found: Optional[str], package: Package) -> None:
-    if found != package.fingerprint:
-        raise SpeechEQError(
-            f"{path} was exported from other weights (fingerprint {found}, package "
-            f"{package.fingerprint}); re-export: local/export.py --package {package.path} --torchscript --onnx"
-        )
-
-
-class TorchScriptEngine(Engine):
-    name = "torchscript"
-    min_frames = MIN_EXPORT_FRAMES
-
-    def __init__(self, package: Package, path: Path, device):
-        import warnings
-
-        if torch.device(device).type != "cpu":
-            # A trace records the device of the tensors it creates (masks, positions): it runs where it was traced.
-            raise SpeechEQError(
-                "the TorchScript engine runs on CPU (it was traced there); use --engine eager or onnx on GPU"
-            )
-        if not path.is_file():
-            raise SpeechEQError(
-                f"{path} not found; write it with local/export.py --package {package.path} --torchscript"
-            )
-        extra = {"speecheq.json": ""}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-            except Exception as e:
-                raise SpeechEQError(f"{path}: not a readable TorchScript file ({type(e).__name__})") from None
-        try:
-            found = json.loads(extra["speecheq.json"] or "{}").get("fingerprint")
-        except ValueError:
-            found = None
-        _check_fingerprint(path, found, package)
-
-    def run(self, feats, lens):
-        with torch.inference_mode():
-            return [o.cpu() for o in self.module(feats, lens)]
-
-
-class OnnxEngine(Engine):
-    name = "onnx"
-    min_frames = MIN_EXPORT_FRAMES
-
-    def __init__(self, package: Package, path: Path, device, num_threads: int = 0):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise SpeechEQError("--engine onnx needs onnxruntime (pip install 'speecheq[export]')") from None
-        if not path.is_file():
-            raise SpeechEQError(f"{path} not found; write it with local/export.py --package {package.path} --onnx")
-        providers = ["CPUExecutionProvider"]
-        if torch.device(device).type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise SpeechEQError("this onnxruntime has no CUDA provider (install onnxruntime-gpu) ")
-            providers.insert(0, "CUDAExecutionProvider")
-        options = ort.SessionOptions()
-        # Idle onnxruntime threads spin by default and starve the fbank front-end, which runs in between.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if num_threads > 0:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as e:
-            raise SpeechEQError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
-        _check_fingerprint(path, self.session.get_modelmeta().custom_metadata_map.get("speecheq_fingerprint"), package)
-
-    def run(self, feats, lens):
-        try:
-            out = self.session.run(list(INFERENCE_OUTPUTS), {"features": feats.numpy(), "feature_lens": lens.numpy()})
-        except Exception as e:  # onnxruntime's messages name graph nodes; the first line is enough
-            raise SpeechEQError(
-                f"onnxruntime failed on a batch of shape {tuple(feats.shape)}: "
-                f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}"
-            ) from None
-        return [torch.from_numpy(o) for o in out]
-
-
-def make_engine(package: Package, engine: str = "eager", device="cpu", num_threads: int = 0) -> Engine:
-    if engine == "eager":
-        return EagerEngine(package, device)
-    if engine == "torchscript":
-        return TorchScriptEngine(package, engine_path(package.path, "torchscript"), device)
-    if engine == "onnx":
-        return OnnxEngine(package, engine_path(package.path, "onnx"), device, num_threads)
-    raise SpeechEQError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-
-
-# --------------------------------------------------------------------------- #
-# Running
-# --------------------------------------------------------------------------- #
+def corpus_probs(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``probs`` renormalised over the categories ``mask`` allows (0 elsewhere), in float64: validation's
+    and decoding's corpus-aware decision (:func:`speecheq.predict.restricted_log_probs`) on what the
+    engines give, probabilities, whose logs are logits up to a constant per row."""
+    log_probs = torch.log(torch.as_tensor(probs, dtype=torch.float64))
+    return restricted_log_probs(log_probs[None], torch.as_tensor(mask, dtype=torch.bool)[None])[0].exp().numpy()
 
 
 @dataclass
@@ -470,9 +186,7 @@ class Inferencer:
             )
         if self.package.speaker_cmvn:
             # Trained on per-speaker normalised fbank: the only speaker statistics at hand are the file's own.
-            frames = np.concatenate([u.feats for u in item.units]).astype(np.float64)
-            mean = frames.mean(axis=0)
-            std = np.sqrt(np.maximum((frames**2).mean(axis=0) - mean**2, 1e-8))
+            mean, std = CmvnStats().add(np.concatenate([u.feats for u in item.units])).mean_std()
             for u in item.units:
                 u.feats = ((u.feats - mean) / std).astype(np.float32)
         self.stats.feature_seconds += time.perf_counter() - t1
@@ -480,11 +194,10 @@ class Inferencer:
 
     # -------------------------------------------------------------- model
     def _batches(self, units: List[_Unit]) -> Iterator[List[_Unit]]:
-        frame_shift = float(self.package.feature_config.get("frame_shift", 0.01))
         batch: List[_Unit] = []
         for u in sorted(units, key=lambda u: -u.feats.shape[0]):
             longest = batch[0].feats.shape[0] if batch else u.feats.shape[0]
-            if batch and (len(batch) + 1) * longest * frame_shift > self.max_duration:
+            if batch and (len(batch) + 1) * longest * self.feature_shift > self.max_duration:
                 yield batch
                 batch = []
             batch.append(u)
@@ -539,14 +252,13 @@ class Inferencer:
         pkg = self.package
         rec: dict = {}
         if pkg.has_task("emotion"):
-            decision = probs if self.mask is None else np.where(self.mask, probs, 0.0)
+            decision = probs if self.mask is None else corpus_probs(probs, self.mask)
             rec["category"] = self.categories[int(np.argmax(decision))]
             rec["probabilities"] = {c: round(float(p), 4) for c, p in zip(self.categories, probs)}
             if self.mask is not None:
                 rec["corpus"] = self.corpus
-                # Renormalised over the corpus's categories: the same as a softmax restricted to them.
                 rec["corpus_probabilities"] = {
-                    c: round(float(p / decision.sum()), 4) for c, p, m in zip(self.categories, probs, self.mask) if m
+                    c: round(float(p), 4) for c, p, m in zip(self.categories, decision, self.mask) if m
                 }
         else:
             rec.update(category=None, probabilities=None)
@@ -626,78 +338,6 @@ class Inferencer:
         finally:
             bar.close()
             self.stats.seconds += time.perf_counter() - t_start
-
-
-# --------------------------------------------------------------------------- #
-# Output
-# --------------------------------------------------------------------------- #
-
-
-def tsv_header(categories: Sequence[str]) -> List[str]:
-    return [
-        "path",
-        "id",
-        "segment",
-        "start",
-        "end",
-        "duration",
-        "category",
-        *[f"p_{c}" for c in categories],
-        "intensity",
-        "gender",
-        "gender_prob",
-        "phones",
-        "alignment",
-        "warnings",
-        "error",
-    ]
-
-
-def tsv_row(rec: dict, categories: Sequence[str]) -> str:
-    def cell(v):
-        if v is None:
-            return "-"
-        return str(v).replace("\t", " ").replace("\n", " ")
-
-    probs = rec.get("probabilities") or {}
-    ali = rec.get("alignment")
-    return "\t".join(
-        cell(v)
-        for v in [
-            rec["path"],
-            rec.get("id"),
-            "all" if rec.get("summary") else rec.get("segment"),
-            rec.get("start"),
-            rec.get("end"),
-            rec.get("duration"),
-            rec.get("category"),
-            *[probs.get(c) for c in categories],
-            rec.get("intensity"),
-            rec.get("gender"),
-            rec.get("gender_probability"),
-            rec.get("phones"),
-            " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None,
-            "; ".join(rec["warnings"]) if rec.get("warnings") else None,
-            rec.get("error"),
-        ]
-    )
-
-
-def output_format(output: Optional[Pathlike], fmt: Optional[str]) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise SpeechEQError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        return fmt
-    return "tsv" if output is not None and str(output).endswith(".tsv") else "jsonl"
-
-
-def write_records(records: Iterable[dict], stream: TextIO, fmt: str, categories: Sequence[str]) -> None:
-    if fmt == "tsv":
-        stream.write("\t".join(tsv_header(categories)) + "\n")
-    for rec in records:
-        stream.write((json.dumps(rec, ensure_ascii=False) if fmt == "jsonl" else tsv_row(rec, categories)) + "\n")
-        if stream is sys.stdout:  # a pipe reader sees each record as it is made
-            stream.flush()
 
 
 def infer(

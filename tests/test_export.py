@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from speecheq.errors import SpeechEQError
+from speecheq.engines import INFERENCE_OUTPUTS, InferenceGraph
 from speecheq.export import example_inputs, relative_error
-from speecheq.package import INFERENCE_OUTPUTS, InferenceGraph, load_package
+from speecheq.package import load_package
 from tests.conftest import tone, write_wav
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,0 +1,198 @@
+"""The inference graph and the three engines that run it: eager, TorchScript, ONNX.
+
+:class:`InferenceGraph` is what every engine runs and what ``speecheq.export`` writes,
+so the names of its inputs and outputs, the engine files' names and the metadata
+keys that tie an engine file to its package's weights are defined here once, for
+the writer (export) and the readers (infer, from_pretrained) alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from speecheq.errors import SpeechEQError
+from speecheq.io import Pathlike
+from speecheq.model import MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES, SpeechEQModel
+from speecheq.package import Package
+
+ENGINES = ("eager", "torchscript", "onnx")
+#: Outputs of :class:`InferenceGraph`, in order (also the ONNX output names).
+INFERENCE_OUTPUTS = ("emotion_probs", "intensity", "gender_probs", "ctc_log_probs", "encoder_lens")
+INFERENCE_INPUTS = ("features", "feature_lens")
+#: Files that ``local/export.py --torchscript --onnx`` writes next to the package.
+ENGINE_FILES = {"torchscript": "model.ts.pt", "onnx": "model.onnx"}
+#: The TorchScript extra file (and ONNX metadata entry) holding :func:`engine_metadata` as JSON.
+EXTRA_FILE = "speecheq.json"
+#: The ONNX metadata entry holding the weight fingerprint, readable without parsing JSON.
+FINGERPRINT_KEY = "speecheq_fingerprint"
+
+
+class InferenceGraph(torch.nn.Module):
+    """The model as inference reads it: probabilities instead of logits, a tuple instead of a dict.
+
+    Every engine (eager, TorchScript, ONNX) runs this same module, so their outputs
+    can be compared one to one and the readout code is shared.
+    """
+
+    def __init__(self, model: SpeechEQModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, feature_lens: torch.Tensor):
+        out = self.model(features, feature_lens)
+        return (
+            torch.softmax(out["emotion_logits"].float(), dim=-1),
+            out["intensity"].float(),
+            torch.softmax(out["gender_logits"].float(), dim=-1),
+            out["ctc_log_probs"].float(),
+            out["encoder_lens"],
+        )
+
+
+def engine_path(package_path: Pathlike, engine: str) -> Path:
+    """Engine files sit next to a single-file package, and inside a package folder."""
+    path = Path(package_path)
+    return path / ENGINE_FILES[engine] if path.is_dir() else path.with_name(ENGINE_FILES[engine])
+
+
+def engine_metadata(package: Package) -> dict:
+    """What an engine file says about itself (:data:`EXTRA_FILE`); ``fingerprint`` is what readers check."""
+    return {
+        "fingerprint": package.fingerprint,
+        "speecheq_version": package.version,
+        "inputs": list(INFERENCE_INPUTS),
+        "outputs": list(INFERENCE_OUTPUTS),
+        "categories": package.categories,
+        "min_frames": MIN_EXPORT_FRAMES,
+    }
+
+
+class Engine:
+    """Maps padded fbank (B, T, F) and lengths to INFERENCE_OUTPUTS as CPU tensors."""
+
+    name = "?"
+    min_frames = MIN_INPUT_FRAMES
+
+    def __call__(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:
+        if lens.numel() and int(lens.min()) < MIN_INPUT_FRAMES:
+            # Caught here, for every engine: ONNX would fail deep inside a Conv node, or give NaN once padded.
+            n = int(lens.min())
+            raise SpeechEQError(
+                f"an input of {n} feature frames is shorter than the model's minimum of {MIN_INPUT_FRAMES} frames"
+            )
+        if feats.shape[1] < self.min_frames:
+            # Padding never changes a result (docs/model.md), so a short batch is padded up to what the graph takes.
+            feats = torch.nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
+        return self.run(feats, lens)
+
+    def run(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:
+        raise NotImplementedError
+
+
+class EagerEngine(Engine):
+    name = "eager"
+
+    def __init__(self, package: Package, device):
+        self.device = torch.device(device)
+        self.graph = InferenceGraph(package.model.to(self.device)).eval()
+
+    def run(self, feats, lens):
+        with torch.inference_mode():
+            out = self.graph(feats.to(self.device), lens.to(self.device))
+        return [o.cpu() for o in out]
+
+
+def _check_fingerprint(path: Path, found: Optional[str], package: Package) -> None:
+    if found != package.fingerprint:
+        raise SpeechEQError(
+            f"{path} was exported from other weights (fingerprint {found}, package "
+            f"{package.fingerprint}); re-export: local/export.py --package {package.path} --torchscript --onnx"
+        )
+
+
+class TorchScriptEngine(Engine):
+    name = "torchscript"
+    min_frames = MIN_EXPORT_FRAMES
+
+    def __init__(self, package: Package, path: Path, device):
+        import warnings
+
+        if torch.device(device).type != "cpu":
+            # A trace records the device of the tensors it creates (masks, positions): it runs where it was traced.
+            raise SpeechEQError(
+                "the TorchScript engine runs on CPU (it was traced there); use --engine eager or onnx on GPU"
+            )
+        if not path.is_file():
+            raise SpeechEQError(
+                f"{path} not found; write it with local/export.py --package {package.path} --torchscript"
+            )
+        extra = {EXTRA_FILE: ""}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            except Exception as e:
+                raise SpeechEQError(f"{path}: not a readable TorchScript file ({type(e).__name__})") from None
+        try:
+            found = json.loads(extra[EXTRA_FILE] or "{}").get("fingerprint")
+        except ValueError:
+            found = None
+        _check_fingerprint(path, found, package)
+
+    def run(self, feats, lens):
+        with torch.inference_mode():
+            return [o.cpu() for o in self.module(feats, lens)]
+
+
+class OnnxEngine(Engine):
+    name = "onnx"
+    min_frames = MIN_EXPORT_FRAMES
+
+    def __init__(self, package: Package, path: Path, device, num_threads: int = 0):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise SpeechEQError("--engine onnx needs onnxruntime (pip install 'speecheq[export]')") from None
+        if not path.is_file():
+            raise SpeechEQError(f"{path} not found; write it with local/export.py --package {package.path} --onnx")
+        providers = ["CPUExecutionProvider"]
+        if torch.device(device).type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise SpeechEQError("this onnxruntime has no CUDA provider (install onnxruntime-gpu) ")
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        # Idle onnxruntime threads spin by default and starve the fbank front-end, which runs in between.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if num_threads > 0:
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as e:
+            raise SpeechEQError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
+        _check_fingerprint(path, self.session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY), package)
+
+    def run(self, feats, lens):
+        inputs = dict(zip(INFERENCE_INPUTS, (feats.numpy(), lens.numpy())))
+        try:
+            out = self.session.run(list(INFERENCE_OUTPUTS), inputs)
+        except Exception as e:  # onnxruntime's messages name graph nodes; the first line is enough
+            raise SpeechEQError(
+                f"onnxruntime failed on a batch of shape {tuple(feats.shape)}: "
+                f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:200]}"
+            ) from None
+        return [torch.from_numpy(o) for o in out]
+
+
+def make_engine(package: Package, engine: str = "eager", device="cpu", num_threads: int = 0) -> Engine:
+    if engine == "eager":
+        return EagerEngine(package, device)
+    if engine == "torchscript":
+        return TorchScriptEngine(package, engine_path(package.path, "torchscript"), device)
+    if engine == "onnx":
+        return OnnxEngine(package, engine_path(package.path, "onnx"), device, num_threads)
+    raise SpeechEQError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
