@@ -226,9 +226,12 @@ def jittered_prosody(spec: UttSpec, rng: np.random.Generator) -> Prosody:
     )
 
 
-def trim_silence(x: np.ndarray, sr: int, pad: float = PAD_SECONDS) -> np.ndarray:
-    """Cut leading and trailing silence (10 ms frames under -30 dB of the loudest),
-    then pad ``pad`` seconds of zeros on each side."""
+def replace_edge_silence(x: np.ndarray, sr: int, pad: float = PAD_SECONDS) -> np.ndarray:
+    """Replace espeak-ng's leading and trailing silence (10 ms frames under -30 dB of the loudest)
+    by ``pad`` seconds of zeros on each side.
+
+    Not ``features.trim_silence``: this shapes the raw espeak-ng waveform before any feature
+    exists, so that every synthetic utterance has the same silence margin to put noise on."""
     frame = max(1, int(0.01 * sr))
     n = len(x) // frame
     if n == 0:
@@ -270,7 +273,7 @@ def _render(spec: UttSpec, out_dir: Path, seed: int) -> Dict[str, str]:
         x = x[:, 0]
     if sr != ESPEAK_RATE:
         raise SpeechEQError(f"synth: espeak-ng wrote {sr} Hz, expected {ESPEAK_RATE}")
-    y = resample_poly(trim_silence(x, sr), 320, 441)  # 22050 -> 16000 Hz
+    y = resample_poly(replace_edge_silence(x, sr), 320, 441)  # 22050 -> 16000 Hz
     pad = int(round(PAD_SECONDS * SAMPLING_RATE))
     speech = y[pad:-pad] if len(y) > 2 * pad else y
     power = float(np.mean(speech**2))
