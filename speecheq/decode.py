@@ -188,7 +188,9 @@ def append_result(results: Path, row: str) -> None:
     write_text_atomic(results, text + row + "\n")
 
 
-def decode(args) -> None:
+def decode(args) -> List[Path]:
+    """Decode ``args.cuts`` (or summarise ``args.folds``); returns the metrics.json files written,
+    so a caller learns the decode folders' names (the weights tag) instead of rebuilding them."""
     command = " ".join(["local/decode.py", *sys.argv[1:]])
     set_num_threads(getattr(args, "num_threads", 0))
     if args.folds:
@@ -198,11 +200,12 @@ def decode(args) -> None:
             write_json_atomic(args.summary_out, summary)
         if args.results:
             append_result(args.results, format_row(args.run_name or "folds", summary, command))
-        return
+        return []
     if not args.cuts:
         raise SpeechEQError("give --cuts to decode, or --folds to summarise")
     device = torch.device(args.device)
     model, meta, tag = load_model(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, args.checkpoint, device)
+    written = []
     for cuts_path in args.cuts:
         out_dir = args.exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}"
         summary = decode_set(
@@ -219,6 +222,8 @@ def decode(args) -> None:
                 args.results,
                 format_row(args.run_name or f"{args.exp_dir.name} {set_name(cuts_path)}", summary["headline"], command),
             )
+        written.append(out_dir / "metrics.json")
+    return written
 
 
 def cross_corpus_matrix(

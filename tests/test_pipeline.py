@@ -28,7 +28,7 @@ def test_decode_writes_predictions_metrics_and_confusion(trained_exp, synth_data
 
     results = trained_exp / "RESULTS.md"
     test_cuts = synth_data / "fbank/synth_cuts_test.jsonl.gz"
-    decode(
+    written = decode(
         get_parser().parse_args(
             [
                 "--exp-dir",
@@ -45,6 +45,7 @@ def test_decode_writes_predictions_metrics_and_confusion(trained_exp, synth_data
         )
     )
     out = trained_exp / "decode/synth_test-epoch-2-avg-2"
+    assert written == [out / "metrics.json"]  # what local/decode.py --metrics-list writes for the recipes
     m = json.loads((out / "metrics.json").read_text())
     from lhotse import load_manifest_lazy
 
