@@ -1,4 +1,5 @@
-"""utils/fold_stages.sh's stage 6 in a multi-stage run: a refused alignment is a logged skip."""
+"""utils/stages.sh's fold stages: stage 6 in a multi-stage run (a refused alignment is a logged skip), and
+the decode folders' names read from local/decode.py's list instead of rebuilt in bash."""
 
 import subprocess
 
@@ -22,7 +23,7 @@ def recipe(tmp_path):
 def stage6(recipe, tasks, stop_stage):
     script = (
         f"set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; device=cpu; "
-        f"tasks={tasks}; stop_stage={stop_stage}; . utils/fold_stages.sh; align_fold 0; echo 'stage 7 runs'"
+        f"tasks={tasks}; stop_stage={stop_stage}; . utils/stages.sh; stage_align 0; echo 'stage 7 runs'"
     )
     return subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
 
@@ -43,3 +44,35 @@ def test_refused_alignment_fails_a_run_that_ends_at_stage_6(recipe):
 def test_a_model_without_ctc_skips_stage_6(recipe):
     r = stage6(recipe, "emotion,gender", 6)
     assert r.returncode == 0 and "stage 6 skipped: the model has no ctc task" in r.stderr + r.stdout
+
+
+def test_decoded_reads_the_metrics_paths_and_their_weights_tag_from_decode(recipe):
+    # Stands in for local/decode.py: it names the folders; the recipe only reads its list.
+    stub = recipe / "local" / "decode.py"
+    stub.write_text(
+        "#!/usr/bin/env bash\n"
+        'while [ $# -gt 0 ]; do [ "$1" = --metrics-list ] && list=$2; shift; done\n'
+        "echo 'decoding...'\n"  # its own output goes to stderr, not into the list
+        "printf 'exp/m_all/fold0/decode/emodb_fold0_test-epoch-9-avg-3-use-averaged/metrics.json\\n' > $list\n"
+    )
+    stub.chmod(0o755)
+    script = (
+        "set -euo pipefail; . utils/log.sh; . utils/stages.sh; "
+        'out=$(decoded --exp-dir exp/m_all/fold0 --epoch 9 --cuts x); echo "$out"; decoded_tag "$out" emodb_fold0_test'
+    )
+    r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "exp/m_all/fold0/decode/emodb_fold0_test-epoch-9-avg-3-use-averaged/metrics.json",
+        "epoch-9-avg-3-use-averaged",
+    ]
+    assert "decoding..." in r.stderr
+
+
+def test_a_failed_decode_stops_the_stage(recipe):
+    stub = recipe / "local" / "decode.py"
+    stub.write_text("#!/usr/bin/env bash\necho 'ERROR: no cuts' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    script = "set -euo pipefail; . utils/log.sh; . utils/stages.sh; out=$(decoded --cuts x); echo 'went on'"
+    r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "went on" not in r.stdout and "ERROR: no cuts" in r.stderr

@@ -1,15 +1,74 @@
 #!/usr/bin/env bash
-# Stages 0-3 shared by every single-corpus recipe (stages 4-8: utils/fold_stages.sh). A recipe
-# sources this after parse_options.sh and calls one function per stage; what only its corpus
-# takes (a transcript file, a protocol) it passes as arguments, e.g.
+# Every recipe stage, one function each; egs/<corpus>/run.sh declares its variables, sources
+# utils/parse_options.sh and then this file, and its stage table calls one function per stage:
+#
+#   0 stage_prepare  1 stage_lang   2 stage_fbank     3 stage_validate  4 stage_train
+#   5 stage_decode   6 stage_align  7 stage_baseline  8 stage_fuse      9 stage_export
+#
+# What only its corpus takes (a transcript file, a protocol) a recipe passes as arguments, e.g.
 # stage_validate --trim-silence-db "$trim_silence_db".
-# Reads the recipe's variables: corpus corpus_dir nj executor dask_scheduler device label_preset
-# force, and if the recipe has them feature_type (default fbank) and feat_dir (default data/fbank).
+#
+# Models. A recipe with folds trains one model per fold, exp/<exp_name>_<label_preset>/fold<k>. A
+# fold is named by its number (k -> split files <corpus>_cuts_fold<k>_<split>), as fold<k>, or
+# "official" (the corpus's own single split: <corpus>_cuts_<split>). A recipe of one model
+# (egs/synth) sets exp_dir instead of folds and exp_name; its split is the single one.
+#
+# Variables read. Stages 0-3: corpus corpus_dir nj executor dask_scheduler device label_preset
+# force. Stages 4-9: folds and exp_name (or exp_dir), model_preset tasks num_epochs max_duration
+# seed, and results (stages 5, 7, 8: the RESULTS.md their rows go to). Where the recipe has them:
+# feature_type (default fbank) and feat_dir (default data/fbank; e.g. data/fbank_pitch),
+# model_config, lr_schedule (default noam), mixup_alpha (default 0: off), warmup_batches,
+# extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default: the last
+# min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
+# allow_untrained_alignment (stage 6).
 # force=true (./run.sh --force) redoes stages 0 and 2 where they are marked done; stages 1 and 3
 # keep no marker (seconds of work) and always redo theirs.
 
 force_flag() {  # --force when the recipe runs with --force (none otherwise)
   if [ "${force:-false}" = true ]; then echo --force; fi
+}
+
+feats() {  # the features folder of stages 2-9
+  echo "${feat_dir:-data/fbank}"
+}
+
+fold_prefix() {  # fold_prefix FOLD -> "fold0_" or "" (the split-file prefix)
+  case $1 in official|"") echo "" ;; fold*) echo "${1}_" ;; *) echo "fold${1}_" ;; esac
+}
+
+fold_exp_dir() {  # fold_exp_dir FOLD -> exp/<exp_name>_<label_preset>/fold<k>; a recipe of one model: $exp_dir
+  # (speecheq/baseline.py names the SVM's fold folders the same way)
+  if [ -n "${exp_dir:-}" ]; then echo "$exp_dir"; return; fi
+  case $1 in fold*|official) echo "exp/${exp_name}_${label_preset}/$1" ;; *) echo "exp/${exp_name}_${label_preset}/fold$1" ;; esac
+}
+
+first_fold() {  # the fold stages 6 and 9 use: the first of $folds (a recipe of one model: its single split)
+  local all=${folds:-official}
+  echo "${all%% *}"
+}
+
+decode_weights() {  # the network weights stages 5, 8 and 9 use
+  # Averaged last epochs by default: fixed before any test set is seen, and steadier than a
+  # checkpoint chosen on a dev split of one or two speakers (RESULTS.md).
+  if [ -n "${decode_checkpoint:-}" ]; then echo "$decode_checkpoint"
+  else echo "--epoch $num_epochs --avg $(( num_epochs < 5 ? num_epochs : 5 ))"
+  fi
+}
+
+decoded() {  # decoded ARGS...: local/decode.py ARGS; prints the metrics.json paths it wrote, one a line
+  # local/decode.py names each decode folder <set>-<weights tag>; its list is where the recipe
+  # learns those names, so no copy of the naming lives in bash.
+  local list rc=0
+  list=$(mktemp)
+  local/decode.py "$@" --metrics-list "$list" >&2 || rc=$?
+  if [ $rc -eq 0 ]; then cat "$list"; fi
+  rm -f "$list"
+  return $rc
+}
+
+decoded_tag() {  # decoded_tag METRICS SET -> the weights tag of .../decode/<SET>-<tag>/metrics.json
+  local folder=${1%/metrics.json}
+  echo "${folder##*/"$2"-}"
 }
 
 stage_prepare() {  # stage 0: corpus folder -> data/manifests/<corpus>_{recordings,supervisions}_all
@@ -22,10 +81,144 @@ stage_lang() {  # stage 1: phone inventory -> data/lang/tokens.txt
 }
 
 stage_fbank() {  # stage 2: features -> <feat_dir>/<corpus>_cuts_all (recomputed when the manifests changed)
-  local/compute_fbank.py --corpus "$corpus" --feature-type "${feature_type:-fbank}" --output-dir "${feat_dir:-data/fbank}" \
+  local/compute_fbank.py --corpus "$corpus" --feature-type "${feature_type:-fbank}" --output-dir "$(feats)" \
     --nj "$nj" --device "$device" --executor "$executor" ${dask_scheduler:+--dask-scheduler "$dask_scheduler"} $(force_flag)
 }
 
 stage_validate() {  # stage 3: validate the cuts, write the protocol's splits next to them
-  local/validate.py --corpus "$corpus" --fbank-dir "${feat_dir:-data/fbank}" --label-preset "$label_preset" "$@"
+  local/validate.py --corpus "$corpus" --fbank-dir "$(feats)" --label-preset "$label_preset" "$@"
+}
+
+stage_train() {  # stage 4: one model per fold, resumed from its last epoch, skipped when finished
+  local k dir s
+  for k in ${folds:-official}; do
+    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+    log "train${folds:+ fold $k} -> $dir"
+    if utils/trained.sh "$dir" "$num_epochs"; then log "already trained ($dir/epoch-$num_epochs.pt)"; continue; fi
+    local/train.py --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
+      --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir data/lang --exp-dir "$dir" \
+      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
+      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
+      --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
+      --start-epoch $(utils/next_epoch.sh "$dir") ${extra_train_args:-}
+  done
+}
+
+stage_decode() {  # stage 5: each fold's test set, then mean and std over folds -> $results
+  # A recipe of one model: its test and dev sets, one row each in ${results:-$exp_dir/RESULTS.md}, printed.
+  local k dir s weights tag="" out table
+  local -a metrics=()
+  weights=$(decode_weights)
+  if [ -n "${exp_dir:-}" ]; then
+    table=${results:-$exp_dir/RESULTS.md}
+    log "decode $exp_dir ($weights) on test and dev -> $table"
+    local/decode.py --exp-dir "$exp_dir" $weights --device $device \
+      --cuts "$(feats)/${corpus}_cuts_test.jsonl.gz" "$(feats)/${corpus}_cuts_dev.jsonl.gz" --results "$table"
+    cat "$table"
+    return
+  fi
+  for k in $folds; do
+    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+    log "decode fold $k ($weights)"
+    out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}test.jsonl.gz")
+    metrics+=("$out")
+    [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}test")
+  done
+  log "mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir "exp/${exp_name}_${label_preset}" --folds "${metrics[@]}" \
+    --summary-out "exp/${exp_name}_${label_preset}/folds-summary-$tag.json" \
+    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
+}
+
+stage_align() {  # stage 6 [FOLD]: CTC phone alignment of a fold's test set (default: the first) -> <feat_dir>_ali
+  local k=${1:-$(first_fold)} dir s
+  dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+  log "CTC phone alignment of $dir's test set -> $(feats)_ali"
+  # A CTC head whose dev PER is above local/align.py's --max-per is refused; a run that knows its
+  # head is untrained (a smoke test of one epoch) says so from the environment, as the baseline's
+  # knobs are given: allow_untrained_alignment=true ./run.sh --stage 6 (the cuts are then marked).
+  case ",$tasks," in
+    *,ctc,*) ;;
+    *) log "stage 6 skipped: the model has no ctc task (tasks: $tasks)"; return 0 ;;
+  esac
+  # Later stages do not read the alignments: in a run that goes on past stage 6 a refused
+  # alignment is a logged skip (its one-line reason above), not the end of the run.
+  local rc=0
+  local/align.py --exp-dir "$dir" --checkpoint best-valid.pt --device $device \
+    --cuts "$(feats)/${corpus}_cuts_${s}test.jsonl.gz" \
+    --output "$(feats)_ali/${corpus}_cuts_${s}test.jsonl.gz" \
+    --plot "$dir/alignment.png" $([ "${allow_untrained_alignment:-false}" = true ] && echo --allow-untrained) || rc=$?
+  if [ $rc -ne 0 ]; then
+    if [ "${stop_stage:-6}" -gt 6 ]; then log "stage 6 skipped: alignment refused or failed (exit $rc); going on"; return 0; fi
+    return $rc
+  fi
+}
+
+stage_baseline() {  # stage 7: openSMILE functionals + SVM on each fold (speecheq/baseline.py), mean and std over folds
+  # Four rows: eGeMAPSv02 and ComParE_2016, each without and with per-speaker normalisation
+  # (which uses the test speakers' own unlabelled audio). Narrow them from the environment,
+  # e.g. baseline_featsets=eGeMAPSv02 baseline_speaker_norm=yes ./run.sh --stage 7 --stop-stage 7.
+  local featset norm name dir k s
+  local -a metrics norm_arg
+  for featset in ${baseline_featsets:-eGeMAPSv02 ComParE_2016}; do
+    for norm in ${baseline_speaker_norm:-no yes}; do
+      name="baseline_${featset}"; norm_arg=()
+      if [ "$norm" = yes ]; then name="${name}_spknorm"; norm_arg=(--speaker-norm); fi
+      log "baseline $name: kernel and C by leave-one-speaker-out on each fold's training speakers (folds: $folds)"
+      local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" \
+        --label-preset "$label_preset" --fbank-dir "$(feats)" --functionals-dir data/functionals \
+        --exp-dir "exp/${name}_${label_preset}"
+      metrics=()
+      for k in $folds; do
+        dir=$(exp_name="$name" fold_exp_dir "$k"); s=$(fold_prefix "$k")
+        metrics+=("$dir/decode/${corpus}_${s}test-svm/metrics.json")
+      done
+      log "mean and std over folds ($folds) -> $results"
+      local/decode.py --exp-dir "exp/${name}_${label_preset}" --folds "${metrics[@]}" \
+        --summary-out "exp/${name}_${label_preset}/folds-summary-svm.json" \
+        --results "$results" --run-name "${corpus} ${label_preset} ${name} (SVM) folds: ${folds}"
+    done
+  done
+}
+
+stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM baseline's
+  # p = w * p_net + (1 - w) * p_svm, w chosen per fold on that fold's dev set (speecheq/fusion.py).
+  # Reads fusion_baseline (default ComParE_2016; ComParE_2016_spknorm for speaker-normalised runs).
+  local k dir s weights tag="" out svm=${fusion_baseline:-ComParE_2016} fused
+  local -a metrics
+  weights=$(decode_weights)
+  fused="exp/fusion_${exp_name}_${svm}_${label_preset}"
+  for k in $folds; do
+    case $k in *[!0-9]*) echo "ERROR: stage 8 fuses numbered folds only (got '$k')" >&2; return 1 ;; esac
+  done
+  for k in $folds; do  # the test sets were decoded in stage 5; the weight is chosen on dev
+    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+    out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
+    [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}dev")
+  done
+  local/fuse.py --a "exp/${exp_name}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
+    --b "exp/baseline_${svm}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm" \
+    --folds $folds --out-dir "$fused" --names "$exp_name" "$svm"
+  metrics=()
+  for k in $folds; do metrics+=("$fused/fold$k/decode/${corpus}_fold${k}_test-fused/metrics.json"); done
+  log "mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir "$fused" --folds "${metrics[@]}" --summary-out "$fused/folds-summary-fused.json" \
+    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} $tag + ${svm} SVM, fused (w on dev) folds: ${folds}"
+}
+
+stage_export() {  # stage 9 [INPUT]: the first fold's model, with the weights stage 5 decodes, as one package
+  # (speecheq-package.pt) and its TorchScript and ONNX engines next to it, each checked against the
+  # eager model (docs/inference.md). With INPUT (a file, folder or manifest), speecheq infer runs the
+  # package on it and prints its first records: the package works outside the recipe.
+  local dir weights
+  dir=$(fold_exp_dir "$(first_fold)")
+  weights=$(decode_weights)
+  log "export $dir ($weights) -> $dir/speecheq-package.pt, model.ts.pt, model.onnx"
+  local/export.py --exp-dir "$dir" $weights --extractor "${feature_type:-fbank}" \
+    --output "$dir/speecheq-package.pt" --torchscript --onnx
+  if [ $# -gt 0 ]; then
+    local records="$dir/infer-$(basename "$1" .jsonl.gz).jsonl"
+    speecheq infer --model "$dir/speecheq-package.pt" "$1" --output "$records" --no-progress
+    head -2 "$records"
+  fi
 }

@@ -3,7 +3,8 @@
 # Stages: 0 manifests, 1 lang, 2 fbank, 3 validate + splits (si: 5 speaker-independent folds; official: split folders),
 #         4 train each fold, 5 decode each fold + mean/std over folds, 6 align.
 #         7 classic baseline: openSMILE functionals + SVM on each fold (--stage 7 --stop-stage 7).
-#         8 the network fused with the SVM (posteriors averaged, weight chosen on each dev set).
+#         8 the network fused with the SVM (posteriors averaged, weight chosen on each dev set),
+#         9 export: the first fold's model as speecheq-package.pt + TorchScript and ONNX engines.
 # The corpus is licensed per user: it is read where it lies (--corpus-dir), never copied here.
 # Gender is not in the corpus: --speaker-table FILE (speaker<TAB>M|F) gives it, else it is masked.
 # --protocol official (the corpus's split folders) is one split: use it with --folds official.
@@ -13,7 +14,7 @@ cd "$(dirname "$0")"
 . utils/log.sh
 
 stage=0                    # first stage to run
-stop_stage=8               # last stage to run
+stop_stage=9               # last stage to run (7 SVM baseline, 8 fusion, 9 export)
 force=false                # redo stages 0 and 2 even where marked done (a change of their inputs is caught either way)
 corpus_dir=${SPEECHEQ_ESD_DIR:-$SPEECHEQ_ROOT/../shared/data/esd}  # the corpus, read where it lies (never copied)
 language=all               # zh (0001-0010), en (0011-0020) or all
@@ -24,7 +25,7 @@ executor=local        # local processes, or dask (docs/scaling.md)
 dask_scheduler=""      # dask scheduler address (else $DASK_SCHEDULER_ADDRESS, else a local cluster)
 device=cpu                 # cpu, or cuda: batched fbank and training on the GPU
 feature_type=fbank        # fbank-pitch: + log F0, voicing and their deltas (84 dims)
-feat_dir=data/fbank       # features folder of stages 2-6; one per feature type (e.g. data/fbank_pitch)
+feat_dir=data/fbank       # features folder of stages 2-9; one per feature type (e.g. data/fbank_pitch)
 folds="fold0 fold1 fold2 fold3 fold4"  # fold k tests 2 Mandarin + 2 English speakers; "official" with --protocol official
 label_preset=6class        # ESD's 5 emotions (no fear); 4class for the cross-corpus table
 model_preset=small         # encoder size: tiny or small (docs/model.md)
@@ -34,14 +35,13 @@ max_duration=200           # s of audio per batch
 lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse square root
 tasks=emotion,ctc,gender   # no intensity labels; gender only with --speaker-table
 extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
-decode_checkpoint=""       # default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
+decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
 exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
 seed=42                    # random seed of training
 results=RESULTS.md         # the file stages 5, 7 and 8 append their rows to
 . utils/parse_options.sh
 corpus=esd
-. utils/fold_stages.sh
 . utils/stages.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -66,25 +66,30 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: train each fold ($folds)"
-  train_folds
+  stage_train
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: decode each fold, then mean and std over folds"
-  decode_folds
+  stage_decode
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: CTC phone alignment of the first fold's test set"
-  align_fold ${folds%% *}
+  stage_align
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: classic baseline (openSMILE functionals + SVM) on each fold, then mean and std over folds"
-  baseline_folds
+  stage_baseline
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   log "Stage 8: fuse the network's posteriors with the $fusion_baseline SVM's (weight chosen on each fold's dev set)"
-  fuse_folds
+  stage_fuse
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: export the first fold's model (package + TorchScript + ONNX) for speecheq infer"
+  stage_export
 fi

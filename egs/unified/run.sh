@@ -5,14 +5,15 @@
 # corpus's test set with the corpus-aware category decision, and writes the
 # cross-corpus table and heat map.
 # Prerequisite: each corpus prepared by its own recipe (egs/<corpus>/run.sh --stop-stage 3).
-# Stages: 0 link prepared corpora, 1 unified lang, 4 train, 5 decode + cross-corpus matrix.
+# Stages: 0 link prepared corpora, 1 unified lang, 4 train, 5 decode + cross-corpus matrix,
+#         9 export the unified model (package + TorchScript + ONNX; the stage numbers of every recipe).
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
 . utils/log.sh
 
 stage=0                      # first stage to run
-stop_stage=5                 # last stage to run
+stop_stage=9                 # last stage to run (9: export the unified model)
 force=false                  # taken by every recipe; here nothing skips on a marker (stages 0-1 always redo, training resumes)
 corpora="synth ravdess"      # prepared corpora (their egs/<corpus>/data) trained together
 fold=0                       # unified model k: fold k mod n_c of each corpus c (docs/unified.md; local/unified_folds.py)
@@ -28,9 +29,10 @@ device=cpu                   # cpu or cuda
 seed=42                      # random seed of training
 single=true                  # also train one model per corpus for the matrix
 extra_train_args=""          # e.g. "--lr-schedule cosine --num-workers 0"
-decode_checkpoint="--checkpoint best-valid.pt"   # or "--epoch 25 --avg 5"
+decode_checkpoint="--checkpoint best-valid.pt"   # weights of stages 5 and 9; or "--epoch 25 --avg 5"
 . utils/parse_options.sh
-. utils/fold_stages.sh   # decode_tag
+. utils/stages.sh        # decoded, decoded_tag, stage_export
+exp_dir=exp/${name}_fold$fold  # the unified model: stage 9 exports it
 
 split() {  # split NAME CORPUS... -> their cut manifests of that split in unified model $fold (the library owns the pairing)
   local/unified_folds.py --corpora $corpora --fbank-dir data/fbank --model $fold --split $1 --corpus "${@:2}"
@@ -46,20 +48,20 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   local/prepare_lang.py --lang-dir data/lang --supervisions $(for c in $corpora; do echo data/manifests/${c}_supervisions_all.jsonl.gz; done)
 fi
 
-train() {  # train EXP_DIR CORPORA...: one model on the train splits of the given corpora
-  local exp_dir=$1; shift
-  utils/trained.sh "$exp_dir" $num_epochs && { log "$exp_dir already trained"; return; }
+train() {  # train DIR CORPORA...: one model on the train splits of the given corpora
+  local dir=$1; shift
+  utils/trained.sh "$dir" $num_epochs && { log "$dir already trained"; return; }
   local train_args=(--train-cuts $(split train "$@") --dev-cuts $(split dev "$@"))
-  local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir "$exp_dir" --label-preset $label_preset \
+  local/train.py "${train_args[@]}" --lang-dir data/lang --exp-dir "$dir" --label-preset $label_preset \
     --model-preset $model_preset ${model_config:+--model-config "$model_config"} --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration \
-    --device $device --seed $seed --start-epoch $(utils/next_epoch.sh "$exp_dir") \
+    --device $device --seed $seed --start-epoch $(utils/next_epoch.sh "$dir") \
     ${corpus_weights:+--corpus-weights $corpus_weights} $extra_train_args
 }
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: train the unified model on: $corpora"
   local/unified_folds.py --corpora $corpora --fbank-dir data/fbank > /dev/null  # a missing split or a leaking pairing stops here, in one line
-  train exp/${name}_fold$fold $corpora
+  train "$exp_dir" $corpora
   if $single; then
     for c in $corpora; do
       log "Stage 4: train the single-corpus model on $c"
@@ -72,10 +74,16 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   models=${name}_fold$fold
   $single && models="$models $(for c in $corpora; do echo single_${c}_fold$fold; done)"
   tests=$(split test $corpora)
+  test_sets=$(for t in $tests; do basename $t .jsonl.gz | sed 's/_cuts_/_/'; done)
   for m in $models; do
     log "Stage 5: decode $m on every corpus's test set"
-    local/decode.py --exp-dir exp/$m $decode_checkpoint --device $device --cuts $tests
+    metrics=$(decoded --exp-dir exp/$m $decode_checkpoint --device $device --cuts $tests)  # one per test set, in order
   done
-  local/cross_corpus.py --exp-root exp --models $models --out-dir exp/cross_corpus_fold$fold --tag $(decode_tag "$decode_checkpoint") \
-    --test-sets $(for t in $tests; do basename $t .jsonl.gz | sed 's/_cuts_/_/'; done)
+  tag=$(decoded_tag "$(head -1 <<< "$metrics")" "$(head -1 <<< "$test_sets")")
+  local/cross_corpus.py --exp-root exp --models $models --out-dir exp/cross_corpus_fold$fold --tag "$tag" --test-sets $test_sets
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: export $exp_dir (package + TorchScript + ONNX) for speecheq infer"
+  stage_export
 fi

@@ -37,7 +37,7 @@ intensity_on=""              # corpora to report the mean predicted intensity pe
 device=cpu
 stop_stage=6                 # 4: train only; 5: and decode; 6: and the report
 . utils/parse_options.sh
-. utils/fold_stages.sh       # decode_weights
+. utils/stages.sh            # decode_weights
 
 ./run.sh --stage 0 --stop-stage 1 --corpora "$corpora"
 mkdir -p exp/log
