@@ -385,10 +385,10 @@ def align_corpus(
     """
     from pathlib import Path
 
+    from speecheq.checkpoint import load_model
     from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader
     from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_cuts, write_json_atomic
     from speecheq.labels import LabelScheme
-    from speecheq.package import load_model
     from speecheq.text.tokens import TokenTable
 
     model, meta, tag = load_model(Path(exp_dir), epoch, avg, use_averaged_model, checkpoint, device)

@@ -21,6 +21,7 @@ import torch
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
+from speecheq.model import ModelConfig, SpeechEQModel
 
 log = logging.getLogger("speecheq")
 
@@ -237,3 +238,17 @@ def resolve_model_weights(
         raise SpeechEQError(f"cannot average epochs {epochs}: missing {missing} in {exp_dir}")
     states = [load_checkpoint(exp_dir / f"epoch-{e}.pt")["model"] for e in epochs]
     return last, average_state_dicts(states), tag
+
+
+def load_model(
+    exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False, checkpoint: str = "", device="cpu"
+):
+    """Build the model from the configuration stored in its checkpoint; returns (model, meta, tag)."""
+    meta, weights, tag = resolve_model_weights(exp_dir, epoch or None, avg, use_averaged_model, checkpoint or None)
+    try:
+        config = ModelConfig.from_dict(meta["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SpeechEQError(f"{exp_dir}: checkpoint has no usable model configuration ({e})") from None
+    model = SpeechEQModel(config)
+    load_model_state(model, weights, f"checkpoint {tag} in {exp_dir}")
+    return model.to(device).eval(), meta, tag

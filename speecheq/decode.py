@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from speecheq import metrics
+from speecheq.checkpoint import load_model
 from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
 from speecheq.labels import GENDERS, LabelScheme
 from speecheq.options import decode_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.options import set_num_threads
-from speecheq.package import load_model
 from speecheq.plots import plot_confusion
 from speecheq.predict import headline, predict_batches, summarize
 from speecheq.text.tokens import TokenTable

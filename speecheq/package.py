@@ -1,5 +1,5 @@
-"""Loading trained models: from a recipe's exp folder (epoch averaging), and the
-self-contained pretrained package that inference and export read.
+"""The self-contained pretrained package that inference and export read, made from a
+recipe's exp folder (weights as decoding chooses them) or from a model in memory.
 
 A package is one ``torch.save`` of a dict holding only tensors, strings, numbers,
 lists and dicts, so :func:`load_package` reads it with ``weights_only=True``: a
@@ -21,8 +21,7 @@ import torch
 
 from speecheq import __version__
 
-# fingerprint is re-exported: export.py and the engines know it from here.
-from speecheq.checkpoint import check_fingerprint, fingerprint, load_model_state, resolve_model_weights, weights_epoch
+from speecheq.checkpoint import check_fingerprint, fingerprint, load_model, load_model_state, weights_epoch
 from speecheq.errors import SpeechEQError
 from speecheq.features import NUM_MEL_BINS
 from speecheq.io import Pathlike, atomic_output
@@ -36,20 +35,6 @@ PACKAGE_FORMAT = "speecheq-package"
 FORMAT_VERSION = 1
 SAMPLING_RATE = 16000
 TASKS = ("emotion", "intensity", "ctc", "gender")
-
-
-def load_model(
-    exp_dir: Path, epoch: int = 0, avg: int = 1, use_averaged_model: bool = False, checkpoint: str = "", device="cpu"
-):
-    """Build the model from the configuration stored in its checkpoint; returns (model, meta, tag)."""
-    meta, weights, tag = resolve_model_weights(exp_dir, epoch or None, avg, use_averaged_model, checkpoint or None)
-    try:
-        config = ModelConfig.from_dict(meta["model_config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise SpeechEQError(f"{exp_dir}: checkpoint has no usable model configuration ({e})") from None
-    model = SpeechEQModel(config)
-    load_model_state(model, weights, f"checkpoint {tag} in {exp_dir}")
-    return model.to(device).eval(), meta, tag
 
 
 # --------------------------------------------------------------------------- #

@@ -405,8 +405,8 @@ def decoder(weights: Mapping[str, object], device: str = "cpu", max_duration: fl
     (single-corpus models on the other corpora's test speakers), with the recipe's weights."""
     import torch
 
+    from speecheq.checkpoint import load_model
     from speecheq.decode import decode_set, set_name
-    from speecheq.package import load_model
 
     def decode(exp_dir: Path, cuts_path: Path, tag: str) -> None:
         model, meta, got = load_model(exp_dir, device=torch.device(device), **weights)

@@ -40,8 +40,7 @@ def damage_largest_tensor(path: Path, nbytes: int = 500) -> None:
 
 
 def test_checkpoint_damaged_inside_a_tensor_is_one_line_naming_it(trained_exp, tmp_path):
-    from speecheq.checkpoint import load_checkpoint
-    from speecheq.package import load_model
+    from speecheq.checkpoint import load_checkpoint, load_model
 
     exp = tmp_path / "exp"
     exp.mkdir()

@@ -5,11 +5,11 @@ import shutil
 import pytest
 import torch
 
+from speecheq.checkpoint import load_model
 from speecheq.errors import SpeechEQError
 from speecheq.package import (
     FORMAT_VERSION,
     corpus_categories,
-    load_model,
     load_package,
     observed_corpora,
     package_from_exp,

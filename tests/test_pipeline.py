@@ -180,7 +180,7 @@ def test_checkpoint_from_another_configuration_is_one_clear_error(trained_exp, s
 
 
 def test_truncated_checkpoint_and_missing_tokens(trained_exp, synth_data, tmp_path):
-    from speecheq.package import load_model
+    from speecheq.checkpoint import load_model
     from speecheq.train import train
 
     bad = tmp_path / "bad"
