@@ -4,7 +4,9 @@ A checkpoint holds the model, its running average, optimizer, scheduler, grad
 scaler, sampler state and every RNG, plus the configuration that built the
 model, so a run killed at any point resumes to the same weights, and a
 checkpoint from another configuration is refused with one line rather than a
-wall of missing-key errors.
+wall of missing-key errors. It also records what inference needs from the
+training data (front end, silence trimming, corpus -> emotions), so a package
+made from it does not depend on the training manifests still being where they were.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from speecheq.errors import SpeechEQError
+from speecheq.features import NUM_MEL_BINS
 from speecheq.io import Pathlike, atomic_output
 from speecheq.model import ModelConfig, SpeechEQModel
 
@@ -252,3 +255,69 @@ def load_model(
     model = SpeechEQModel(config)
     load_model_state(model, weights, f"checkpoint {tag} in {exp_dir}")
     return model.to(device).eval(), meta, tag
+
+
+# --------------------------------------------------------------------------- #
+# What inference needs from the training data
+# --------------------------------------------------------------------------- #
+
+SAMPLING_RATE = 16000
+#: Checkpoint key of :func:`record_training_data`'s dict.
+TRAINING_DATA_KEY = "training_data"
+# lhotse's feature type names -> the extractor names of speecheq.features.make_extractor
+_EXTRACTOR_OF_TYPE = {"kaldi-fbank": "fbank", "kaldifeat-fbank": "kaldifeat", "fbank-pitch": "fbank-pitch"}
+
+
+def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
+    """The front-end settings a checkpoint and a package record.
+
+    ``num_mel_bins`` is the model's input dimension (for fbank-pitch 84: 80 mel bins and 4
+    pitch dims; the key keeps its name for the readers of older packages). For "fbank" and
+    "fbank-pitch", "lhotse" holds the extractor's full ``to_dict()`` (with its
+    ``feature_type``), from which :meth:`speecheq.package.Package.make_extractor` rebuilds the same extractor.
+    """
+    cfg = {
+        "extractor": extractor,
+        "num_mel_bins": num_mel_bins,
+        "frame_length": 0.025,
+        "frame_shift": 0.01,
+        "sampling_rate": SAMPLING_RATE,
+    }
+    if extractor in ("fbank", "fbank-pitch"):
+        from speecheq.features import make_extractor, spectral_dims
+
+        lhotse_cfg = make_extractor(extractor, "cpu", spectral_dims(extractor, num_mel_bins)).to_dict()
+        lhotse_cfg.pop("device", None)  # a run-time choice of the reader
+        cfg["lhotse"] = lhotse_cfg
+        fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
+        cfg.update(
+            frame_length=fbank["frame_length"],
+            frame_shift=fbank["frame_shift"],
+            sampling_rate=int(fbank["sampling_rate"]),
+        )
+    return cfg
+
+
+def record_training_data(cuts, num_mel_bins: int) -> dict:
+    """What a package made from this checkpoint needs to know about the cuts the model trains on.
+
+    ``feature_config``: the front end that made their features (None for a feature type
+    speecheq cannot rebuild); ``trim_silence_db``: the threshold their silence was trimmed
+    with (0: untrimmed); ``corpus_emotions``: corpus -> the unified emotions its cuts have,
+    which gives in-house corpora registered only inside their recipe a corpus-aware decision.
+    """
+    from speecheq.features import TRIM_MARK
+
+    first = next(iter(cuts))
+    extractor = _EXTRACTOR_OF_TYPE.get(first.features.type) if first.has_features else None
+    seen: Dict[str, set] = {}
+    for cut in cuts:
+        for sup in cut.supervisions:
+            custom = sup.custom or {}
+            if custom.get("corpus"):
+                seen.setdefault(custom["corpus"], set()).add(custom.get("emotion"))
+    return {
+        "feature_config": feature_config(extractor, num_mel_bins) if extractor else None,
+        "trim_silence_db": float((first.custom or {}).get(TRIM_MARK, 0.0)),
+        "corpus_emotions": {c: sorted(e for e in emotions if e) for c, emotions in seen.items()},
+    }

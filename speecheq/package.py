@@ -5,13 +5,13 @@ A package is one ``torch.save`` of a dict holding only tensors, strings, numbers
 lists and dicts, so :func:`load_package` reads it with ``weights_only=True``: a
 package downloaded from someone else cannot run code when it is opened. It needs
 nothing from the recipe that trained it: the corpus -> categories map that the
-corpus-aware decision uses and the fbank settings travel inside it.
+corpus-aware decision uses and the fbank settings travel inside it, copied from what
+the training checkpoint recorded (speecheq.checkpoint.record_training_data).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +20,16 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from speecheq import __version__
-
-from speecheq.checkpoint import check_fingerprint, fingerprint, load_model, load_model_state, weights_epoch
+from speecheq.checkpoint import (
+    TRAINING_DATA_KEY,
+    check_fingerprint,
+    feature_config,
+    fingerprint,
+    load_model,
+    load_model_state,
+    weights_epoch,
+)
 from speecheq.errors import SpeechEQError
-from speecheq.features import NUM_MEL_BINS
 from speecheq.io import Pathlike, atomic_output
 from speecheq.labels import EMOTION_MAPS, LabelScheme
 from speecheq.model import FRAME_SHIFT_SECONDS, ModelConfig, SpeechEQModel
@@ -33,126 +39,12 @@ log = logging.getLogger("speecheq")
 PACKAGE_FORMAT = "speecheq-package"
 # Bump when a key changes meaning; readers refuse newer versions instead of guessing.
 FORMAT_VERSION = 1
-SAMPLING_RATE = 16000
 TASKS = ("emotion", "intensity", "ctc", "gender")
 
 
 # --------------------------------------------------------------------------- #
 # Writing
 # --------------------------------------------------------------------------- #
-
-
-def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
-    """The front-end settings a package records.
-
-    ``num_mel_bins`` is the model's input dimension (for fbank-pitch 84: 80 mel bins and 4
-    pitch dims; the key keeps its name for the readers of older packages). For "fbank" and
-    "fbank-pitch", "lhotse" holds the extractor's full ``to_dict()`` (with its
-    ``feature_type``), from which :meth:`Package.make_extractor` rebuilds the same extractor.
-    """
-    cfg = {
-        "extractor": extractor,
-        "num_mel_bins": num_mel_bins,
-        "frame_length": 0.025,
-        "frame_shift": 0.01,
-        "sampling_rate": SAMPLING_RATE,
-    }
-    if extractor in ("fbank", "fbank-pitch"):
-        from speecheq.features import make_extractor, spectral_dims
-
-        lhotse_cfg = make_extractor(extractor, "cpu", spectral_dims(extractor, num_mel_bins)).to_dict()
-        lhotse_cfg.pop("device", None)  # a run-time choice of the reader
-        cfg["lhotse"] = lhotse_cfg
-        fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
-        cfg.update(
-            frame_length=fbank["frame_length"],
-            frame_shift=fbank["frame_shift"],
-            sampling_rate=int(fbank["sampling_rate"]),
-        )
-    return cfg
-
-
-# lhotse's feature type names -> the extractor names of speecheq.features.make_extractor
-_EXTRACTOR_OF_TYPE = {"kaldi-fbank": "fbank", "kaldifeat-fbank": "kaldifeat", "fbank-pitch": "fbank-pitch"}
-
-
-def training_extractor(train_args: Optional[dict], exp_dir: Path) -> Optional[str]:
-    """The extractor that made the training cuts' features (None when unreachable or unknown)."""
-    from speecheq.io import load_cuts_lazy
-
-    for path in reachable_train_manifests(train_args, exp_dir):
-        for cut in load_cuts_lazy(path):
-            return _EXTRACTOR_OF_TYPE.get(cut.features.type) if cut.has_features else None
-    return None
-
-
-def corpora_from_train_args(train_args: Optional[dict]) -> List[str]:
-    """Corpus names from the recipe's manifest names (``<corpus>_cuts_<split>``), without reading them."""
-    names = []
-    for p in _train_cut_paths(train_args):
-        m = re.match(r"(.+?)_cuts_", p.name)
-        if m and m.group(1) not in names:
-            names.append(m.group(1))
-    return names
-
-
-def _train_cut_paths(train_args: Optional[dict]) -> List[Path]:
-    paths = (train_args or {}).get("train_cuts") or []
-    return [Path(str(p)) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
-
-
-def reachable_train_manifests(train_args: Optional[dict], exp_dir: Path) -> List[Path]:
-    """The training manifests where they are now; [] when any of them is gone."""
-    paths = _train_cut_paths(train_args)
-    # Relative manifest paths are relative to the recipe folder training ran in: the exp dir minus its relative path.
-    roots = [Path.cwd()]
-    rel_exp = Path(str((train_args or {}).get("exp_dir", "")))
-    if rel_exp.parts and not rel_exp.is_absolute():
-        resolved = Path(exp_dir).resolve()
-        if resolved.parts[-len(rel_exp.parts) :] == rel_exp.parts:
-            roots.insert(0, resolved.parents[len(rel_exp.parts) - 1])
-    found = []
-    for p in paths:
-        hit = p if p.is_absolute() else next((r / p for r in roots if (r / p).is_file()), None)
-        if hit is None or not hit.is_file():
-            log.info("training manifest %s is not reachable; corpus names come from the file names", p)
-            return []
-        found.append(hit)
-    return found
-
-
-def training_trim_db(train_args: Optional[dict], exp_dir: Path) -> float:
-    """The silence-trimming threshold the training cuts carry (0 when untrimmed or unreachable)."""
-    from speecheq.features import TRIM_MARK
-    from speecheq.io import load_cuts_lazy
-
-    for path in reachable_train_manifests(train_args, exp_dir):
-        for cut in load_cuts_lazy(path):
-            return float((cut.custom or {}).get(TRIM_MARK, 0.0))
-    return 0.0
-
-
-def observed_corpora(train_args: Optional[dict], exp_dir: Path) -> Dict[str, List[str]]:
-    """corpus -> unified emotions of the training manifests, read where they still are ({} when not).
-
-    The manifests name the corpora that were really trained on, including in-house
-    ones whose label table was registered only inside the recipe (their file names
-    say ``custom``, their supervisions the corpus's own name).
-    """
-    from speecheq.io import load_cuts_lazy
-
-    seen: Dict[str, set] = {}
-    for found in reachable_train_manifests(train_args, exp_dir):
-        try:
-            for cut in load_cuts_lazy(found):
-                for sup in cut.supervisions:
-                    custom = sup.custom or {}
-                    if custom.get("corpus"):
-                        seen.setdefault(custom["corpus"], set()).add(custom.get("emotion"))
-        except Exception as e:  # a manifest that moved on since training is no reason to fail an export
-            log.warning("cannot read training manifest %s (%s); corpus names come from the file names", found, e)
-            return {}
-    return {c: sorted(e for e in emotions if e) for c, emotions in seen.items()}
 
 
 def corpus_categories(
@@ -199,8 +91,12 @@ def package_from_model(
     extractor: str = "fbank",
     source: Optional[dict] = None,
     trim_silence_db: float = 0.0,
+    features: Optional[dict] = None,
 ) -> dict:
-    """The package dict for a model in memory (trained or not: the benchmark packages an untrained one)."""
+    """The package dict for a model in memory (trained or not: the benchmark packages an untrained one).
+
+    ``features``: the front-end settings a checkpoint recorded; when None they are made for ``extractor``.
+    """
     config = model.config
     if len(categories) != config.num_emotions:
         raise SpeechEQError(f"{len(categories)} categories for a model with {config.num_emotions} emotion outputs")
@@ -223,7 +119,10 @@ def package_from_model(
         "tasks": _plain(dict(tasks) if tasks is not None else {t: 1.0 for t in TASKS}),
         # Also inside model_state as buffers; stored apart so other tools can read them without torch modules.
         "normalization": {"mean": state["feature_mean"].tolist(), "std": state["feature_std"].tolist()},
-        "feature_config": {**feature_config(extractor, config.num_mel_bins), "trim_silence_db": float(trim_silence_db)},
+        "feature_config": {
+            **(features or feature_config(extractor, config.num_mel_bins)),
+            "trim_silence_db": float(trim_silence_db),
+        },
         "speaker_cmvn": bool(speaker_cmvn),
         "frame_shift": FRAME_SHIFT_SECONDS / config.ctc_upsample,  # of the CTC frames: alignment times
         "source": _plain(source or {}),
@@ -242,22 +141,31 @@ def package_from_exp(
 ) -> dict:
     """The package dict of a recipe's trained model (weights as decode.py would use them).
 
-    ``trim_silence_db`` None: the threshold the training cuts were trimmed with, if any.
+    ``trim_silence_db`` None: the threshold the training cuts were trimmed with, as the checkpoint recorded it.
     """
     exp_dir = Path(exp_dir)
     model, meta, tag = load_model(exp_dir, epoch, avg, use_averaged_model, checkpoint, "cpu")
     for key in ("categories", "label_preset"):
         if key not in meta:
             raise SpeechEQError(f"{exp_dir}: checkpoint {tag} has no {key!r}; was it written by speecheq's train.py?")
-    observed = observed_corpora(meta.get("train_args"), exp_dir)
+    recorded = meta.get(TRAINING_DATA_KEY)
+    if not isinstance(recorded, dict):
+        # One behaviour for checkpoints of older speecheq: the defaults of a package whose training
+        # manifests could not be found (no trimming, --extractor's front end, no corpus map).
+        log.warning(
+            "checkpoint %s in %s records nothing of its training data (older speecheq): the package trims "
+            "silence only with --trim-silence-db, takes --extractor as the front end and has a corpus-aware "
+            "decision only for --corpora",
+            tag,
+            exp_dir,
+        )
+        recorded = {}
+    observed = recorded.get("corpus_emotions") or {}
     if corpora is None:
-        corpora = list(observed) or corpora_from_train_args(meta.get("train_args"))
-        if not corpora:
-            log.warning(
-                "no corpus names in the training manifests' names; the package has no corpus-aware decision "
-                "(give --corpora)"
-            )
-    trained = training_extractor(meta.get("train_args"), exp_dir)
+        corpora = list(observed)
+        if not corpora and recorded:
+            log.warning("the training cuts name no corpus; the package has no corpus-aware decision (give --corpora)")
+    trained = (recorded.get("feature_config") or {}).get("extractor")
     if trained is not None and trained != extractor and "fbank-pitch" in (trained, extractor):
         # fbank and fbank-pitch differ in dimension: inference must rebuild what the model was trained on.
         log.warning("the training cuts have %s features; the package records %s (not %s)", trained, trained, extractor)
@@ -272,9 +180,8 @@ def package_from_exp(
         observed=observed,
         speaker_cmvn=bool(meta.get("speaker_cmvn")),
         extractor=extractor,
-        trim_silence_db=training_trim_db(meta.get("train_args"), exp_dir)
-        if trim_silence_db is None
-        else trim_silence_db,
+        features=recorded["feature_config"] if trained == extractor else None,
+        trim_silence_db=float(recorded.get("trim_silence_db", 0.0)) if trim_silence_db is None else trim_silence_db,
         source={
             "exp_dir": str(exp_dir.resolve()),
             "weights": tag,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
@@ -30,8 +31,10 @@ import torch
 from speecheq import __version__
 from speecheq.augment import CutAugment, mixup, parse_factors
 from speecheq.checkpoint import (
+    TRAINING_DATA_KEY,
     load_checkpoint,
     load_model_state,
+    record_training_data,
     remove_old_batch_checkpoints,
     rng_state,
     save_checkpoint,
@@ -324,6 +327,11 @@ class Trainer:
             self.model_avg.set_normalization(mean, std)
 
     # ---------------------------------------------------------- checkpoints
+    @functools.cached_property
+    def training_data(self) -> dict:
+        # Read from the cuts once; packages made from any checkpoint of the run take it from there.
+        return record_training_data(self.train_cuts, self.model_config.num_mel_bins)
+
     def state(self, epoch: int, batch_in_epoch: int, sampler_state: Optional[dict]) -> dict:
         return {
             "model": self.model.state_dict(),
@@ -347,6 +355,7 @@ class Trainer:
             "tasks": self.weights,
             "speaker_cmvn": self.args.speaker_cmvn,
             "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()},
+            TRAINING_DATA_KEY: self.training_data,
             "version": __version__,
         }
 

@@ -61,17 +61,10 @@ def test_a_higher_threshold_keeps_more(tmp_path):
     assert f60 <= f10 and l60 >= l10
 
 
-def test_trimmed_cuts_carry_their_threshold_into_the_package(tmp_path):
-    from lhotse import CutSet
-
+def test_trimmed_cuts_carry_their_threshold_into_the_checkpoint(tmp_path):
+    from speecheq.checkpoint import record_training_data
     from speecheq.features import trim_silence
-    from speecheq.package import training_trim_db
 
     cut = _cut_with_features(tmp_path, lead=0.5, speech=1.0, tail=0.5)
-    plain = tmp_path / "plain_cuts_train.jsonl.gz"
-    CutSet.from_cuts([cut]).to_file(plain)
-    trimmed = tmp_path / "trimmed_cuts_train.jsonl.gz"
-    CutSet.from_cuts([trim_silence(cut, threshold_db=35)]).to_file(trimmed)
-    assert training_trim_db({"train_cuts": [str(trimmed)]}, tmp_path) == 35
-    assert training_trim_db({"train_cuts": [str(plain)]}, tmp_path) == 0
-    assert training_trim_db({"train_cuts": [str(tmp_path / "gone_cuts_train.jsonl.gz")]}, tmp_path) == 0
+    assert record_training_data([trim_silence(cut, threshold_db=35)], cut.num_features)["trim_silence_db"] == 35
+    assert record_training_data([cut], cut.num_features)["trim_silence_db"] == 0

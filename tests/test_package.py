@@ -1,20 +1,15 @@
 """The pretrained package: what it holds, that it loads without the recipe, and one-line errors."""
 
+import contextlib
+import logging
 import shutil
 
 import pytest
 import torch
 
-from speecheq.checkpoint import load_model
+from speecheq.checkpoint import TRAINING_DATA_KEY, load_model
 from speecheq.errors import SpeechEQError
-from speecheq.package import (
-    FORMAT_VERSION,
-    corpus_categories,
-    load_package,
-    observed_corpora,
-    package_from_exp,
-    save_package,
-)
+from speecheq.package import FORMAT_VERSION, corpus_categories, load_package, package_from_exp, save_package
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +82,11 @@ def test_bad_package_files_give_one_line_errors(package_path, trained_exp, tmp_p
         load_package(trained_exp / "epoch-1.pt")
 
 
-def test_corpus_map_comes_from_the_training_manifests(trained_exp):
+def test_corpus_map_comes_from_the_checkpoint(trained_exp):
     meta = torch.load(trained_exp / "epoch-2.pt", weights_only=False)
-    assert observed_corpora(meta["train_args"], trained_exp) == {
+    assert meta[TRAINING_DATA_KEY]["corpus_emotions"] == {
         "synth": ["angry", "fear", "happy", "neutral", "sad", "surprise"]
     }
-    assert observed_corpora({"train_cuts": ["/nowhere/x_cuts_train.jsonl.gz"]}, trained_exp) == {}
     # An in-house corpus registered only inside its recipe: its training data says which categories it has.
     cats = ["neutral", "happy", "sad", "angry"]
     # (A name no other test registers: labels.register_corpus tables are process-wide.)
@@ -101,3 +95,67 @@ def test_corpus_map_comes_from_the_training_manifests(trained_exp):
         inhouse: ["happy", "sad"],
         "emodb": ["neutral", "happy", "sad", "angry"],
     }
+
+
+@contextlib.contextmanager
+def speecheq_warnings():
+    """The warnings of the speecheq logger: train() stops it propagating, so caplog sees them or not
+    depending on which test trained first."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("speecheq")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_run_whose_manifests_are_gone_packages_as_it_trained(synth_data, tmp_path):
+    """Trimming threshold, front end and corpus map come from the checkpoint, not from the manifests."""
+    from lhotse import CutSet, load_manifest
+    from lhotse.utils import fastcopy
+
+    from conftest import train_args
+    from speecheq.features import trim_silence
+    from speecheq.train import train
+
+    # Not in speecheq.labels, and without "surprise": only the training cuts can say what it has.
+    inhouse = "inhouse_whose_manifests_moved"
+    data = tmp_path / "data"
+    shutil.copytree(synth_data / "lang", data / "lang")
+    (data / "fbank").mkdir()
+    for split in ("train", "dev"):
+        cuts = []
+        for cut in load_manifest(synth_data / f"fbank/synth_cuts_{split}.jsonl.gz"):
+            sups = [fastcopy(s, custom={**s.custom, "corpus": inhouse}) for s in cut.supervisions]
+            if split == "dev" or sups[0].custom.get("emotion") != "surprise":
+                cuts.append(fastcopy(trim_silence(cut, threshold_db=35), supervisions=sups))
+        # The file name says synth: guessing from names would give the wrong corpus.
+        CutSet.from_cuts(cuts).to_file(data / f"fbank/synth_cuts_{split}.jsonl.gz")
+    exp = tmp_path / "exp"
+    train(train_args(data, exp, "--num-epochs", "1"))
+    shutil.rmtree(data)
+    with speecheq_warnings() as warnings:
+        package = package_from_exp(exp, epoch=1)
+    assert not warnings, [r.getMessage() for r in warnings]
+    assert package["feature_config"]["trim_silence_db"] == 35
+    assert package["feature_config"]["extractor"] == "fbank" and package["feature_config"]["lhotse"]["dither"] == 0.0
+    assert package["corpus_categories"] == {inhouse: ["neutral", "happy", "sad", "angry", "fear"]}
+
+
+def test_a_checkpoint_of_older_speecheq_packages_with_the_defaults_and_one_warning(trained_exp, tmp_path):
+    exp = tmp_path / "old"
+    exp.mkdir()
+    ckpt = torch.load(trained_exp / "epoch-2.pt", weights_only=False)
+    del ckpt[TRAINING_DATA_KEY]  # the weights' fingerprint does not cover it
+    torch.save(ckpt, exp / "epoch-2.pt")
+    with speecheq_warnings() as warnings:
+        package = package_from_exp(exp, epoch=2)
+    assert len(warnings) == 1 and "records nothing of its training data" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert package["feature_config"]["trim_silence_db"] == 0 and package["feature_config"]["extractor"] == "fbank"
+    assert package["corpus_categories"] == {}
+    given = package_from_exp(exp, epoch=2, corpora=["synth"], trim_silence_db=30)
+    assert given["feature_config"]["trim_silence_db"] == 30 and list(given["corpus_categories"]) == ["synth"]

@@ -145,9 +145,9 @@ def _manifests(tmp_path):
 def test_feature_stage_writes_84_dim_cuts_into_its_own_folder(tmp_path):
     from lhotse import load_manifest
 
+    from speecheq.checkpoint import record_training_data
     from speecheq.errors import SpeechEQError
     from speecheq.features import compute_corpus_fbank, make_extractor, trim_silence
-    from speecheq.package import training_extractor
 
     manifests = _manifests(tmp_path)
     cuts_path = compute_corpus_fbank("toy", manifests, tmp_path / "fbank_pitch", extractor="fbank-pitch", nj=1)
@@ -162,7 +162,7 @@ def test_feature_stage_writes_84_dim_cuts_into_its_own_folder(tmp_path):
         np.testing.assert_allclose(feats, computed, atol=2**-6 + 1e-6)
         # Trimming reads the energy of the mel columns only: a tone without silence keeps all its frames.
         assert trim_silence(cut, threshold_db=30).duration == cut.duration
-    assert training_extractor({"train_cuts": [str(cuts_path)]}, tmp_path) == "fbank-pitch"
+    assert record_training_data(cuts, 84)["feature_config"]["extractor"] == "fbank-pitch"
     # A folder holds one feature type: asking it for plain fbank is an error, not a silent skip.
     with pytest.raises(SpeechEQError, match="already holds fbank-pitch features"):
         compute_corpus_fbank("toy", manifests, tmp_path / "fbank_pitch", extractor="fbank", nj=1)
