@@ -113,21 +113,21 @@ def export_parser(prog: str = "speecheq export") -> argparse.ArgumentParser:
     p.add_argument(
         "--corpora",
         default=None,
-        help="comma list of corpora for the corpus-aware decision; from the training manifests' names when not given",
+        help="comma list of corpora for the corpus-aware decision; default: those the checkpoint recorded from its training cuts",
     )
     p.add_argument(
         "--extractor",
         default="fbank",
         choices=["fbank", "kaldifeat", "fbank-pitch"],
-        help="the extractor the training features were computed with (fbank-pitch is taken from the "
-        "training cuts when they are reachable)",
+        help="the front end of checkpoints that recorded none (written before they recorded their training data); "
+        "the checkpoint's recorded front end wins where it differs in fbank vs fbank-pitch",
     )
     p.add_argument(
         "--trim-silence-db",
         type=float,
         default=None,
         help="inference trims silence this many dB below each segment's peak (0: off); "
-        "default: as the training cuts were trimmed",
+        "default: as the checkpoint recorded its training cuts were trimmed",
     )
     p.add_argument("--torchscript", action="store_true", help="also write model.ts.pt next to the package")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx next to the package")
