@@ -214,6 +214,7 @@ stage_export() {  # stage 9 [INPUT]: the first fold's model, with the weights st
   dir=$(fold_exp_dir "$(first_fold)")
   weights=$(decode_weights)
   log "export $dir ($weights) -> $dir/speecheq-package.pt, model.ts.pt, model.onnx"
+  # --extractor only serves checkpoints written before they recorded their front end
   local/export.py --exp-dir "$dir" $weights --extractor "${feature_type:-fbank}" \
     --output "$dir/speecheq-package.pt" --torchscript --onnx
   if [ $# -gt 0 ]; then
