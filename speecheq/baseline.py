@@ -60,7 +60,7 @@ EVAL_SPLITS = ("dev", "test")
 
 
 def fold_dir_name(fold: str) -> str:
-    """The fold's folder under the exp dir, as ``fold_exp_dir`` in utils/fold_stages.sh names it."""
+    """The fold's folder under the exp dir, as ``fold_exp_dir`` in utils/stages.sh names it."""
     fold = str(fold)
     if fold in ("official", ""):
         return "official"

@@ -100,9 +100,15 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
         ravdess / "exp/fusion_multitask_ComParE_2016_4class/fold1/decode/ravdess_fold1_test-fused/metrics.json"
     ).is_file()
 
+    # Stage 9: the first fold's model exported with its engines, each checked against the eager model.
+    for name in ("speecheq-package.pt", "model.ts.pt", "model.onnx"):
+        assert (ravdess / "exp/multitask_4class/fold1" / name).stat().st_size > 1000
+
     unified = recipe_copy(egs, "unified")
-    run(
+    run(  # stage 9 is the same shared export as the fold recipe's above
         unified,
+        "--stop-stage",
+        "5",
         "--corpora",
         "synth ravdess",
         "--num-epochs",

@@ -12,7 +12,7 @@ the stages run as run.sh runs them (local/*.py, same order, same folders):
   4-train     local/train.py            exp/tiny (tiny model, CPU, --deterministic, --save-every-n 1)
   5-decode    local/decode.py           exp/tiny/decode (predictions.tsv, metrics.json)
   6-align     local/align.py            data/fbank_ali
-  7-export    local/export.py           exp/tiny/speecheq-package.pt
+  9-export    local/export.py           exp/tiny/speecheq-package.pt
 
 First an uninterrupted reference run. Then, per stage and trial, from a copy of the
 reference taken just before that stage: start the stage, SIGKILL it at a seeded
@@ -221,7 +221,7 @@ def stages(sentences: int) -> List[Stage]:
             windows=["data/fbank_ali/synth_cuts_test.jsonl.gz"],
         ),
         Stage(
-            "7-export",
+            "9-export",
             ["local/export.py", "--exp-dir", "exp/tiny", "--epoch", "2", "--output", "exp/tiny/speecheq-package.pt"],
             ["exp/tiny/speecheq-package.pt"],
         ),
