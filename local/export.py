@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
-"""Write a self-contained pretrained package (speecheq-package.pt) from an exp dir, and with
---torchscript / --onnx the exported engines model.ts.pt / model.onnx next to it (docs/inference.md)."""
+"""Stage 9: a self-contained model package from an exp dir, and its TorchScript / ONNX engines.
 
-import sys
+`speecheq export` is the same command: one parser and one code path, in speecheq/cli.py."""
 
-from speecheq.cli import run_export, script
+from speecheq.cli import stage_main
 
 if __name__ == "__main__":
-    script(lambda: run_export(sys.argv[1:], prog="local/export.py"))
+    stage_main("export")

@@ -1,21 +1,9 @@
 #!/usr/bin/env python3
-"""Stage 1: phone inventory of the prepared supervisions -> data/lang/tokens.txt"""
+"""Stage 1: phone inventory of the prepared supervisions -> data/lang/tokens.txt
 
-import argparse
+`speecheq lang` is the same command: one parser and one code path, in speecheq/cli.py."""
 
-from speecheq.cli import script
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--supervisions", nargs="+", required=True, help="supervision manifests")
-    p.add_argument("--lang-dir", default="data/lang", help="where tokens.txt goes")
-    args = p.parse_args()
-
-    from speecheq.text.lang import prepare_lang
-
-    prepare_lang(args.supervisions, args.lang_dir)
-
+from speecheq.cli import stage_main
 
 if __name__ == "__main__":
-    script(main)
+    stage_main("lang")

@@ -1,17 +1,9 @@
 #!/usr/bin/env python3
-"""Stage 4: train the SpeechEQ multitask model (one process on CPU, or torchrun for several GPUs)."""
+"""Stage 4: train the SpeechEQ multitask model (one process on CPU, or torchrun for several GPUs).
 
-from speecheq.cli import script
+`speecheq train` is the same command: one parser and one code path, in speecheq/cli.py."""
 
-
-def main():
-    from speecheq.options import train_parser
-
-    args = train_parser().parse_args()  # before torch's import: --help answers at once
-    from speecheq.train import train
-
-    train(args)
-
+from speecheq.cli import stage_main
 
 if __name__ == "__main__":
-    script(main)
+    stage_main("train")
