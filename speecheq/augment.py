@@ -78,20 +78,18 @@ class CutAugment:
 
 
 _EXTRACTORS: dict = {}
-# lhotse's stored feature type -> the project's extractor name (speecheq.features.make_extractor)
-_EXTRACTOR_NAMES = {"kaldi-fbank": "fbank", "fbank-pitch": "fbank-pitch", "kaldifeat-fbank": "kaldifeat"}
 
 
 def compute_like(reference, cut):
     """Features of ``cut`` from the extractor type that made ``reference``'s stored features."""
-    from speecheq.features import make_extractor, spectral_dims
+    from speecheq.features import EXTRACTOR_OF_FEATURE_TYPE, make_extractor, spectral_dims
 
     kind = reference.features.type
     if kind not in _EXTRACTORS:
-        if kind not in _EXTRACTOR_NAMES:
+        if kind not in EXTRACTOR_OF_FEATURE_TYPE:
             raise SpeechEQError(f"cut {reference.id}: no on-the-fly extractor for stored features of type {kind!r}")
         _EXTRACTORS[kind] = make_extractor(
-            _EXTRACTOR_NAMES[kind], num_mel_bins=spectral_dims(kind, reference.num_features)
+            EXTRACTOR_OF_FEATURE_TYPE[kind], num_mel_bins=spectral_dims(kind, reference.num_features)
         )
     feats = cut.compute_features(_EXTRACTORS[kind])
     if feats.shape[1] != reference.num_features:

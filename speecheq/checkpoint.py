@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from speecheq.errors import SpeechEQError
-from speecheq.features import NUM_MEL_BINS
+from speecheq.features import EXTRACTOR_OF_FEATURE_TYPE, NUM_MEL_BINS
 from speecheq.io import Pathlike, atomic_output
 from speecheq.model import ModelConfig, SpeechEQModel
 
@@ -264,8 +264,6 @@ def load_model(
 SAMPLING_RATE = 16000
 #: Checkpoint key of :func:`record_training_data`'s dict.
 TRAINING_DATA_KEY = "training_data"
-# lhotse's feature type names -> the extractor names of speecheq.features.make_extractor
-_EXTRACTOR_OF_TYPE = {"kaldi-fbank": "fbank", "kaldifeat-fbank": "kaldifeat", "fbank-pitch": "fbank-pitch"}
 
 
 def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
@@ -309,7 +307,7 @@ def record_training_data(cuts, num_mel_bins: int) -> dict:
     from speecheq.features import TRIM_MARK
 
     first = next(iter(cuts))
-    extractor = _EXTRACTOR_OF_TYPE.get(first.features.type) if first.has_features else None
+    extractor = EXTRACTOR_OF_FEATURE_TYPE.get(first.features.type) if first.has_features else None
     seen: Dict[str, set] = {}
     for cut in cuts:
         for sup in cut.supervisions:

@@ -25,6 +25,8 @@ log = logging.getLogger("speecheq")
 NUM_MEL_BINS = 80
 FRAME_SHIFT = 0.01
 EXTRACTORS = ("fbank", "kaldifeat", "fbank-pitch")
+#: lhotse's stored feature type -> the name make_extractor builds it from
+EXTRACTOR_OF_FEATURE_TYPE = {"kaldi-fbank": "fbank", "kaldifeat-fbank": "kaldifeat", "fbank-pitch": "fbank-pitch"}
 
 
 def make_extractor(name: str = "fbank", device: str = "cpu", num_mel_bins: int = NUM_MEL_BINS):
