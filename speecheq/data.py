@@ -14,7 +14,6 @@ loss masks each task per utterance.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -23,32 +22,19 @@ import torch
 
 from speecheq.augment import CutAugment
 from speecheq.errors import SpeechEQError
-from speecheq.labels import GENDERS, LabelScheme, label_summary
+from speecheq.labels import LabelScheme
+from speecheq.tasks import TABLE as TASK_TABLE
+from speecheq.tasks import TargetContext
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
 
 
-def cut_targets(cut, scheme: LabelScheme, tokens: Optional[TokenTable]) -> dict:
-    sup = cut.supervisions[0]
-    custom = sup.custom or {}
-    emotion = scheme.index(custom.get("emotion"))
-    intensity = custom.get("intensity")
-    phones = custom.get("phones") if tokens is not None else None
-    phone_ids: List[int] = []
-    if phones:
-        unknown = [p for p in phones if p not in tokens]
-        if unknown:
-            raise SpeechEQError(
-                f"cut {cut.id}: phones {unknown[:3]} are not in tokens.txt (was the lang stage run on other data?)"
-            )
-        phone_ids = tokens.encode(phones)
+def cut_targets(cut, ctx: TargetContext) -> dict:
+    """The cut's target for every task of the table (its missing value where unlabelled), and its corpus."""
     return {
-        "emotion": -1 if emotion is None else emotion,
-        "intensity": math.nan if intensity is None else float(intensity),
-        "gender": GENDERS.index(sup.gender) if sup.gender in GENDERS else -1,
-        "phones": phone_ids,
-        "corpus": custom.get("corpus", ""),
+        **{name: task.target(cut, ctx) for name, task in TASK_TABLE.items()},
+        "corpus": (cut.supervisions[0].custom or {}).get("corpus", ""),
     }
 
 
@@ -94,29 +80,17 @@ class SpeechEQDataset(torch.utils.data.Dataset):
                 mean, std = self.speaker_cmvn[cut.supervisions[0].speaker]
                 n = int(feature_lens[i])
                 features[i, :n] = (features[i, :n] - mean) / std
-        targets = [cut_targets(c, self.scheme, self.tokens) for c in cuts]
+        ctx = TargetContext(self.scheme, self.tokens, self.speakers)
+        targets = [cut_targets(c, ctx) for c in cuts]
         for t, valid in zip(targets, phones_valid):
-            if not valid:
-                t["phones"] = []
-        max_u = max([len(t["phones"]) for t in targets] + [1])
-        phones = torch.zeros(len(targets), max_u, dtype=torch.long)
-        for i, t in enumerate(targets):
-            phones[i, : len(t["phones"])] = torch.tensor(t["phones"], dtype=torch.long)
-        return {
-            "features": features,
-            "feature_lens": feature_lens.long(),
-            "emotion": torch.tensor([t["emotion"] for t in targets], dtype=torch.long),
-            "intensity": torch.tensor([t["intensity"] for t in targets], dtype=torch.float32),
-            "gender": torch.tensor([t["gender"] for t in targets], dtype=torch.long),
-            "phones": phones,
-            "phone_lens": torch.tensor([len(t["phones"]) for t in targets], dtype=torch.long),
-            "speaker": torch.tensor(
-                [self.speakers.get(c.supervisions[0].speaker, -1) if self.speakers else -1 for c in cuts],
-                dtype=torch.long,
-            ),
-            "corpus": [t["corpus"] for t in targets],
-            "cut_ids": [c.id for c in cuts],
-        }
+            if not valid:  # a cropped window no longer says its whole transcript
+                t["ctc"] = TASK_TABLE["ctc"].missing
+        batch = {"features": features, "feature_lens": feature_lens.long()}
+        for name, task in TASK_TABLE.items():
+            batch.update(task.collate([t[name] for t in targets]))
+        batch["corpus"] = [t["corpus"] for t in targets]
+        batch["cut_ids"] = [c.id for c in cuts]
+        return batch
 
     def _augmented_features(self, cuts):
         """Per cut: the stored features, or on-the-fly ones for a perturbed cut; cropped
@@ -263,25 +237,17 @@ def make_loader(dataset, sampler, num_workers: int = 0, seed: int = 0):
     )
 
 
-TASK_LABELS = {"emotion": None, "intensity": "with_intensity", "gender": "with_gender", "ctc": "with_phones"}
-
-
-def labels_per_corpus(
-    cuts, scheme: LabelScheme, tasks: Sequence[str] = tuple(TASK_LABELS)
-) -> Dict[str, Dict[str, int]]:
+def labels_per_corpus(cuts, scheme: LabelScheme, tasks: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, int]]:
     """{corpus: {"cuts": n, task: cuts labelled for that task}}: in a multi-corpus run the masks
     decide which corpora teach each task (EmoDB's intensity is only its neutral 0; CASIA without
     transcripts has no phones), and a task that no corpus labels is the run's mistake."""
     by_corpus: Dict[str, list] = {}
     for cut in cuts:
         by_corpus.setdefault((cut.supervisions[0].custom or {}).get("corpus", ""), []).append(cut)
+    ctx = TargetContext(scheme)
+    counted = [TASK_TABLE[t] for t in (TASK_TABLE if tasks is None else tasks) if t in TASK_TABLE]
+    counted = [t for t in counted if t.counted]
     out = {}
     for corpus, group in sorted(by_corpus.items()):
-        s = label_summary(group, scheme)
-        counts = {"cuts": s["cuts"]}
-        for task in tasks:
-            if task in TASK_LABELS:
-                key = TASK_LABELS[task]
-                counts[task] = sum(s["emotion"].values()) if key is None else s[key]
-        out[corpus] = counts
+        out[corpus] = {"cuts": len(group), **{t.name: sum(t.labelled(c, ctx) for c in group) for t in counted}}
     return out

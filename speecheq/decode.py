@@ -21,11 +21,12 @@ from speecheq.checkpoint import load_model
 from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
-from speecheq.labels import GENDERS, LabelScheme
+from speecheq.labels import LabelScheme
 from speecheq.options import decode_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.options import set_num_threads
 from speecheq.plots import plot_confusion
 from speecheq.predict import headline, predict_batches, summarize
+from speecheq.tasks import readout_order
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
@@ -40,41 +41,12 @@ def set_name(path: Path) -> str:
 
 
 def write_predictions(records: Sequence[dict], scheme: LabelScheme, tokens, path: Path) -> None:
-    header = [
-        "cut_id",
-        "corpus",
-        "emotion_true",
-        "emotion_pred",
-        *[f"p_{c}" for c in scheme.categories],
-        "intensity_true",
-        "intensity_pred",
-        "gender_true",
-        "gender_pred",
-        "gender_prob",
-        "phones_pred",
-    ]
-    cat = lambda i: scheme.categories[i] if i >= 0 else "-"  # noqa: E731
-    gen = lambda i: GENDERS[i] if i >= 0 else "-"  # noqa: E731
+    tasks = readout_order()
+    header = ["cut_id", "corpus", *[c for t in tasks for c in t.prediction_columns(scheme)]]
     lines = ["\t".join(header)]
     for r in records:
-        phones = " ".join(tokens.decode(r["phones_pred"])) if tokens else ""
-        lines.append(
-            "\t".join(
-                [
-                    r["cut_id"],
-                    r["corpus"],
-                    cat(r["emotion_true"]),
-                    cat(r["emotion_pred"]),
-                    *[f"{p:.4f}" for p in r["emotion_probs"]],
-                    "-" if np.isnan(r["intensity_true"]) else f"{r['intensity_true']:.3f}",
-                    f"{r['intensity_pred']:.3f}",
-                    gen(r["gender_true"]),
-                    gen(r["gender_pred"]),
-                    f"{r['gender_prob']:.3f}",
-                    phones,
-                ]
-            )
-        )
+        cells = [r["cut_id"], r["corpus"], *[c for t in tasks for c in t.prediction_cells(r, scheme, tokens)]]
+        lines.append("\t".join(cells))
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -160,31 +132,34 @@ def paired_difference(a_files: Sequence[Path], b_files: Sequence[Path], metric: 
     }
 
 
-def format_row(name: str, figures: Dict[str, object], command: str) -> str:
-    cols = ["UA", "WA", "macro_F1", "CCC", "gender_acc", "PER"]
+def result_columns() -> List[tuple]:
+    """(headline key, column title, decimals) of every task's RESULTS.md columns."""
+    return [c for t in readout_order() for c in t.result_columns]
 
-    def cell(k):
-        v = figures.get(k)
+
+def format_row(name: str, figures: Dict[str, object], command: str) -> str:
+    def cell(key, digits):
+        v = figures.get(key)
         if v is None:
             return "—"
         if isinstance(v, dict):
-            return f"{v['mean']:.2f} ± {v['std']:.2f}" if k != "CCC" else f"{v['mean']:.3f} ± {v['std']:.3f}"
-        return f"{v:.2f}" if k != "CCC" else f"{v:.3f}"
+            return f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
+        return f"{v:.{digits}f}"
 
-    return f"| {name} | " + " | ".join(cell(k) for k in cols) + f" | `{command}` |"
+    return f"| {name} | " + " | ".join(cell(k, d) for k, _, d in result_columns()) + f" | `{command}` |"
 
 
-RESULTS_HEADER = (
-    "| run | UA % | WA % | macro-F1 % | intensity CCC | gender acc % | PER % | command |\n"
-    "|---|---|---|---|---|---|---|---|\n"
-)
+def results_header() -> str:
+    titles = [title for _, title, _ in result_columns()]
+    return "| run | " + " | ".join(titles) + " | command |\n" + "|---" * (len(titles) + 2) + "|\n"
 
 
 def append_result(results: Path, row: str) -> None:
     """Append one row, creating the table when the file has none."""
     text = results.read_text(encoding="utf-8") if results.exists() else ""
-    if RESULTS_HEADER.splitlines()[0] not in text:
-        text += ("\n" if text and not text.endswith("\n") else "") + "\n" + RESULTS_HEADER
+    header = results_header()
+    if header.splitlines()[0] not in text:
+        text += ("\n" if text and not text.endswith("\n") else "") + "\n" + header
     write_text_atomic(results, text + row + "\n")
 
 

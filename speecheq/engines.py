@@ -18,10 +18,12 @@ from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike
 from speecheq.model import MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES, SpeechEQModel
 from speecheq.package import Package
+from speecheq.tasks import readout_order
 
 ENGINES = ("eager", "torchscript", "onnx")
-#: Outputs of :class:`InferenceGraph`, in order (also the ONNX output names).
-INFERENCE_OUTPUTS = ("emotion_probs", "intensity", "gender_probs", "ctc_log_probs", "encoder_lens")
+#: Outputs of :class:`InferenceGraph` for the built-in tasks, in order (also the ONNX output names):
+#: each evaluated task's inference outputs, in speecheq.tasks.readout_order.
+INFERENCE_OUTPUTS = tuple(name for task in readout_order() for name, _, _ in task.inference_outputs())
 INFERENCE_INPUTS = ("features", "feature_lens")
 #: Files that ``local/export.py --torchscript --onnx`` writes next to the package.
 ENGINE_FILES = {"torchscript": "model.ts.pt", "onnx": "model.onnx"}
@@ -41,16 +43,29 @@ class InferenceGraph(torch.nn.Module):
     def __init__(self, model: SpeechEQModel):
         super().__init__()
         self.model = model
+        heads = {t.name for t in model.utterance_heads.tasks}
+        self.tasks = [t for t in readout_order() if t.frame_level or t.name in heads]
+
+        #: (name, model output key, transform) of each output, in order.
+        self.outputs = [spec for task in self.tasks for spec in task.inference_outputs()]
+
+    @property
+    def output_names(self) -> List[str]:
+        """The names of the tuple forward() returns (for the built-in tasks, INFERENCE_OUTPUTS)."""
+        return [name for name, _, _ in self.outputs]
 
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor):
         out = self.model(features, feature_lens)
-        return (
-            torch.softmax(out["emotion_logits"].float(), dim=-1),
-            out["intensity"].float(),
-            torch.softmax(out["gender_logits"].float(), dim=-1),
-            out["ctc_log_probs"].float(),
-            out["encoder_lens"],
-        )
+        return tuple(_TRANSFORMS[transform](out[key]) for _, key, transform in self.outputs)
+
+
+# What the graph gives instead of a model output (speecheq.tasks.Task.inference_outputs):
+# probabilities instead of logits, and float32 whatever precision the model ran in.
+_TRANSFORMS = {
+    "softmax": lambda x: torch.softmax(x.float(), dim=-1),
+    "float": lambda x: x.float(),
+    "as_is": lambda x: x,
+}
 
 
 def engine_path(package_path: Pathlike, engine: str) -> Path:
@@ -65,7 +80,7 @@ def engine_metadata(package: Package) -> dict:
         "fingerprint": package.fingerprint,
         "speecheq_version": package.version,
         "inputs": list(INFERENCE_INPUTS),
-        "outputs": list(INFERENCE_OUTPUTS),
+        "outputs": InferenceGraph(package.model).output_names,
         "categories": package.categories,
         "min_frames": MIN_EXPORT_FRAMES,
     }
@@ -76,6 +91,8 @@ class Engine:
 
     name = "?"
     min_frames = MIN_INPUT_FRAMES
+    #: The name of each output, in the order run() gives them.
+    output_names: List[str] = list(INFERENCE_OUTPUTS)
 
     def __call__(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:
         if lens.numel() and int(lens.min()) < MIN_INPUT_FRAMES:
@@ -99,6 +116,7 @@ class EagerEngine(Engine):
     def __init__(self, package: Package, device):
         self.device = torch.device(device)
         self.graph = InferenceGraph(package.model.to(self.device)).eval()
+        self.output_names = self.graph.output_names
 
     def run(self, feats, lens):
         with torch.inference_mode():
@@ -138,10 +156,11 @@ class TorchScriptEngine(Engine):
             except Exception as e:
                 raise SpeechEQError(f"{path}: not a readable TorchScript file ({type(e).__name__})") from None
         try:
-            found = json.loads(extra[EXTRA_FILE] or "{}").get("fingerprint")
+            meta = json.loads(extra[EXTRA_FILE] or "{}")
         except ValueError:
-            found = None
-        _check_fingerprint(path, found, package)
+            meta = {}
+        _check_fingerprint(path, meta.get("fingerprint"), package)
+        self.output_names = list(meta.get("outputs") or INFERENCE_OUTPUTS)
 
     def run(self, feats, lens):
         with torch.inference_mode():
@@ -175,11 +194,12 @@ class OnnxEngine(Engine):
         except Exception as e:
             raise SpeechEQError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:120]})") from None
         _check_fingerprint(path, self.session.get_modelmeta().custom_metadata_map.get(FINGERPRINT_KEY), package)
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feats, lens):
         inputs = dict(zip(INFERENCE_INPUTS, (feats.numpy(), lens.numpy())))
         try:
-            out = self.session.run(list(INFERENCE_OUTPUTS), inputs)
+            out = self.session.run(self.output_names, inputs)
         except Exception as e:  # onnxruntime's messages name graph nodes; the first line is enough
             raise SpeechEQError(
                 f"onnxruntime failed on a batch of shape {tuple(feats.shape)}: "

@@ -33,12 +33,11 @@ import torch
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
-from speecheq.model import GENDER_LABELS, MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
+from speecheq.model import MIN_EXPORT_FRAMES, MIN_INPUT_FRAMES
 from speecheq.engines import (
     EXTRA_FILE,
     FINGERPRINT_KEY,
     INFERENCE_INPUTS,
-    INFERENCE_OUTPUTS,
     EagerEngine,
     InferenceGraph,
     OnnxEngine,
@@ -75,7 +74,8 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
     cfg = package.feature_config
     lhotse_cfg = dict(cfg.get("lhotse") or {})
     fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
-    trained = [t for t in ("emotion", "intensity", "gender", "ctc") if package.has_task(t)]
+    graph = InferenceGraph(package.model)
+    trained = [t.name for t in graph.tasks if package.has_task(t.name)]
     meta = {
         "model_type": "speecheq",
         "version": str(ONNX_METADATA_VERSION),
@@ -96,7 +96,8 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
         "trim_margin_s": f"{TRIM_MARGIN:g}",
         "speaker_cmvn": str(int(package.speaker_cmvn)),
         "categories": ",".join(package.categories),
-        "gender_labels": ",".join(GENDER_LABELS),
+        # A classifying task's class names, e.g. gender_labels = "M,F".
+        **{f"{t.name}_labels": ",".join(t.classes) for t in graph.tasks if getattr(t, "classes", ())},
         "tasks": ",".join(trained),
         "tokens": " ".join(package.tokens or []),
         "min_frames": str(MIN_INPUT_FRAMES),
@@ -104,7 +105,7 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
         "subsampling_factor": str(SUBSAMPLING_FACTOR),
         "encoder_frame_shift_ms": f"{1000 * package.frame_shift:g}",
         "inputs": ",".join(INFERENCE_INPUTS),
-        "outputs": ",".join(INFERENCE_OUTPUTS),
+        "outputs": ",".join(graph.output_names),
     }
     for key in (
         "dither",
@@ -176,7 +177,7 @@ def export_onnx(package: Package, path: Pathlike, opset: Optional[int] = None) -
                 dynamo=True,
                 dynamic_shapes=dynamic,
                 input_names=list(INFERENCE_INPUTS),
-                output_names=list(INFERENCE_OUTPUTS),
+                output_names=graph.output_names,
                 opset_version=opset,
                 verbose=False,
             )
@@ -213,7 +214,7 @@ def compare_with_eager(
         else OnnxEngine(package, Path(path), "cpu")
     )
     got = exported(feats, lens_t)
-    return {name: relative_error(g.numpy(), r.numpy()) for name, g, r in zip(INFERENCE_OUTPUTS, got, ref)}
+    return {name: relative_error(g.numpy(), r.numpy()) for name, g, r in zip(exported.output_names, got, ref)}
 
 
 def export_engines(

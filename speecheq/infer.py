@@ -28,17 +28,18 @@ import numpy as np
 import torch
 
 from speecheq.data import CmvnStats
-from speecheq.engines import ENGINES, Engine, make_engine
+from speecheq.engines import ENGINES, INFERENCE_OUTPUTS, Engine, make_engine
 from speecheq.errors import AudioError, SpeechEQError
 from speecheq.features import spectral_dims, trim_frames
 from speecheq.inputs import Source, collect_sources
 from speecheq.io import Pathlike, atomic_output
-from speecheq.model import GENDER_LABELS, MIN_INPUT_FRAMES
+from speecheq.model import MIN_INPUT_FRAMES
 from speecheq.options import set_num_threads
 from speecheq.package import Package, load_package
-from speecheq.predict import greedy_ctc, restricted_log_probs
+from speecheq.predict import greedy_ctc
 from speecheq.records import FORMATS, output_format, write_records
 from speecheq.segments import MIN_MAX_SEGMENT, split_at_pauses
+from speecheq.tasks import corpus_probs, readout_order
 
 # The names callers (cli, pretrained, bench, tests) have always imported from here.
 __all__ = [
@@ -63,14 +64,6 @@ EXIT_PARTIAL = 3  # some inputs failed, the others have records
 # batches group similar lengths while memory stays bounded and output stays ordered.
 CHUNK_BATCHES = 8
 CHUNK_MAX_FILES = 2000
-
-
-def corpus_probs(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``probs`` renormalised over the categories ``mask`` allows (0 elsewhere), in float64: validation's
-    and decoding's corpus-aware decision (:func:`speecheq.predict.restricted_log_probs`) on what the
-    engines give, probabilities, whose logs are logits up to a constant per row."""
-    log_probs = torch.log(torch.as_tensor(probs, dtype=torch.float64))
-    return restricted_log_probs(log_probs[None], torch.as_tensor(mask, dtype=torch.bool)[None])[0].exp().numpy()
 
 
 @dataclass
@@ -149,6 +142,16 @@ class Inferencer:
                 "--align needs a model trained with the ctc task and a token table; this package has none"
             )
         self.align = align
+        # The utterance-level tasks the engine gives outputs for; the CTC outputs are read apart (phones, alignment).
+        # An engine without names gives INFERENCE_OUTPUTS, in order (the contract before engines named them).
+        self.output_names = list(getattr(engine, "output_names", INFERENCE_OUTPUTS))
+        given = set(self.output_names)
+        self.tasks = [
+            t
+            for t in readout_order()
+            if not t.frame_level and all(name in given for name, _, _ in t.inference_outputs())
+        ]
+        self.head_outputs = [name for t in self.tasks for name, _, _ in t.inference_outputs()]
         self.stats = InferStats()
 
     # -------------------------------------------------------------- reading
@@ -211,16 +214,15 @@ class Inferencer:
             feats = torch.zeros(len(batch), int(lens.max()), batch[0].feats.shape[1])
             for i, u in enumerate(batch):
                 feats[i, : u.feats.shape[0]] = torch.from_numpy(u.feats)
-            emo, intensity, gender, ctc, enc_lens = self.engine(feats, lens)
+            outputs = dict(zip(self.output_names, self.engine(feats, lens)))
+            ctc, enc_lens = outputs["ctc_log_probs"], outputs["encoder_lens"]
             hyps = greedy_ctc(ctc, enc_lens) if self.phones else [None] * len(batch)
             alignments = (
                 self._align(ctc, enc_lens, hyps, [u.start for u in batch]) if self.align else [None] * len(batch)
             )
             for i, u in enumerate(batch):
                 u.out = {
-                    "probs": emo[i].numpy().astype(np.float64),
-                    "intensity": float(intensity[i]),
-                    "gender": gender[i].numpy().astype(np.float64),
+                    "heads": {name: outputs[name][i].numpy().astype(np.float64) for name in self.head_outputs},
                     "phones": hyps[i],
                     "alignment": alignments[i],
                 }
@@ -248,26 +250,10 @@ class Inferencer:
         return out
 
     # -------------------------------------------------------------- records
-    def _readout(self, probs: np.ndarray, intensity: float, gender: np.ndarray) -> dict:
-        pkg = self.package
+    def _readout(self, values: dict) -> dict:
         rec: dict = {}
-        if pkg.has_task("emotion"):
-            decision = probs if self.mask is None else corpus_probs(probs, self.mask)
-            rec["category"] = self.categories[int(np.argmax(decision))]
-            rec["probabilities"] = {c: round(float(p), 4) for c, p in zip(self.categories, probs)}
-            if self.mask is not None:
-                rec["corpus"] = self.corpus
-                rec["corpus_probabilities"] = {
-                    c: round(float(p), 4) for c, p, m in zip(self.categories, decision, self.mask) if m
-                }
-        else:
-            rec.update(category=None, probabilities=None)
-        rec["intensity"] = round(float(intensity), 4) if pkg.has_task("intensity") else None
-        if pkg.has_task("gender"):
-            g = int(np.argmax(gender))
-            rec.update(gender=GENDER_LABELS[g], gender_probability=round(float(gender[g]), 4))
-        else:
-            rec.update(gender=None, gender_probability=None)
+        for task in self.tasks:
+            rec.update(task.readout(values, self) if self.package.has_task(task.name) else task.unknown())
         return rec
 
     def records(self, item: _Item) -> List[dict]:
@@ -282,7 +268,7 @@ class Inferencer:
             if segmented:
                 rec.update(segment=k, start=round(u.start, 3), end=round(u.end, 3))
             rec["duration"] = round(u.end - u.start, 3)
-            rec.update(self._readout(u.out["probs"], u.out["intensity"], u.out["gender"]))
+            rec.update(self._readout(u.out["heads"]))
             rec["phones"] = " ".join(tokens[t] for t in u.out["phones"]) if u.out["phones"] is not None else None
             if self.align:
                 rec["alignment"] = u.out["alignment"]
@@ -290,9 +276,9 @@ class Inferencer:
         if segmented:
             w = np.array([u.end - u.start for u in item.units])
             w = w / w.sum()
-            mean = lambda key: sum(wi * u.out[key] for wi, u in zip(w, item.units))  # noqa: E731
+            mean = lambda key: sum(wi * u.out["heads"][key] for wi, u in zip(w, item.units))  # noqa: E731
             summary = {**head, "summary": True, "segments": len(item.units), "duration": round(item.duration, 3)}
-            summary.update(self._readout(mean("probs"), mean("intensity"), mean("gender")))
+            summary.update(self._readout({name: mean(name) for name in self.head_outputs}))
             out.append(summary)
         if item.source.warnings:
             # Only when there is something to say: a clean file's record is as before.

@@ -1,4 +1,8 @@
-"""Multitask loss for SpeechEQ: emotion, intensity, CTC phonemes and gender.
+"""Multitask loss for SpeechEQ: emotion, intensity, CTC phonemes, gender (the tasks of speecheq.tasks).
+
+Each task's table entry names its kind of loss, one method here: ``_emotion``
+(cross-entropy with class weights and mixup), ``_regression`` (MSE or 1 - CCC),
+``_ctc``, ``_classification`` (cross-entropy).
 
 Corpora label different subsets of the tasks, so every task is masked per
 utterance: a missing label (emotion/gender -1, intensity NaN, phone_lens 0)
@@ -19,10 +23,9 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from speecheq.options import DEFAULT_WEIGHTS, TASK_WEIGHTS, TASKS  # noqa: F401  (torch-free, for --help)
+from speecheq.tasks import MISSING_CLASS, TABLE, Task, default_weights
 
 INTENSITY_LOSSES = ("mse", "ccc")
-MISSING_CLASS = -1
 
 # Keeps CCC finite when predictions and targets are all equal to one constant.
 _CCC_EPS = 1e-8
@@ -61,8 +64,8 @@ def _ctc_min_frames(phones: torch.Tensor, phone_lens: torch.Tensor) -> torch.Ten
 class MultitaskLoss:
     """Weighted sum of per-task mean losses with per-utterance masking of missing labels.
 
-    weights: task -> weight; tasks are ``emotion``, ``intensity``, ``ctc``,
-        ``gender``. A weight of 0 or an absent task switches the task off: it is
+    weights: task -> weight, for tasks of speecheq.tasks.TABLE (``emotion``, ``intensity``,
+        ``ctc``, ``gender``, ``speaker``). A weight of 0 or an absent task switches the task off: it is
         not computed and needs neither outputs nor labels.
     intensity_loss: ``"mse"`` or ``"ccc"`` (1 - CCC over the valid utterances
         of the batch; batches with fewer than 2 valid intensities use MSE, since
@@ -79,14 +82,14 @@ class MultitaskLoss:
         intensity_loss: str = "mse",
         class_weights: Sequence[float] | torch.Tensor | None = None,
     ):
-        weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-        unknown = sorted(set(weights) - set(TASKS))
+        weights = dict(default_weights() if weights is None else weights)
+        unknown = sorted(set(weights) - set(TABLE))
         if unknown:
-            raise ValueError(f"unknown loss task(s) {unknown}; tasks are {list(TASKS)}")
+            raise ValueError(f"unknown loss task(s) {unknown}; tasks are {list(TABLE)}")
         for task, weight in weights.items():
             if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
                 raise ValueError(f"loss weight for {task!r} must be a finite number >= 0, got {weight!r}")
-        self.weights = {task: float(weights[task]) for task in TASKS if weights.get(task, 0) > 0}
+        self.weights = {task: float(weights[task]) for task in TABLE if weights.get(task, 0) > 0}
         if not self.weights:
             raise ValueError("every loss weight is 0 or missing; at least one task must be on")
         if intensity_loss not in INTENSITY_LOSSES:
@@ -104,23 +107,20 @@ class MultitaskLoss:
 
     def __call__(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]):
         """Returns ``(total_loss, stats)``; stats[task] = {"loss": sum, "count": n, ...}."""
-        compute = {
-            "emotion": self._emotion,
-            "intensity": self._intensity,
-            "ctc": self._ctc,
-            "gender": self._gender,
-            "speaker": self._speaker,
-        }
         total = None
         stats: dict[str, dict[str, float | int]] = {}
         for task, weight in self.weights.items():
-            loss_sum, count, extra = compute[task](outputs, batch)
+            spec = TABLE[task]
+            if spec.output not in outputs:
+                raise ValueError(f"the {task} task needs {spec.needs}")
+            # The table names the kind of loss (speecheq.tasks.Task.loss); the kinds are the methods below.
+            loss_sum, count, extra = getattr(self, f"_{spec.loss}")(outputs, batch, spec)
             term = weight * loss_sum / max(count, 1)
             total = term if total is None else total + term
             stats[task] = {"loss": float(loss_sum.detach()), "count": count, **extra}
         return total, stats
 
-    def _classification(
+    def _cross_entropy(
         self, logits: torch.Tensor, targets: torch.Tensor, task: str, class_weights: torch.Tensor | None
     ):
         targets = targets.to(logits.device).long()
@@ -141,9 +141,9 @@ class MultitaskLoss:
         count = int((targets != MISSING_CLASS).sum())
         return per_utterance.sum(), count, {}
 
-    def _emotion(self, outputs, batch):
-        logits, targets = outputs["emotion_logits"], _label(batch, "emotion", "emotion")
-        loss_sum, count, extra = self._classification(logits, targets, "emotion", self.class_weights)
+    def _emotion(self, outputs, batch, task: Task):
+        logits, targets = outputs[task.output], _label(batch, task.name, task.name)
+        loss_sum, count, extra = self._cross_entropy(logits, targets, task.name, self.class_weights)
         if "mix_partner" not in batch:
             return loss_sum, count, extra
         # Mixup: lam on the utterance's own class, 1 - lam on its partner's (where the
@@ -160,17 +160,12 @@ class MultitaskLoss:
             mixed = mixed * torch.where(targets == MISSING_CLASS, torch.zeros_like(lam), w[targets.clamp(min=0)])
         return torch.where(targets == MISSING_CLASS, torch.zeros_like(mixed), mixed).sum(), count, extra
 
-    def _speaker(self, outputs, batch):
-        if "speaker_logits" not in outputs:
-            raise ValueError("the speaker task needs a model with an adversary head (ModelConfig.num_speakers > 0)")
-        return self._classification(outputs["speaker_logits"], _label(batch, "speaker", "speaker"), "speaker", None)
+    def _classification(self, outputs, batch, task: Task):
+        return self._cross_entropy(outputs[task.output], _label(batch, task.name, task.name), task.name, None)
 
-    def _gender(self, outputs, batch):
-        return self._classification(outputs["gender_logits"], _label(batch, "gender", "gender"), "gender", None)
-
-    def _intensity(self, outputs, batch):
-        pred = outputs["intensity"]
-        target = _label(batch, "intensity", "intensity").to(device=pred.device, dtype=pred.dtype)
+    def _regression(self, outputs, batch, task: Task):
+        pred = outputs[task.output]
+        target = _label(batch, task.name, task.name).to(device=pred.device, dtype=pred.dtype)
         valid = ~torch.isnan(target)
         count = int(valid.sum())
         if self.intensity_loss == "ccc" and count >= 2:
@@ -181,8 +176,8 @@ class MultitaskLoss:
         target = torch.where(valid, target, pred.detach())
         return (pred - target).square().sum(), count, {}
 
-    def _ctc(self, outputs, batch):
-        log_probs = outputs["ctc_log_probs"]
+    def _ctc(self, outputs, batch, task: Task):
+        log_probs = outputs[task.output]
         encoder_lens = outputs["encoder_lens"].to(log_probs.device).long()
         phones = _label(batch, "phones", "ctc").to(log_probs.device).long()
         phone_lens = _label(batch, "phone_lens", "ctc").to(log_probs.device).long()

@@ -12,13 +12,8 @@ from pathlib import Path
 
 from speecheq.labels import PRESETS as LABEL_PRESETS
 from speecheq.model.config import PRESETS as MODEL_PRESETS
-
-# "speaker" is the gradient-reversal adversary (training only): its head learns the
-# training speakers, the encoder gets the reversed gradient (speecheq.model.heads).
-TASKS = ("emotion", "intensity", "ctc", "gender", "speaker")
-# The four SpeechEQ tasks are on by default; the adversary only when asked for.
-DEFAULT_WEIGHTS = {"emotion": 1.0, "intensity": 0.5, "ctc": 0.1, "gender": 0.1}
-TASK_WEIGHTS = {**DEFAULT_WEIGHTS, "speaker": 0.1}
+from speecheq.tasks import TABLE as TASK_TABLE
+from speecheq.tasks import default_tasks
 
 #: Stage scripts run one torch thread per process: recipes get their parallelism from
 #: processes (--nj, folds side by side), and on a loaded machine intra-op threads cost
@@ -102,14 +97,14 @@ def train_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("tasks and loss")
     g.add_argument(
         "--tasks",
-        default="emotion,intensity,ctc,gender",
+        default=",".join(default_tasks()),
         help="comma list of active tasks; 'speaker' adds a gradient-reversal speaker adversary",
     )
-    for t in TASKS:
+    for t, task in TASK_TABLE.items():
         g.add_argument(
             f"--{t}-weight",
             type=float,
-            default=TASK_WEIGHTS[t],
+            default=task.weight,
             help=f"weight of the {t} loss in the sum (0: the task is off)",
         )
     g.add_argument(

@@ -33,13 +33,13 @@ from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
 from speecheq.labels import EMOTION_MAPS, LabelScheme
 from speecheq.model import FRAME_SHIFT_SECONDS, ModelConfig, SpeechEQModel
+from speecheq.tasks import default_tasks
 
 log = logging.getLogger("speecheq")
 
 PACKAGE_FORMAT = "speecheq-package"
 # Bump when a key changes meaning; readers refuse newer versions instead of guessing.
 FORMAT_VERSION = 1
-TASKS = ("emotion", "intensity", "ctc", "gender")
 
 
 # --------------------------------------------------------------------------- #
@@ -116,7 +116,7 @@ def package_from_model(
         "categories": list(categories),
         "corpus_categories": corpus_categories(categories, corpora, observed),
         "tokens": list(tokens) if tokens is not None else None,
-        "tasks": _plain(dict(tasks) if tasks is not None else {t: 1.0 for t in TASKS}),
+        "tasks": _plain(dict(tasks) if tasks is not None else {t: 1.0 for t in default_tasks()}),
         # Also inside model_state as buffers; stored apart so other tools can read them without torch modules.
         "normalization": {"mean": state["feature_mean"].tolist(), "std": state["feature_std"].tolist()},
         "feature_config": {
@@ -355,7 +355,7 @@ def load_package(path: Pathlike, device="cpu") -> Package:
         categories=categories,
         corpus_categories={k: list(v) for k, v in (obj.get("corpus_categories") or {}).items()},
         tokens=list(obj["tokens"]) if obj.get("tokens") else None,
-        tasks=dict(obj.get("tasks") or {t: 1.0 for t in TASKS}),
+        tasks=dict(obj.get("tasks") or {t: 1.0 for t in default_tasks()}),
         feature_config=feature_cfg,
         speaker_cmvn=bool(obj.get("speaker_cmvn")),
         normalization=dict(obj.get("normalization") or {}),

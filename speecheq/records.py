@@ -1,6 +1,6 @@
 """Writing ``speecheq infer``'s records: JSON lines (one object a record) or TSV (one row a record).
 
-The TSV has a fixed header, with a ``p_<category>`` column per category of the package,
+The TSV has a fixed header (each task's columns, speecheq.tasks), with a ``p_<category>`` column per category,
 so that files from one model can be concatenated and read by column position.
 """
 
@@ -12,28 +12,14 @@ from typing import Iterable, List, Optional, Sequence, TextIO
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike
+from speecheq.tasks import readout_order
 
 FORMATS = ("jsonl", "tsv")
 
 
 def tsv_header(categories: Sequence[str]) -> List[str]:
-    return [
-        "path",
-        "id",
-        "segment",
-        "start",
-        "end",
-        "duration",
-        "category",
-        *[f"p_{c}" for c in categories],
-        "intensity",
-        "gender",
-        "gender_prob",
-        "phones",
-        "alignment",
-        "warnings",
-        "error",
-    ]
+    tasks = [c for t in readout_order() for c in t.tsv_columns(categories)]
+    return ["path", "id", "segment", "start", "end", "duration", *tasks, "warnings", "error"]
 
 
 def tsv_row(rec: dict, categories: Sequence[str]) -> str:
@@ -42,8 +28,6 @@ def tsv_row(rec: dict, categories: Sequence[str]) -> str:
             return "-"
         return str(v).replace("\t", " ").replace("\n", " ")
 
-    probs = rec.get("probabilities") or {}
-    ali = rec.get("alignment")
     return "\t".join(
         cell(v)
         for v in [
@@ -53,13 +37,7 @@ def tsv_row(rec: dict, categories: Sequence[str]) -> str:
             rec.get("start"),
             rec.get("end"),
             rec.get("duration"),
-            rec.get("category"),
-            *[probs.get(c) for c in categories],
-            rec.get("intensity"),
-            rec.get("gender"),
-            rec.get("gender_probability"),
-            rec.get("phones"),
-            " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None,
+            *[c for t in readout_order() for c in t.tsv_cells(rec, categories)],
             "; ".join(rec["warnings"]) if rec.get("warnings") else None,
             rec.get("error"),
         ]

@@ -52,11 +52,12 @@ from speecheq.errors import SpeechEQError
 from speecheq.features import feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import LabelScheme, label_summary, require_nonempty
-from speecheq.losses import TASKS, MultitaskLoss
+from speecheq.losses import MultitaskLoss
 from speecheq.model import MIN_INPUT_FRAMES, SpeechEQModel, config_from_preset
 from speecheq.options import set_num_threads
 from speecheq.options import train_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.predict import headline, records_from_outputs, summarize
+from speecheq.tasks import TABLE as TASK_TABLE
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
@@ -64,9 +65,9 @@ log = logging.getLogger("speecheq")
 
 def parse_tasks(args) -> Dict[str, float]:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in TASKS]
+    unknown = [t for t in tasks if t not in TASK_TABLE]
     if unknown or not tasks:
-        raise SpeechEQError(f"--tasks: unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
+        raise SpeechEQError(f"--tasks: unknown task(s) {unknown}; choose from {', '.join(TASK_TABLE)}")
     return {t: getattr(args, f"{t}_weight") for t in tasks if getattr(args, f"{t}_weight") > 0}
 
 

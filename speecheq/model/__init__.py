@@ -10,7 +10,6 @@ _LAZY = {
     "MIN_INPUT_FRAMES": "encoder",
     "SUBSAMPLING_FACTOR": "encoder",
     "output_lengths": "encoder",
-    "GENDER_LABELS": "heads",
     "SpecAugment": "specaugment",
     "OUTPUT_KEYS": "speecheq",
     "SpeechEQModel": "speecheq",
@@ -29,7 +28,6 @@ def __getattr__(name):
 
 __all__ = [
     "FRAME_SHIFT_SECONDS",
-    "GENDER_LABELS",
     "MIN_EXPORT_FRAMES",
     "MIN_INPUT_FRAMES",
     "OUTPUT_KEYS",

@@ -1,7 +1,8 @@
 """Task heads on top of the shared encoder.
 
-The phoneme head reads every encoder frame (CTC); the emotion, intensity and
-gender heads share one utterance embedding from attentive statistics pooling.
+The phoneme head reads every encoder frame (CTC); the utterance-level tasks of
+speecheq.tasks (emotion, intensity, gender, ...) share one utterance embedding from
+attentive statistics pooling, each through a head of the kind its table entry names.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from speecheq.labels import GENDERS as GENDER_LABELS  # the labels module owns the order
+from speecheq.tasks import utterance_tasks
 
 # Keeps the pooled standard deviation differentiable where a channel is constant.
 _MIN_VARIANCE = 1e-5
@@ -79,39 +80,43 @@ class GradientReversal(nn.Module):
         return _ReverseGradient.apply(x, self.scale)
 
 
-class UtteranceHeads(nn.Module):
-    """Emotion logits, intensity in [0, 1] and gender logits from one pooled embedding,
-    and with ``num_speakers`` > 0 a training-only speaker adversary behind gradient reversal."""
+def build_head(kind: str, pooled_dim: int, hidden_dim: int, num_outputs: int) -> nn.Module:
+    """The head kinds a task of speecheq.tasks can name (Task.head)."""
+    if kind == "classifier":
+        return nn.Linear(pooled_dim, num_outputs)
+    if kind == "regressor":  # a score in [0, 1]
+        return nn.Sequential(nn.Linear(pooled_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1), nn.Sigmoid())
+    if kind == "adversary":
+        return nn.Sequential(
+            GradientReversal(), nn.Linear(pooled_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_outputs)
+        )
+    raise ValueError(f"unknown head kind {kind!r}")
 
-    def __init__(self, d_model: int, pooling_dim: int, num_emotions: int, dropout: float, num_speakers: int = 0):
+
+class UtteranceHeads(nn.Module):
+    """One head per utterance-level task of speecheq.tasks on one pooled embedding: emotion
+    logits, intensity in [0, 1], gender logits and, with ``num_speakers`` > 0, a training-only
+    speaker adversary behind gradient reversal."""
+
+    def __init__(self, config):
         super().__init__()
+        d_model, pooling_dim = config.d_model, config.pooling_dim
         self.pooling = AttentiveStatisticsPooling(d_model, pooling_dim)
         pooled_dim = 2 * d_model
-        self.dropout = nn.Dropout(dropout)
-        self.emotion = nn.Linear(pooled_dim, num_emotions)
-        self.intensity = nn.Sequential(
-            nn.Linear(pooled_dim, pooling_dim),
-            nn.ReLU(),
-            nn.Linear(pooling_dim, 1),
-            nn.Sigmoid(),
-        )
-        self.gender = nn.Linear(pooled_dim, len(GENDER_LABELS))
-        self.speaker = None
-        if num_speakers > 0:
-            self.speaker = nn.Sequential(
-                GradientReversal(),
-                nn.Linear(pooled_dim, pooling_dim),
-                nn.ReLU(),
-                nn.Linear(pooling_dim, num_speakers),
-            )
+        self.dropout = nn.Dropout(config.dropout)
+        # Attributes named after the tasks, built in table order: the parameter names and the
+        # random initialisation stay those of checkpoints written before the table existed.
+        self.tasks = []
+        for task in utterance_tasks():
+            width = task.num_outputs(config)
+            if width > 0:
+                setattr(self, task.name, build_head(task.head, pooled_dim, pooling_dim, width))
+                self.tasks.append(task)
 
     def forward(self, encoded: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
         pooled = self.dropout(self.pooling(encoded, valid))
-        out = {
-            "emotion_logits": self.emotion(pooled),
-            "intensity": self.intensity(pooled).squeeze(-1),
-            "gender_logits": self.gender(pooled),
-        }
-        if self.speaker is not None:
-            out["speaker_logits"] = self.speaker(pooled)
+        out = {}
+        for task in self.tasks:
+            y = getattr(self, task.name)(pooled)
+            out[task.output] = y.squeeze(-1) if task.head == "regressor" else y
         return out

@@ -15,9 +15,11 @@ from speecheq.model.encoder import (
 )
 from speecheq.model.heads import PhonemeHead, UtteranceHeads
 from speecheq.model.specaugment import SpecAugment
+from speecheq.tasks import utterance_tasks
 
-# "encoder_lens" counts the valid frames of "ctc_log_probs" (encoder frames x ctc_upsample).
-OUTPUT_KEYS = ("ctc_log_probs", "encoder_lens", "emotion_logits", "intensity", "gender_logits")
+# "encoder_lens" counts the valid frames of "ctc_log_probs" (encoder frames x ctc_upsample); then one
+# output per utterance head that every model has (the training-only adversary's only with num_speakers > 0).
+OUTPUT_KEYS = ("ctc_log_probs", "encoder_lens", *(t.output for t in utterance_tasks() if t.evaluated))
 
 
 def _is_graph_capture() -> bool:
@@ -58,9 +60,7 @@ class SpeechEQModel(nn.Module):
             dropout=config.dropout,
         )
         self.phoneme_head = PhonemeHead(config.d_model, config.vocab_size, config.ctc_upsample)
-        self.utterance_heads = UtteranceHeads(
-            config.d_model, config.pooling_dim, config.num_emotions, config.dropout, config.num_speakers
-        )
+        self.utterance_heads = UtteranceHeads(config)
 
     def set_normalization(self, mean, std) -> None:
         """Store the per-bin training-set mean and standard deviation (arrays, lists or tensors)."""
