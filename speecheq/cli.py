@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,11 +272,13 @@ def decode_parser(prog: Optional[str] = "speecheq decode") -> argparse.ArgumentP
 
 
 def run_decode(argv=None, prog: Optional[str] = "speecheq decode") -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = decode_parser(prog).parse_args(argv)  # before torch's import: --help answers at once
     from speecheq.decode import decode
     from speecheq.io import write_text_atomic
 
-    written = decode(args)
+    # the row in RESULTS.md names the command as it was typed: `speecheq decode ...` or local/decode.py
+    written = decode(args, command=shlex.join([*(prog or "local/decode.py").split(), *argv]))
     if args.metrics_list is not None:
         write_text_atomic(args.metrics_list, "".join(f"{path}\n" for path in written))
 

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -163,10 +163,11 @@ def append_result(results: Path, row: str) -> None:
     write_text_atomic(results, text + row + "\n")
 
 
-def decode(args) -> List[Path]:
+def decode(args, command: Optional[str] = None) -> List[Path]:
     """Decode ``args.cuts`` (or summarise ``args.folds``); returns the metrics.json files written,
-    so a caller learns the decode folders' names (the weights tag) instead of rebuilding them."""
-    command = " ".join(["local/decode.py", *sys.argv[1:]])
+    so a caller learns the decode folders' names (the weights tag) instead of rebuilding them.
+    ``command``: the command line the RESULTS.md row names (default: this process's, as local/decode.py)."""
+    command = command or " ".join(["local/decode.py", *sys.argv[1:]])
     set_num_threads(getattr(args, "num_threads", 0))
     if args.folds:
         summary = fold_summary(args.folds)

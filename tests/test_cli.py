@@ -60,8 +60,12 @@ def decoded(listed):
 def test_decode_gives_what_the_local_script_gives(trained_exp, synth_data, tmp_path, monkeypatch):
     exp = shutil.copytree(trained_exp, tmp_path / "exp")  # the shared model's own decode folder stays untouched
     argv = ["--exp-dir", exp, "--checkpoint", "best-valid.pt", "--cuts", synth_data / "fbank/synth_cuts_test.jsonl.gz"]
-    cli("decode", *argv, "--metrics-list", tmp_path / "cli.txt")
+    cli("decode", *argv, "--metrics-list", tmp_path / "cli.txt", "--results", tmp_path / "cli.md")
     first = decoded(tmp_path / "cli.txt")  # read now: the local script writes the same decode folder
-    local(monkeypatch, "decode.py", *argv, "--metrics-list", tmp_path / "local.txt")
+    local(monkeypatch, "decode.py", *argv, "--metrics-list", tmp_path / "local.txt", "--results", tmp_path / "local.md")
     assert first[0] == exp / "decode/synth_test-best-valid/metrics.json" and first[1]["utterances"] > 0
     assert decoded(tmp_path / "local.txt") == first
+    # each RESULTS.md row names the command that was typed, so it can be run again as written
+    for entry, results in (("`speecheq decode --exp-dir ", "cli.md"), ("`local/decode.py --exp-dir ", "local.md")):
+        (row,) = [r for r in (tmp_path / results).read_text().splitlines() if "best-valid" in r and "`" in r]
+        assert entry in row, row
