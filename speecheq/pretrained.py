@@ -103,7 +103,7 @@ class EmotionClassifier:
         for item in items:
             weights = np.array([u.end - u.start for u in item.units])
             weights = weights / weights.sum()
-            probs.append(sum(w * u.out["probs"] for w, u in zip(weights, item.units)))
+            probs.append(sum(w * u.out["heads"]["emotion_probs"] for w, u in zip(weights, item.units)))
         out_prob = torch.from_numpy(np.stack(probs).astype(np.float32))
         mask = self.runner.mask
         decision = out_prob if mask is None else torch.where(torch.from_numpy(mask), out_prob, 0.0)
