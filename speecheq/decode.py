@@ -114,7 +114,8 @@ def fold_values(metric_files: Sequence[Path], metric: str) -> List[float]:
 
 def paired_difference(a_files: Sequence[Path], b_files: Sequence[Path], metric: str = "UA") -> Dict[str, object]:
     """B minus A fold by fold: on the same test speakers, the spread between folds (which
-    speakers are hard) cancels, so the paired mean and std say more than two mean ± std."""
+    speakers are hard) cancels, so the paired mean and std say more than two mean ± std.
+    ``b_better`` counts the folds where B is the better model (for PER: the lower)."""
     if len(a_files) != len(b_files) or not a_files:
         raise SpeechEQError(f"paired comparison needs the same folds on both sides ({len(a_files)} vs {len(b_files)})")
     a, b = fold_values(a_files, metric), fold_values(b_files, metric)
@@ -127,7 +128,7 @@ def paired_difference(a_files: Sequence[Path], b_files: Sequence[Path], metric: 
         "difference": diff,
         "mean": mean,
         "std": std,
-        "b_better": sum(d > 0 for d in diff),
+        "b_better": sum(d < 0 if metric in metrics.LOWER_IS_BETTER else d > 0 for d in diff),
         "folds": len(diff),
     }
 

@@ -157,6 +157,10 @@ def ccc(true, pred) -> float:
     return float(2 * covariance / denominator)
 
 
+#: headline metrics where a smaller value is the better model (an error rate)
+LOWER_IS_BETTER = frozenset({"PER"})
+
+
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     """Levenshtein distance (substitutions, insertions, deletions all cost 1)."""
     import kaldialign

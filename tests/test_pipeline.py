@@ -91,6 +91,11 @@ def test_paired_fold_difference_and_its_script(tmp_path):
         paired_difference(a, b[:2])
     with pytest.raises(SpeechEQError, match="no 'PER'"):
         paired_difference(a, b, "PER")
+    for run, pers in (("pa", [10.0, 20.0, 30.0]), ("pb", [12.0, 15.0, 25.0])):  # an error rate: lower is better
+        for k, per in enumerate(pers):
+            (tmp_path / f"{run}{k}.json").write_text(json.dumps({"headline": {"UA": 50.0, "PER": per}}))
+    per_a, per_b = ([tmp_path / f"{run}{k}.json" for k in range(3)] for run in ("pa", "pb"))
+    assert paired_difference(per_a, per_b, "PER")["b_better"] == 2
     script = Path(__file__).resolve().parents[1] / "local/compare_folds.py"
     out = subprocess.run(
         [
