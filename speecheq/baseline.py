@@ -345,16 +345,14 @@ def baseline_name(featset: str, speaker_norm: bool, label_preset: str, fit_on: s
     return f"baseline_{featset}{'_spknorm' if speaker_norm else ''}{'_traindev' if fit_on != 'train' else ''}_{label_preset}"
 
 
-def records(infos: Sequence[CutInfo], probs: np.ndarray, classes: np.ndarray, scheme: LabelScheme) -> List[dict]:
-    """Decode-style records (``speecheq.predict.records_from_outputs``): the category task
-    only; the other tasks are marked unknown so ``summarize`` leaves them out."""
-    full = np.zeros((len(infos), scheme.num_classes))
-    full[:, classes] = probs
+def category_records(cut_ids: Sequence[str], corpora: Sequence[str], truths: Sequence[int], probs) -> List[dict]:
+    """Decode-style records (``speecheq.predict.records_from_outputs``) of a category-only
+    classifier (the SVM, a fusion): the other tasks are marked unknown so ``summarize`` leaves them out."""
     return [
         {
-            "cut_id": i.cut_id,
-            "corpus": i.corpus,
-            "emotion_true": i.emotion,
+            "cut_id": c,
+            "corpus": corpus,
+            "emotion_true": int(t),
             "emotion_pred": int(p.argmax()),
             "emotion_probs": p,
             "intensity_true": float("nan"),
@@ -365,8 +363,15 @@ def records(infos: Sequence[CutInfo], probs: np.ndarray, classes: np.ndarray, sc
             "phones_true": None,
             "phones_pred": [],
         }
-        for i, p in zip(infos, full)
+        for c, corpus, t, p in zip(cut_ids, corpora, truths, probs)
     ]
+
+
+def records(infos: Sequence[CutInfo], probs: np.ndarray, classes: np.ndarray, scheme: LabelScheme) -> List[dict]:
+    """The SVM's records: its probabilities over the classes it was fitted on, spread over the scheme's."""
+    full = np.zeros((len(infos), scheme.num_classes))
+    full[:, classes] = probs
+    return category_records([i.cut_id for i in infos], [i.corpus for i in infos], [i.emotion for i in infos], full)
 
 
 def write_decode_dir(

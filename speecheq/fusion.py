@@ -116,7 +116,7 @@ def fuse_fold(
     names: Sequence[str] = ("net", "svm"),
 ) -> Path:
     """Choose w on dev, fuse test, write the decode folder; returns its metrics.json."""
-    from speecheq.baseline import write_decode_dir
+    from speecheq.baseline import category_records, write_decode_dir
 
     da = read_predictions(a_dev)
     db = aligned(da, read_predictions(b_dev))
@@ -125,23 +125,7 @@ def fuse_fold(
     tb = aligned(ta, read_predictions(b_test))
     probs = choice["w"] * ta.probs + (1 - choice["w"]) * tb.probs
     scheme = LabelScheme("fused", tuple(ta.categories))
-    recs = [
-        {
-            "cut_id": c,
-            "corpus": corpus,
-            "emotion_true": int(t),
-            "emotion_pred": int(p.argmax()),
-            "emotion_probs": p,
-            "intensity_true": float("nan"),
-            "intensity_pred": float("nan"),
-            "gender_true": -1,
-            "gender_pred": -1,
-            "gender_prob": float("nan"),
-            "phones_true": None,
-            "phones_pred": [],
-        }
-        for c, corpus, t, p in zip(ta.cut_ids, ta.corpora, ta.truth, probs)
-    ]
+    recs = category_records(ta.cut_ids, ta.corpora, ta.truth, probs)
     set_name = Path(b_test).name.split("-", 1)[0]
     decode_dir = Path(out_dir) / "decode" / f"{set_name}-{TAG}"
     info = {
