@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,37 +39,19 @@ def ravdess_dir() -> Path:
     return RAVDESS_DIR
 
 
-TINY_MODEL = '{"d_model": 32, "num_layers": 1, "num_heads": 2, "ff_dim": 64, "conv_kernel": 7, "subsampling_channels": 8, "pooling_dim": 16}'
+# utils/kill_test.py owns the tiny model and its training options; the suite trains the same model
+if "kill_test" not in sys.modules:  # conftest is imported both as conftest and as tests.conftest
+    _spec = importlib.util.spec_from_file_location("kill_test", REPO / "utils" / "kill_test.py")
+    sys.modules["kill_test"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["kill_test"])
+kill_test = sys.modules["kill_test"]
+TINY_MODEL = kill_test.TINY_MODEL
 
 
 def train_args(data: Path, exp_dir: Path, *extra: str):
     from speecheq.train import get_parser
 
-    return get_parser().parse_args(
-        [
-            "--train-cuts",
-            str(data / "fbank/synth_cuts_train.jsonl.gz"),
-            "--dev-cuts",
-            str(data / "fbank/synth_cuts_dev.jsonl.gz"),
-            "--lang-dir",
-            str(data / "lang"),
-            "--exp-dir",
-            str(exp_dir),
-            "--label-preset",
-            "6class",
-            "--model-config",
-            TINY_MODEL,
-            "--max-duration",
-            "30",
-            "--warmup-batches",
-            "5",
-            "--tensorboard",
-            "0",
-            "--num-epochs",
-            "2",
-            *extra,
-        ]
-    )
+    return get_parser().parse_args([*kill_test.tiny_train_argv(data / "fbank", data / "lang", exp_dir), *extra])
 
 
 @pytest.fixture(scope="session")

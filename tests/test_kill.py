@@ -4,17 +4,11 @@ One kill per stage here (the tool takes --trials 5 and more by hand); the refere
 run of the recipe's stages is shared by every test of this module.
 """
 
-import importlib.util
 import random
-import sys
 
 import pytest
 
-from tests.conftest import REPO
-
-spec = importlib.util.spec_from_file_location("kill_test", REPO / "utils" / "kill_test.py")
-kill_test = sys.modules.setdefault("kill_test", importlib.util.module_from_spec(spec))
-spec.loader.exec_module(kill_test)
+from tests.conftest import kill_test
 
 
 @pytest.fixture(scope="module")

@@ -82,17 +82,18 @@ class Stage:
     windows: List[str] = field(default_factory=list)
 
 
-def stages(sentences: int) -> List[Stage]:
-    train = [
-        "local/train.py",
+def tiny_train_argv(fbank_dir, lang_dir, exp_dir) -> List[str]:
+    """local/train.py's options for a tiny 2-epoch model on the synth splits of ``fbank_dir``:
+    this tool's training stage and the test suite's trained fixtures (tests/conftest.py)."""
+    return [
         "--train-cuts",
-        "data/fbank/synth_cuts_train.jsonl.gz",
+        f"{fbank_dir}/synth_cuts_train.jsonl.gz",
         "--dev-cuts",
-        "data/fbank/synth_cuts_dev.jsonl.gz",
+        f"{fbank_dir}/synth_cuts_dev.jsonl.gz",
         "--lang-dir",
-        "data/lang",
+        str(lang_dir),
         "--exp-dir",
-        "exp/tiny",
+        str(exp_dir),
         "--label-preset",
         "6class",
         "--model-config",
@@ -105,6 +106,13 @@ def stages(sentences: int) -> List[Stage]:
         "0",
         "--num-epochs",
         "2",
+    ]
+
+
+def stages(sentences: int) -> List[Stage]:
+    train = [
+        "local/train.py",
+        *tiny_train_argv("data/fbank", "data/lang", "exp/tiny"),
         "--device",
         "cpu",
         "--seed",
