@@ -15,7 +15,7 @@ $(PY):
 # wheel instead of resolving the newest release with GBs of CUDA packages.
 $(STAMP): $(PY) pyproject.toml
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[test,export,dask]"
+	$(PIP) install -q -e ".[test,export,dask,ssl]"
 	@touch $(STAMP)
 
 install: $(STAMP) espeak
