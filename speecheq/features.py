@@ -11,9 +11,12 @@ own CUDA context and fight for the one GPU.
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -23,34 +26,224 @@ from speecheq.io import Pathlike, atomic_output, check_readable_manifest, tempor
 log = logging.getLogger("speecheq")
 
 NUM_MEL_BINS = 80
-FRAME_SHIFT = 0.01
+#: Audio rate of a recorded front end that names none (configs from before it was recorded).
+SAMPLING_RATE = 16000
 EXTRACTORS = ("fbank", "kaldifeat", "fbank-pitch")
 #: lhotse's stored feature type -> the name make_extractor builds it from
 EXTRACTOR_OF_FEATURE_TYPE = {"kaldi-fbank": "fbank", "kaldifeat-fbank": "kaldifeat", "fbank-pitch": "fbank-pitch"}
+#: How a dataset reads a front end's input: FrontEnd.input_strategy's lhotse classes.
+INPUTS = ("precomputed", "on-the-fly", "audio")
 
 
-def make_extractor(name: str = "fbank", device: str = "cpu", num_mel_bins: int = NUM_MEL_BINS):
-    """lhotse's own Fbank by default (CPU and GPU); kaldifeat when asked and importable;
-    fbank-pitch: the same Fbank with 4 pitch dims appended (``num_mel_bins`` counts the fbank part)."""
+def extractor_config(name: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
+    """The lhotse ``to_dict()`` (with ``feature_type``, without ``device``) of :func:`make_extractor`'s extractor.
+
+    Built from lhotse's config dataclasses alone: describing kaldifeat's front end needs no kaldifeat.
+    ``num_mel_bins`` counts the log-mel part (fbank-pitch appends 4 pitch dims)."""
     if name == "fbank":
         from lhotse import Fbank, FbankConfig
 
-        return Fbank(FbankConfig(num_mel_bins=num_mel_bins, device=device))
-    if name == "fbank-pitch":
-        from speecheq.pitch import FbankPitch, FbankPitchConfig, default_fbank_config
+        cfg, feature_type = FbankConfig(num_mel_bins=num_mel_bins).to_dict(), Fbank.name
+    elif name == "fbank-pitch":
+        from speecheq.pitch import NAME, FbankPitchConfig, default_fbank_config
 
-        return FbankPitch(FbankPitchConfig(fbank=default_fbank_config(num_mel_bins), device=device))
-    if name == "kaldifeat":
+        cfg, feature_type = FbankPitchConfig(fbank=default_fbank_config(num_mel_bins)).to_dict(), NAME
+    elif name == "kaldifeat":
+        from lhotse.features.kaldifeat import KaldifeatFbank, KaldifeatFbankConfig, KaldifeatMelOptions
+
+        cfg = KaldifeatFbankConfig(mel_opts=KaldifeatMelOptions(num_bins=num_mel_bins)).to_dict()
+        feature_type = KaldifeatFbank.name
+    else:
+        raise SpeechEQError(f"unknown extractor {name!r}; choose from {EXTRACTORS}")
+    cfg.pop("device", None)  # a run-time choice of the reader
+    return {**cfg, "feature_type": feature_type}
+
+
+def build_extractor(config: dict, device: str = "cpu"):
+    """The lhotse extractor of a ``to_dict()`` config, on ``device``."""
+    from lhotse.features.base import FeatureExtractor
+
+    import speecheq.pitch  # noqa: F401  (registers fbank-pitch with lhotse's from_dict)
+
+    if str(config.get("feature_type", "")).startswith("kaldifeat"):
         try:
             import kaldifeat  # noqa: F401
         except ImportError:
             raise SpeechEQError(
                 "--extractor kaldifeat needs the kaldifeat package (see README: it builds from its sdist)"
             ) from None
-        from lhotse import KaldifeatFbank, KaldifeatFbankConfig, KaldifeatMelOptions
+    # from_dict pops keys from what it is given (lhotse's and kaldifeat's configs do).
+    return FeatureExtractor.from_dict({**copy.deepcopy(config), "device": str(device)})
 
-        return KaldifeatFbank(KaldifeatFbankConfig(mel_opts=KaldifeatMelOptions(num_bins=num_mel_bins), device=device))
-    raise SpeechEQError(f"unknown extractor {name!r}; choose from {EXTRACTORS}")
+
+def make_extractor(name: str = "fbank", device: str = "cpu", num_mel_bins: int = NUM_MEL_BINS):
+    """lhotse's own Fbank by default (CPU and GPU); kaldifeat when asked and importable;
+    fbank-pitch: the same Fbank with 4 pitch dims appended (``num_mel_bins`` counts the fbank part)."""
+    return build_extractor(extractor_config(name, num_mel_bins), device)
+
+
+def _config_view(config: dict):
+    """The extractor class of ``config`` holding the config, its own constructor not run.
+
+    lhotse's extractors compute ``frame_shift`` and ``feature_dim`` from their config alone, while
+    their constructors build a torch module, import kaldifeat or load an SSL model: describing a
+    front end needs none of that."""
+    from lhotse.features.base import FeatureExtractor, get_extractor_type
+
+    import speecheq.pitch  # noqa: F401  (registers fbank-pitch)
+
+    data = copy.deepcopy(config)
+    data.pop("device", None)
+    kind = get_extractor_type(data.pop("feature_type"))
+    view = kind.__new__(kind)
+    FeatureExtractor.__init__(view, kind.config_type.from_dict(data))
+    return view
+
+
+def _config_value(config, key: str):
+    """A setting lhotse has no accessor for: on the config, or in kaldifeat's frame options."""
+    for holder in (config, getattr(config, "frame_opts", None)):
+        value = getattr(holder, key, None)
+        if value is not None:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """What turns audio into the model's input frames, described by the extractor's lhotse config.
+
+    The one owner of the front end's time and size: the model's input dimension
+    (``feature_dim``), its output frame rate (:meth:`output_frame_shift`), alignment times,
+    trimming, batch budgets and what checkpoints and packages record
+    (:meth:`feature_config`) all derive from it. ``lhotse`` is the extractor's
+    ``to_dict()`` (with ``feature_type``, without ``device``); any lhotse-registered extractor
+    fits, an SSL one too (its ``frame_shift`` is that of its output frames). ``input``
+    says what a dataset reads (:meth:`input_strategy`): stored features, features computed
+    from the audio, or the audio samples themselves for a model that makes its own frames.
+    """
+
+    lhotse: dict
+    input: str = "precomputed"
+
+    def __post_init__(self):
+        if self.input not in INPUTS:
+            raise SpeechEQError(f"unknown front-end input {self.input!r}; choose from {INPUTS}")
+        if "feature_type" not in self.lhotse:
+            raise SpeechEQError(f"a front end's lhotse config names its feature_type; got keys {sorted(self.lhotse)}")
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def named(cls, name: str = "fbank", feature_dim: int = NUM_MEL_BINS, input: str = "precomputed") -> "FrontEnd":
+        """One of :data:`EXTRACTORS` giving ``feature_dim`` features per frame."""
+        return cls(extractor_config(name, spectral_dims(name, feature_dim)), input)
+
+    @classmethod
+    def from_extractor(cls, extractor, input: str = "precomputed") -> "FrontEnd":
+        """The front end of a lhotse ``FeatureExtractor`` (any registered one, a test's fake too)."""
+        cfg = extractor.to_dict()
+        cfg.pop("device", None)
+        return cls(cfg, input)
+
+    @classmethod
+    def from_feature_config(cls, recorded: Optional[dict], input: str = "precomputed") -> "FrontEnd":
+        """The front end a checkpoint or package recorded (:meth:`feature_config`); what older ones
+        lack takes the defaults: no record is the default fbank; no ``lhotse`` config (kaldifeat,
+        packages before it was recorded) is ``extractor``'s defaults at ``num_mel_bins``; a
+        ``lhotse`` config without ``feature_type`` (an early fbank) overrides the fbank defaults."""
+        recorded = recorded or {}
+        name = str(recorded.get("extractor") or "fbank")
+        stored = dict(recorded.get("lhotse") or {})
+        if "feature_type" in stored:
+            return cls(stored, input)
+        if name not in EXTRACTORS:
+            raise SpeechEQError(f"the recorded front end {name!r} has no lhotse config to rebuild it from")
+        default = cls.named(name, int(recorded.get("num_mel_bins", NUM_MEL_BINS)), input)
+        return cls({**default.lhotse, **stored}, input) if stored and name == "fbank" else default
+
+    # ------------------------------------------------------------ describing
+    @functools.cached_property
+    def _view(self):
+        return _config_view(self.lhotse)
+
+    @property
+    def feature_type(self) -> str:
+        return str(self.lhotse["feature_type"])
+
+    @property
+    def name(self) -> str:
+        """The name checkpoints record: one of :data:`EXTRACTORS`, else lhotse's feature type."""
+        return EXTRACTOR_OF_FEATURE_TYPE.get(self.feature_type, self.feature_type)
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds between the starts of two input frames."""
+        return float(self._view.frame_shift)
+
+    @property
+    def frame_length(self) -> float:
+        """Seconds of audio one frame sees (its frame shift where the config names no window)."""
+        value = _config_value(self._view.config, "frame_length")
+        return self.frame_shift if value is None else float(value)
+
+    @property
+    def sampling_rate(self) -> int:
+        value = _config_value(self._view.config, "sampling_rate")
+        return SAMPLING_RATE if value is None else int(value)
+
+    @property
+    def feature_dim(self) -> int:
+        """Features per frame: the model's input dimension."""
+        return int(self._view.feature_dim(self.sampling_rate))
+
+    @property
+    def energy_dims(self) -> int:
+        """Leading log-mel columns, whose energy silence trimming reads (0: the frames hold none)."""
+        if self.feature_type not in EXTRACTOR_OF_FEATURE_TYPE:
+            return 0
+        return spectral_dims(self.feature_type, self.feature_dim)
+
+    def output_frame_shift(self, subsampling: float) -> float:
+        """Seconds per output frame of a network taking ``subsampling`` input frames to one."""
+        return self.frame_shift * subsampling
+
+    def min_duration(self, frames: int) -> float:
+        """Seconds of audio that give at least ``frames`` frames: a shift each, and the rest of the last window."""
+        return frames * self.frame_shift + (self.frame_length - self.frame_shift)
+
+    def feature_config(self) -> dict:
+        """What a checkpoint and a package record; :meth:`from_feature_config` reads it back.
+
+        ``num_mel_bins`` is the model's input dimension (for fbank-pitch 84: 80 mel bins and 4
+        pitch dims; the key keeps its name for the readers of older packages)."""
+        return {
+            "extractor": self.name,
+            "num_mel_bins": self.feature_dim,
+            "frame_length": self.frame_length,
+            "frame_shift": self.frame_shift,
+            "sampling_rate": self.sampling_rate,
+            "lhotse": copy.deepcopy(self.lhotse),
+        }
+
+    # ------------------------------------------------------------ running
+    def extractor(self, device: str = "cpu"):
+        return build_extractor(self.lhotse, device)
+
+    def input_strategy(self, device: str = "cpu"):
+        """The lhotse input strategy that collates a batch of cuts into (inputs, input lengths)."""
+        from lhotse.dataset.input_strategies import AudioSamples, OnTheFlyFeatures, PrecomputedFeatures
+
+        if self.input == "precomputed":
+            return PrecomputedFeatures()
+        if self.input == "on-the-fly":
+            return OnTheFlyFeatures(self.extractor(device))
+        return AudioSamples()
+
+
+@functools.lru_cache(maxsize=None)
+def default_front_end() -> FrontEnd:
+    """The fbank stage's default front end: lhotse's Fbank, 80 mel bins, stored features."""
+    return FrontEnd.named()
 
 
 def spectral_dims(feature_type: str, num_features: int) -> int:
@@ -433,7 +626,7 @@ def trim_silence(cut, threshold_db: float = 30.0, margin: float = TRIM_MARGIN):
     feats = load_features(cut)
     shift = cut.features.frame_shift
     first, last = trim_frames(
-        feats, threshold_db, margin, shift, num_bins=spectral_dims(cut.features.type, feats.shape[1])
+        feats, threshold_db, margin, frame_shift=shift, num_bins=spectral_dims(cut.features.type, feats.shape[1])
     )
     # The mark travels into the model package, so inference trims as training did.
     custom = {**(cut.custom or {}), TRIM_MARK: float(threshold_db)}
@@ -454,13 +647,15 @@ def trim_frames(
     feats,
     threshold_db: float,
     margin: float = TRIM_MARGIN,
-    frame_shift: float = 0.01,
+    *,
+    frame_shift: float,
     min_frames: int = 1,
     num_bins: Optional[int] = None,
 ) -> tuple:
     """(first, last) frames to keep of a feature matrix, as ``trim_silence`` keeps them for a cut;
-    the whole matrix when trimming is off or would leave fewer than ``min_frames``. ``num_bins``:
-    the log-mel columns (:func:`spectral_dims`), all when None."""
+    the whole matrix when trimming is off or would leave fewer than ``min_frames``. ``frame_shift``:
+    the matrix's (the margin is in seconds); ``num_bins``: the log-mel columns
+    (:func:`spectral_dims`, :attr:`FrontEnd.energy_dims`), all when None."""
     if threshold_db <= 0 or len(feats) == 0:
         return 0, len(feats)
     first, last = speech_bounds(feats, threshold_db, int(round(margin / frame_shift)), num_bins)

@@ -55,7 +55,7 @@ def default_fbank_config(num_mel_bins: int = 80) -> Dict[str, Any]:
 def track_pitch(
     samples: np.ndarray,
     sampling_rate: int,
-    frame_shift: float = 0.01,
+    frame_shift: float,
     f0_min: float = F0_MIN,
     f0_max: float = F0_MAX,
     num_frames: Optional[int] = None,
@@ -160,6 +160,10 @@ class FbankPitchConfig:
     @property
     def frame_shift(self) -> float:
         return float(self.fbank["frame_shift"])
+
+    @property
+    def frame_length(self) -> float:
+        return float(self.fbank["frame_length"])
 
     @property
     def sampling_rate(self) -> int:

@@ -28,9 +28,9 @@ def fbank(x):
 
 @pytest.mark.parametrize("f0", [120.0, 220.0])
 def test_raw_tracker_finds_the_f0_of_a_tone(f0):
-    from speecheq.pitch import track_pitch
+    from speecheq.pitch import FbankPitch, track_pitch
 
-    hz, voicing = track_pitch(harmonic(f0), SR)
+    hz, voicing = track_pitch(harmonic(f0), SR, FbankPitch().frame_shift)
     assert hz.shape == voicing.shape == (100,)
     voiced = hz > 0
     assert voiced[5:-5].all()  # all but the edge frames, where the tracker's window does not fit
@@ -91,7 +91,7 @@ def test_unvoiced_gaps_are_interpolated_and_silence_gives_zeros():
 
     # 120 Hz, 0.3 s of silence, 240 Hz: the gap is bridged linearly in log F0.
     x = np.concatenate([harmonic(120.0, 0.5), np.zeros(int(0.3 * SR), dtype=np.float32), harmonic(240.0, 0.5)])
-    hz, voicing = track_pitch(x, SR)
+    hz, voicing = track_pitch(x, SR, FbankPitch().frame_shift)
     stream = pitch_stream(hz, voicing, scales=(1, 1, 1, 1))
     np.testing.assert_allclose(pitch_stream(hz, voicing), stream * [2, 2, 10, 10], rtol=1e-6)
     gap = slice(60, 75)
