@@ -182,3 +182,16 @@ def write_dir_with_config(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "wavlm"}')
     return folder
+
+
+def test_lhotse_knows_the_front_end_by_its_frames(model_dir):
+    from lhotse.features.base import FeatureExtractor
+
+    encoder = SSLEncoder.from_pretrained(model_dir)
+    config = encoder.frames_config()
+    assert config["feature_type"] == "ssl" and "device" not in config
+    frames = FeatureExtractor.from_dict(json.loads(json.dumps(config)))
+    assert frames.frame_shift == pytest.approx(0.02) and frames.feature_dim(SR) == 32
+    assert frames.config.frame_length == pytest.approx(0.025) and frames.config.model_type == model_dir.name
+    with pytest.raises(SpeechEQError, match="frames come from the model"):
+        frames.extract(torch.zeros(SR).numpy(), SR)

@@ -18,8 +18,11 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from lhotse.features.base import FeatureExtractor, register_extractor
 
 import torch
 from torch import nn
@@ -31,6 +34,8 @@ INSTALL_HINT = "pip install 'speecheq[ssl]' (Hugging Face transformers)"
 FETCH_HINT = "weights are never downloaded at run time; docs/ssl.md says how to fetch them"
 # HF's zero-mean unit-variance normalisation adds this to the variance.
 _NORM_EPS = 1e-7
+#: lhotse's feature type of the ssl front end (SSLFrames).
+FEATURE_TYPE = "ssl"
 
 
 def _check_model_type(model_type, where: str = "") -> None:
@@ -171,6 +176,20 @@ class SSLEncoder(nn.Module):
             module.train(mode)
         return self
 
+    def frames_config(self) -> dict[str, Any]:
+        """The front end's description (lhotse's ``to_dict()`` of :class:`SSLFrames`, with its
+        ``feature_type``): how long the frames the heads see last, and how many numbers each holds."""
+        config = SSLFramesConfig(
+            model_type=self.hf_config["model_type"],
+            feature_dim=self.output_dim,
+            frame_shift=self.frame_shift,
+            frame_length=self.min_input_samples / self.sample_rate,
+            sampling_rate=self.sample_rate,
+        )
+        described = {**config.to_dict(), "feature_type": FEATURE_TYPE}
+        described.pop("device")  # a run-time choice of the reader, as for every extractor
+        return described
+
     def output_lengths(self, num_samples):
         """Frames for ``num_samples`` input samples (int or tensor); 0 below ``min_input_samples``."""
         lengths = self.model._get_feat_extract_output_lengths(torch.as_tensor(num_samples))
@@ -212,6 +231,50 @@ class SSLEncoder(nn.Module):
         weights = self.layer_weights.softmax(-1)
         features = sum(weight * state for weight, state in zip(weights, hidden_states))
         return features, self.output_lengths(lengths)
+
+
+@dataclass
+class SSLFramesConfig:
+    model_type: str = "wavlm"
+    feature_dim: int = 768
+    frame_shift: float = 0.02
+    # The CNN's receptive field: what the first frame needs.
+    frame_length: float = 0.025
+    sampling_rate: int = 16000
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "SSLFramesConfig":
+        return SSLFramesConfig(**data)
+
+
+@register_extractor
+class SSLFrames(FeatureExtractor):
+    """The ssl front end as lhotse sees it: a description of the encoder's output frames.
+
+    Registered so that a checkpoint's or package's front end (``speecheq.features.FrontEnd``)
+    can name it like any extractor. It computes nothing: the encoder is part of the model (its
+    layer weights, and its top layers when fine-tuned, train with the heads), so batches carry
+    the audio samples and the model makes the frames.
+    """
+
+    name = FEATURE_TYPE
+    config_type = SSLFramesConfig
+
+    @property
+    def frame_shift(self) -> float:
+        return float(self.config.frame_shift)
+
+    def feature_dim(self, sampling_rate: int) -> int:
+        return int(self.config.feature_dim)
+
+    def extract(self, samples, sampling_rate: int):
+        raise SpeechEQError(
+            "the ssl front end has no stored features: its frames come from the model, which reads audio"
+        )
 
 
 def write_random_model(
