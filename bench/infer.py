@@ -14,6 +14,11 @@ loading and one warm-up batch) over the audio duration. CPU-time RTF is the
 process's CPU time over the audio duration: with one thread it is what an idle
 core would take, whatever else the machine runs (with N threads it is the summed
 cost, not the latency). Not part of the test suite.
+
+A second table gives each front end's own RTF on one thread (--front-ends): fbank and
+fbank + pitch extraction, and the ssl front end's encoder (a tiny randomly initialised
+WavLM, hidden size 32 and 2 layers with the published CNN, or --ssl-model DIR), each on
+the same audio, one file at a time.
 """
 
 from __future__ import annotations
@@ -44,10 +49,19 @@ def get_parser() -> argparse.ArgumentParser:
         help="comma list of thread counts; 'all' = every CPU core, 'default' = torch's own choice "
         "(no OMP_NUM_THREADS, no set_num_threads: what a user gets without --num-threads)",
     )
+    p.add_argument(
+        "--front-ends",
+        default="fbank,fbank-pitch,ssl",
+        help="comma list of front ends whose own RTF to measure on one thread ('' for none)",
+    )
+    p.add_argument(
+        "--ssl-model", type=Path, default=None, help="the ssl front end's model folder (default: a tiny random WavLM)"
+    )
     p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per batch")
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/speecheq-bench"), help="audio and packages (cached)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--engine", default="eager", help=argparse.SUPPRESS)
+    p.add_argument("--front-end", default=None, help=argparse.SUPPRESS)
     p.add_argument("--num-threads", type=int, default=1, help=argparse.SUPPRESS)  # 0: torch's default
     return p
 
@@ -195,6 +209,82 @@ def worker(args) -> None:
     )
 
 
+def front_end_worker(args) -> None:
+    """One front end on every file, one at a time, in a fresh one-thread process: JSON stats."""
+    import soundfile as sf
+
+    from speecheq.options import set_num_threads
+
+    set_num_threads(1)
+    import torch
+
+    from speecheq.features import make_extractor
+    from speecheq.model.ssl import SSLEncoder
+
+    t0 = time.perf_counter()
+    if args.front_end == "ssl":
+        encoder = SSLEncoder.from_pretrained(args.ssl_model).eval()
+        frame_shift, dim = encoder.frame_shift, encoder.output_dim
+
+        def run(samples):
+            with torch.inference_mode():
+                return encoder(torch.from_numpy(samples)[None], torch.tensor([len(samples)]))[0]
+
+    else:
+        extractor = make_extractor(args.front_end)
+        frame_shift, dim = extractor.frame_shift, extractor.feature_dim(16000)
+
+        def run(samples):
+            return extractor.extract(samples, 16000)
+
+    load_seconds = time.perf_counter() - t0
+    files = [sf.read(str(wav), dtype="float32")[0] for wav in sorted(args.work_dir.glob("*.wav"))]
+    run(files[0])  # warm-up
+    seconds = 0.0
+    for samples in files:
+        t = time.perf_counter()
+        run(samples)
+        seconds += time.perf_counter() - t
+    audio_seconds = sum(len(x) for x in files) / 16000
+    print(
+        json.dumps(
+            {
+                "audio_seconds": audio_seconds,
+                "seconds": seconds,
+                "load": load_seconds,
+                "frame_shift": frame_shift,
+                "dim": dim,
+            }
+        )
+    )
+
+
+def front_end_table(work: Path, audio: Path, names, ssl_model: Path | None) -> None:
+    if "ssl" in names and ssl_model is None:
+        from speecheq.model.ssl import write_random_model
+
+        ssl_model = work / "tiny-wavlm"
+        if not (ssl_model / "config.json").is_file():
+            write_random_model(ssl_model, "wavlm")
+    print("\n| front end | threads | RTF | frame shift ms | dim | load s |")
+    print("|---|---|---|---|---|---|", flush=True)
+    for name in names:
+        cmd = [sys.executable, __file__, "--worker", "--front-end", name, "--work-dir", str(audio)]
+        if name == "ssl":
+            cmd += ["--ssl-model", str(ssl_model)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise SystemExit(f"worker failed: {shlex.join(cmd)}\n{r.stderr[-3000:]}")
+        stats = json.loads(r.stdout.strip().splitlines()[-1])
+        label = f"ssl ({ssl_model.name})" if name == "ssl" else name
+        print(
+            f"| {label} | 1 | {stats['seconds'] / stats['audio_seconds']:.4f} | {1000 * stats['frame_shift']:g} | "
+            f"{stats['dim']} | {stats['load']:.1f} |",
+            flush=True,
+        )
+
+
 def peak_rss_kb() -> int:
     """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: Linux carries
     ru_maxrss over fork + exec, so a child would report the parent's peak when that is larger."""
@@ -211,6 +301,9 @@ def peak_rss_kb() -> int:
 
 def main() -> None:
     args = get_parser().parse_args()
+    if args.worker and args.front_end:
+        front_end_worker(args)
+        return
     if args.worker:
         worker(args)
         print(f"PEAK_RSS_KB {peak_rss_kb()}", file=sys.stderr)
@@ -237,6 +330,9 @@ def main() -> None:
         f"({time.perf_counter() - t0:.1f} s)",
         flush=True,
     )
+    front_ends = [f for f in args.front_ends.split(",") if f]
+    if front_ends:
+        front_end_table(args.work_dir, audio, front_ends, args.ssl_model)
     packages = make_packages(args.work_dir, [p for p in args.presets.split(",") if p], args.package, engines)
     print()
     print(
