@@ -111,6 +111,10 @@ class Task:
     #: (headline key, RESULTS.md column title, decimals).
     result_columns: Tuple[Tuple[str, str, int], ...] = ()
 
+    def columns_for(self, figures: Dict[str, Any]) -> Tuple[Tuple[str, str, int], ...]:
+        """The RESULTS.md columns of a row of these headline figures (the CTC task's name its units' rate)."""
+        return self.result_columns
+
     def prediction_columns(self, scheme: LabelScheme) -> List[str]:
         """Columns of decode's predictions.tsv."""
         return []
@@ -460,8 +464,10 @@ class SpeakerAdversaryTask(ClassificationTask):
 
 @dataclass
 class CtcTask(Task):
-    """Phoneme recognition with CTC on every encoder frame; targets are the cut's phones as
-    token ids (a random crop drops them, speecheq.data), reported as PER."""
+    """Recognition with CTC on every encoder frame; targets are the cut's phones, or its
+    transcript's characters or BPE pieces, as the token table's units spell it
+    (speecheq.text.units), as token ids (a random crop drops them, speecheq.data). Reported as
+    the units' token error rate: PER, CER or TER (metrics.TOKEN_ERROR_RATES)."""
 
     loss: str = "ctc"
     frame_level: bool = True
@@ -474,17 +480,21 @@ class CtcTask(Task):
         return "ctc_log_probs"
 
     def target(self, cut, ctx):
-        phones = _custom(cut).get("phones") if ctx.tokens is not None else None
-        if not phones:
+        symbols = ctx.tokens.spell(cut.supervisions[0]) if ctx.tokens is not None else None
+        if not symbols:
             return []
-        unknown = [p for p in phones if p not in ctx.tokens]
+        unknown = [p for p in symbols if p not in ctx.tokens]
         if unknown:
             raise SpeechEQError(
-                f"cut {cut.id}: phones {unknown[:3]} are not in tokens.txt (was the lang stage run on other data?)"
+                f"cut {cut.id}: {'phones' if ctx.tokens.units == 'phone' else 'characters'} {unknown[:3]} "
+                "are not in tokens.txt "
+                "(was the lang stage run on other data?)"
             )
-        return ctx.tokens.encode(phones)
+        return ctx.tokens.encode(symbols)
 
     def labelled(self, cut, ctx) -> bool:
+        if ctx.tokens is not None:
+            return bool(ctx.tokens.spell(cut.supervisions[0]))
         return bool(_custom(cut).get("phones"))
 
     def is_missing(self, value) -> bool:
@@ -505,10 +515,12 @@ class CtcTask(Task):
 
     def records(self, out, batch, scheme, corpus_aware):
         hyps = greedy_ctc(out["ctc_log_probs"], out["encoder_lens"])
+        # Phone records stay as they were before units; other units say theirs for the summary.
+        units = {"ctc_units": batch["ctc_units"]} if batch.get("ctc_units", "phone") != "phone" else {}
         records = []
         for i, hyp in enumerate(hyps):
             n = int(batch["phone_lens"][i]) if "phone_lens" in batch else 0
-            records.append({"phones_true": batch["phones"][i, :n].tolist() if n else None, "phones_pred": hyp})
+            records.append({"phones_true": batch["phones"][i, :n].tolist() if n else None, "phones_pred": hyp, **units})
         return records
 
     def summary(self, records, scheme):
@@ -517,11 +529,27 @@ class CtcTask(Task):
         labelled = [r for r in records if r.get("phones_true")]
         if not labelled:
             return None
-        per = metrics.phone_error_rate([r["phones_true"] for r in labelled], [r["phones_pred"] for r in labelled])
-        return {"PER": per * 100, "count": len(labelled)}
+        units = labelled[0].get("ctc_units", "phone")
+        rate = metrics.phone_error_rate([r["phones_true"] for r in labelled], [r["phones_pred"] for r in labelled])
+        return {
+            metrics.TOKEN_ERROR_RATES[units]: rate * 100,
+            "count": len(labelled),
+            **({"units": units} if units != "phone" else {}),
+        }
 
     def headline(self, summary):
-        return {"PER": summary["PER"]}
+        from speecheq.metrics import TOKEN_ERROR_RATES
+
+        key = TOKEN_ERROR_RATES[summary.get("units", "phone")]
+        return {key: summary[key]}
+
+    def columns_for(self, figures):
+        from speecheq.metrics import TOKEN_ERROR_RATES
+
+        for units, key in TOKEN_ERROR_RATES.items():
+            if units != "phone" and figures.get(key) is not None:
+                return ((key, f"{key} % ({units})", 2),)
+        return self.result_columns
 
     def prediction_columns(self, scheme):
         return ["phones_pred"]
