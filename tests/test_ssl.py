@@ -195,3 +195,13 @@ def test_lhotse_knows_the_front_end_by_its_frames(model_dir):
     assert frames.config.frame_length == pytest.approx(0.025) and frames.config.model_type == model_dir.name
     with pytest.raises(SpeechEQError, match="frames come from the model"):
         frames.extract(torch.zeros(SR).numpy(), SR)
+
+
+def test_traced_encoder_follows_other_lengths(model_dir):
+    # What a TorchScript engine of an ssl package needs: no Python branch on a length is baked in.
+    encoder = SSLEncoder.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(encoder, waveforms(1.0, 0.6), strict=False, check_trace=False)
+        x, lens = waveforms(0.5, 1.5, 0.8)
+        torch.testing.assert_close(traced(x, lens)[0], encoder(x, lens)[0], atol=1e-5, rtol=1e-4)
+        assert traced(x, lens)[1].tolist() == encoder(x, lens)[1].tolist()
