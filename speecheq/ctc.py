@@ -28,7 +28,7 @@ tokens) given the model's CTC log-posteriors.  Design choices:
 Times
 -----
 CTC spans are in encoder frames; :func:`spans_to_alignment_items` turns them into
-seconds with ``frame_shift`` (0.04 s for a 10 ms front-end and 4x subsampling),
+seconds with ``frame_shift`` (the front end's frame shift times the model's subsampling),
 rounded to 1e-4 s so that they stay exact multiples of the frame shift instead of
 ``0.12000000000000001``.  :func:`align_cuts` yields times relative to the *cut*
 start.  lhotse's own convention for ``SupervisionSegment.alignment`` is relative

@@ -95,7 +95,7 @@ def plot_confusion(confusion, labels: Sequence[str], path, title: str | None = N
 
 
 def plot_alignment(
-    fbank, segments: Sequence[tuple[str, float, float]], path, frame_shift: float = 0.01, title: str | None = None
+    fbank, segments: Sequence[tuple[str, float, float]], path, frame_shift: float, title: str | None = None
 ) -> None:
     """Fbank (T, F) image with phone boundaries and labels; segments are (symbol, start_s, duration_s)."""
     fbank = np.asarray(fbank, dtype=np.float64)

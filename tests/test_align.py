@@ -583,7 +583,7 @@ def test_align_cuts_with_fake_model():
 def test_align_cuts_results_attach_by_cut_id():
     from lhotse.testing.dummies import dummy_cut, dummy_supervision
 
-    results = dict(align_cuts(FakeModel(), [_make_batch()], SYMBOLS))
+    results = dict(align_cuts(FakeModel(), [_make_batch()], SYMBOLS, frame_shift=0.04))
     cuts = [
         dummy_cut(
             i, start=0.5, duration=1.0, supervisions=[dummy_supervision(i, start=0.0, duration=1.0, alignment=None)]
@@ -600,4 +600,4 @@ def test_align_cuts_results_attach_by_cut_id():
 
 def test_align_cuts_symbol_table_mismatch():
     with pytest.raises(AlignmentError, match="token table"):
-        list(align_cuts(FakeModel(), [_make_batch()], SYMBOLS[:3]))
+        list(align_cuts(FakeModel(), [_make_batch()], SYMBOLS[:3], frame_shift=0.04))

@@ -25,7 +25,7 @@ def test_plot_alignment_writes_a_png(tmp_path):
     path = tmp_path / "alignment.png"
     fbank = np.random.default_rng(0).normal(size=(150, 80))
     segments = [("sil", 0.0, 0.3), ("AH", 0.3, 0.12), ("B", 0.42, 0.05), ("sil", 0.47, 1.03)]
-    plot_alignment(fbank, segments, str(path), title="utt1")
+    plot_alignment(fbank, segments, str(path), frame_shift=0.01, title="utt1")
     assert_valid_png(path)
 
 
@@ -48,9 +48,9 @@ def test_mismatched_shapes_raise(tmp_path):
     with pytest.raises(ValueError, match="2-D"):
         plot_heatmap([1.0, 2.0], ["row"], ["a", "b"], path)
     with pytest.raises(ValueError, match=r"\(T, F\)"):
-        plot_alignment(np.zeros(10), [], path)
+        plot_alignment(np.zeros(10), [], path, frame_shift=0.01)
     with pytest.raises(ValueError, match="not inside"):
-        plot_alignment(np.zeros((100, 80)), [("AH", 0.9, 0.5)], path)
+        plot_alignment(np.zeros((100, 80)), [("AH", 0.9, 0.5)], path, frame_shift=0.01)
     with pytest.raises(ValueError, match="symbol, start_s, duration_s"):
-        plot_alignment(np.zeros((100, 80)), [("AH", 0.1)], path)
+        plot_alignment(np.zeros((100, 80)), [("AH", 0.1)], path, frame_shift=0.01)
     assert not list(tmp_path.iterdir())
