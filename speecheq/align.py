@@ -277,7 +277,8 @@ def align_cuts(
     batches: Iterable[dict],
     symbols: Sequence[str],
     device: Union[str, torch.device] = "cpu",
-    frame_shift: float = 0.04,
+    *,
+    frame_shift: float,
     blank: int = 0,
     recognised: Optional[List[Tuple[list, list]]] = None,
 ) -> Iterator[Tuple[str, Optional[list]]]:
@@ -290,7 +291,8 @@ def align_cuts(
     log-softmax and ``encoder_lens`` (B,).
 
     Yields ``(cut_id, items)``: ``list[AlignmentItem]`` with times relative to
-    the cut start, ``[]`` for a cut without phones, ``None`` where the alignment
+    the cut start, counted in ``frame_shift`` seconds per CTC frame (the front end's
+    ``output_frame_shift(model.ctc_subsampling)``), ``[]`` for a cut without phones, ``None`` where the alignment
     is infeasible.  Feed the results to :func:`alignment_summary` and, as
     ``{cut_id: items}``, to :func:`attach_alignments` with ``key="cut_id"``.
 
@@ -385,28 +387,42 @@ def align_corpus(
     """
     from pathlib import Path
 
-    from speecheq.checkpoint import load_model
+    from speecheq.checkpoint import ctc_tokens, load_model, recorded_front_end
     from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader
     from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_cuts, write_json_atomic
     from speecheq.labels import LabelScheme
-    from speecheq.text.tokens import TokenTable
 
     model, meta, tag = load_model(Path(exp_dir), epoch, avg, use_averaged_model, checkpoint, device)
     if not meta.get("tokens"):
         raise AlignmentError(f"{exp_dir}: the model was trained without the ctc task; nothing to align with")
-    tokens = TokenTable(meta["tokens"])
+    tokens = ctc_tokens(meta)
+    if tokens.units != "phone":
+        raise AlignmentError(
+            f"{exp_dir}: the CTC head was trained on {tokens.units} units; alignment gives phone "
+            "boundaries and needs a model trained with phone units (the lang stage's default)"
+        )
     scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
     where = f"{exp_dir} ({tag})"
     per, per_source = head_per(meta)
     if per is not None:
         _gate(per, per_source, max_per, allow_untrained, where)
-    loader = make_loader(SpeechEQDataset(scheme, tokens), make_eval_sampler(load_cuts_lazy(cuts_path), max_duration))
+    front_end = recorded_front_end(meta)
+    loader = make_loader(
+        SpeechEQDataset(scheme, tokens, front_end=front_end), make_eval_sampler(load_cuts_lazy(cuts_path), max_duration)
+    )
     from tqdm import tqdm
 
     recognised: List[Tuple[list, list]] = [] if per is None else None
     results = list(
         tqdm(
-            align_cuts(model, loader, tokens.symbols, device, model.ctc_frame_shift, recognised=recognised),
+            align_cuts(
+                model,
+                loader,
+                tokens.symbols,
+                device,
+                frame_shift=front_end.output_frame_shift(model.ctc_subsampling),
+                recognised=recognised,
+            ),
             desc="align",
             unit="utt",
         )
@@ -447,7 +463,7 @@ def align_corpus(
 
         first = next(c for c in load_cuts_lazy(output_path) if c.id in alignments)
         segments = [(it.symbol, it.start - first.start, it.duration) for it in first.supervisions[0].alignment["phone"]]
-        plot_alignment(first.load_features(), segments, plot_path, frame_shift=0.01, title=first.id)
+        plot_alignment(first.load_features(), segments, plot_path, frame_shift=first.frame_shift, title=first.id)
     log.info(
         "aligned %d of %d cuts (%d without phones, %d infeasible) -> %s",
         summary["aligned"],

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from speecheq.errors import SpeechEQError
-from speecheq.features import EXTRACTOR_OF_FEATURE_TYPE, NUM_MEL_BINS
+from speecheq.features import EXTRACTOR_OF_FEATURE_TYPE, FrontEnd
 from speecheq.io import Pathlike, atomic_output
 from speecheq.model import ModelConfig, SpeechEQModel
 
@@ -261,39 +261,31 @@ def load_model(
 # What inference needs from the training data
 # --------------------------------------------------------------------------- #
 
-SAMPLING_RATE = 16000
 #: Checkpoint key of :func:`record_training_data`'s dict.
 TRAINING_DATA_KEY = "training_data"
 
 
-def feature_config(extractor: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> dict:
-    """The front-end settings a checkpoint and a package record.
+def recorded_front_end(meta: dict) -> FrontEnd:
+    """The front end a checkpoint's model was trained on (checkpoints of older speecheq: the default fbank)."""
+    return FrontEnd.from_feature_config((meta.get(TRAINING_DATA_KEY) or {}).get("feature_config"))
 
-    ``num_mel_bins`` is the model's input dimension (for fbank-pitch 84: 80 mel bins and 4
-    pitch dims; the key keeps its name for the readers of older packages). For "fbank" and
-    "fbank-pitch", "lhotse" holds the extractor's full ``to_dict()`` (with its
-    ``feature_type``), from which :meth:`speecheq.package.Package.make_extractor` rebuilds the same extractor.
-    """
-    cfg = {
-        "extractor": extractor,
-        "num_mel_bins": num_mel_bins,
-        "frame_length": 0.025,
-        "frame_shift": 0.01,
-        "sampling_rate": SAMPLING_RATE,
-    }
-    if extractor in ("fbank", "fbank-pitch"):
-        from speecheq.features import make_extractor, spectral_dims
 
-        lhotse_cfg = make_extractor(extractor, "cpu", spectral_dims(extractor, num_mel_bins)).to_dict()
-        lhotse_cfg.pop("device", None)  # a run-time choice of the reader
-        cfg["lhotse"] = lhotse_cfg
-        fbank = lhotse_cfg.get("fbank", lhotse_cfg)  # fbank-pitch nests lhotse's FbankConfig
-        cfg.update(
-            frame_length=fbank["frame_length"],
-            frame_shift=fbank["frame_shift"],
-            sampling_rate=int(fbank["sampling_rate"]),
-        )
-    return cfg
+#: Checkpoint key of the CTC token table's units (:meth:`speecheq.text.tokens.TokenTable.record`).
+CTC_UNITS_KEY = "ctc_units"
+
+
+def ctc_tokens(meta: dict):
+    """The CTC token table a checkpoint trained with, spelling test transcripts in its units as
+    training did (a BPE checkpoint carries its sentencepiece model); None without the ctc task.
+    Checkpoints from before units were recorded are phones."""
+    from speecheq.text.tokens import TokenTable
+
+    if not meta.get("tokens"):
+        return None
+    try:
+        return TokenTable.from_record(meta["tokens"], meta.get(CTC_UNITS_KEY))
+    except ValueError as e:
+        raise SpeechEQError(f"the checkpoint's CTC tokens are unusable ({e})") from None
 
 
 def record_training_data(cuts, num_mel_bins: int) -> dict:
@@ -315,7 +307,7 @@ def record_training_data(cuts, num_mel_bins: int) -> dict:
             if custom.get("corpus"):
                 seen.setdefault(custom["corpus"], set()).add(custom.get("emotion"))
     return {
-        "feature_config": feature_config(extractor, num_mel_bins) if extractor else None,
+        "feature_config": FrontEnd.named(extractor, num_mel_bins).feature_config() if extractor else None,
         "trim_silence_db": float((first.custom or {}).get(TRIM_MARK, 0.0)),
         "corpus_emotions": {c: sorted(e for e in emotions if e) for c, emotions in seen.items()},
     }

@@ -119,17 +119,35 @@ def run_prepare(argv=None, prog: Optional[str] = "speecheq prepare") -> None:
 
 
 def lang_parser(prog: Optional[str] = "speecheq lang") -> argparse.ArgumentParser:
-    p = _parser(prog, "Stage 1: phone inventory of the prepared supervisions -> data/lang/tokens.txt (blank = 0)")
-    p.add_argument("--supervisions", nargs="+", required=True, help="supervision manifests")
-    p.add_argument("--lang-dir", default="data/lang", help="where tokens.txt goes")
+    p = _parser(prog, "Stage 1: CTC token inventory of the prepared supervisions -> data/lang/tokens.txt (blank = 0)")
+    p.add_argument(
+        "--supervisions",
+        nargs="+",
+        required=True,
+        help="supervision manifests, or cut manifests (bpe: the training cuts only)",
+    )
+    p.add_argument(
+        "--units",
+        default="phone",
+        help="CTC units: phone (G2P phones), char (transcript characters) or bpe (sentencepiece pieces "
+        "trained on these transcripts); docs/model.md, 'CTC units'",
+    )
+    p.add_argument("--bpe-vocab-size", type=int, default=None, help="with --units bpe: the number of pieces")
+    p.add_argument(
+        "--lang-dir",
+        default=None,
+        help="where tokens.txt goes (default: data/lang, data/lang_char or data/lang_bpe_<N> by --units)",
+    )
     return p
 
 
 def run_lang(argv=None, prog: Optional[str] = "speecheq lang") -> None:
     args = lang_parser(prog).parse_args(argv)
     from speecheq.text.lang import prepare_lang
+    from speecheq.text.units import lang_dir_name
 
-    prepare_lang(args.supervisions, args.lang_dir)
+    lang_dir = args.lang_dir or Path("data") / lang_dir_name(args.units, args.bpe_vocab_size)
+    prepare_lang(args.supervisions, lang_dir, args.units, args.bpe_vocab_size)
 
 
 # Stage 2
@@ -247,9 +265,10 @@ def train_parser(prog: Optional[str] = "speecheq train") -> argparse.ArgumentPar
 
 def run_train(argv=None, prog: Optional[str] = "speecheq train") -> None:
     args = train_parser(prog).parse_args(argv)  # before torch's import: --help answers at once
+    from speecheq.options import TrainConfig
     from speecheq.train import train
 
-    train(args)
+    train(TrainConfig.from_args(args))
 
 
 # Stage 5
@@ -276,9 +295,10 @@ def run_decode(argv=None, prog: Optional[str] = "speecheq decode") -> None:
     args = decode_parser(prog).parse_args(argv)  # before torch's import: --help answers at once
     from speecheq.decode import decode
     from speecheq.io import write_text_atomic
+    from speecheq.options import DecodeConfig
 
     # the row in RESULTS.md names the command as it was typed: `speecheq decode ...` or local/decode.py
-    written = decode(args, command=shlex.join([*(prog or "local/decode.py").split(), *argv]))
+    written = decode(DecodeConfig.from_args(args), command=shlex.join([*(prog or "local/decode.py").split(), *argv]))
     if args.metrics_list is not None:
         write_text_atomic(args.metrics_list, "".join(f"{path}\n" for path in written))
 
@@ -637,7 +657,7 @@ COMMANDS = {
     "prepare": Command(
         run_prepare, "stage 0: corpus folder -> recordings and supervisions manifests", "local/prepare.py"
     ),
-    "lang": Command(run_lang, "stage 1: phone inventory -> tokens.txt", "local/prepare_lang.py"),
+    "lang": Command(run_lang, "stage 1: CTC token inventory (phone, char, bpe) -> tokens.txt", "local/prepare_lang.py"),
     "fbank": Command(run_fbank, "stage 2: fbank (or fbank + pitch) features -> cut manifest", "local/compute_fbank.py"),
     "validate": Command(run_validate, "stage 3: validate the cuts, write the protocol's splits", "local/validate.py"),
     "train": Command(run_train, "stage 4: train the multitask model", "local/train.py"),

@@ -22,6 +22,7 @@ import torch
 
 from speecheq.augment import CutAugment
 from speecheq.errors import SpeechEQError
+from speecheq.features import FrontEnd, default_front_end
 from speecheq.labels import LabelScheme
 from speecheq.tasks import TABLE as TASK_TABLE
 from speecheq.tasks import TargetContext
@@ -39,7 +40,17 @@ def cut_targets(cut, ctx: TargetContext) -> dict:
 
 
 class SpeechEQDataset(torch.utils.data.Dataset):
-    """lhotse map-style dataset: a sampler hands it a CutSet, it returns a batch dict."""
+    """lhotse map-style dataset: a sampler hands it a CutSet, it returns a batch dict.
+
+    ``front_end`` (:class:`speecheq.features.FrontEnd`, by default the fbank stage's) says what
+    the inputs are and how long their frames last; ``input_strategy`` (a lhotse
+    ``PrecomputedFeatures``, ``OnTheFlyFeatures`` or ``AudioSamples``; by default the front end's
+    :meth:`~speecheq.features.FrontEnd.input_strategy`) collates them. Stored features must have
+    the front end's frame shift, so that the model's frames last what the front end says.
+    """
+
+    #: The front end of a dataset given none (the Trainer's): what the fbank stage stores.
+    default_front_end = staticmethod(default_front_end)
 
     def __init__(
         self,
@@ -48,6 +59,8 @@ class SpeechEQDataset(torch.utils.data.Dataset):
         speaker_cmvn: Optional[dict] = None,
         augment: Optional[CutAugment] = None,
         speakers: Optional[Dict[str, int]] = None,
+        front_end: Optional[FrontEnd] = None,
+        input_strategy=None,
     ):
         self.scheme = scheme
         self.tokens = tokens
@@ -55,25 +68,47 @@ class SpeechEQDataset(torch.utils.data.Dataset):
         # Training only: cut-level augmentation, and the speaker index the adversary predicts.
         self.augment = augment
         self.speakers = speakers
+        from lhotse.dataset.input_strategies import PrecomputedFeatures
+
+        self.front_end = front_end or self.default_front_end()
+        self.input_strategy = input_strategy or self.front_end.input_strategy()
+        self.precomputed = isinstance(self.input_strategy, PrecomputedFeatures)
+        if augment is not None and augment.active and not self.precomputed:
+            # Perturbed and cropped cuts are read from, and recomputed like, the stored features.
+            raise SpeechEQError("cut augmentation (speed perturbation, random crop) needs stored features")
+
+    def _check_inputs(self, cuts) -> None:
+        shift = self.front_end.frame_shift
+        for cut in cuts:
+            if not self.precomputed:
+                if not cut.has_recording:
+                    raise SpeechEQError(
+                        f"cut {cut.id} has no recording for the {self.front_end.feature_type} front end"
+                    )
+            elif not cut.has_features:
+                raise SpeechEQError(f"cut {cut.id} has no features (run the fbank stage on its manifest)")
+            elif abs(cut.frame_shift - shift) > 1e-9:
+                raise SpeechEQError(
+                    f"cut {cut.id} has features every {cut.frame_shift:g} s, the front end "
+                    f"({self.front_end.feature_type}) frames every {shift:g} s"
+                )
 
     def __getitem__(self, cuts) -> Dict[str, object]:
-        from lhotse.dataset.collation import collate_features
-
         cuts = cuts.sort_by_duration(ascending=False)
-        for cut in cuts:
-            if not cut.has_features:
-                raise SpeechEQError(f"cut {cut.id} has no features (run the fbank stage on its manifest)")
+        self._check_inputs(cuts)
         phones_valid = [True] * len(cuts)
         if self.augment is not None and self.augment.active:
             features, feature_lens, phones_valid = self._augmented_features(cuts)
         else:
             try:
-                features, feature_lens = collate_features(cuts)
+                # OnTheFlyFeatures and AudioSamples may return more (audio, the cuts read): the inputs come first.
+                features, feature_lens = self.input_strategy(cuts)[:2]
             except (OSError, ValueError, KeyError, RuntimeError) as e:
                 first = next(iter(cuts))
+                where = first.features.storage_path if first.has_features else "its recording"
                 raise SpeechEQError(
-                    f"cannot read features for {len(cuts)} cuts starting at {first.id} "
-                    f"({first.features.storage_path}): {e}; re-run the fbank stage"
+                    f"cannot read features for {len(cuts)} cuts starting at {first.id} ({where}): {e}; "
+                    "re-run the fbank stage"
                 ) from None
         if self.speaker_cmvn is not None:
             for i, cut in enumerate(cuts):
@@ -90,6 +125,8 @@ class SpeechEQDataset(torch.utils.data.Dataset):
             batch.update(task.collate([t[name] for t in targets]))
         batch["corpus"] = [t["corpus"] for t in targets]
         batch["cut_ids"] = [c.id for c in cuts]
+        if self.tokens is not None:
+            batch["ctc_units"] = self.tokens.units  # names the CTC error rate of validation and decoding
         return batch
 
     def _augmented_features(self, cuts):

@@ -17,17 +17,16 @@ import numpy as np
 import torch
 
 from speecheq import metrics
-from speecheq.checkpoint import load_model
+from speecheq.checkpoint import ctc_tokens, load_model
 from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
 from speecheq.labels import LabelScheme
 from speecheq.options import decode_parser as get_parser  # noqa: F401  (its old home)
-from speecheq.options import set_num_threads
+from speecheq.options import DecodeConfig, set_num_threads
 from speecheq.plots import plot_confusion
 from speecheq.predict import headline, predict_batches, summarize
 from speecheq.tasks import readout_order
-from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
 
@@ -54,7 +53,7 @@ def decode_set(
     model, meta: dict, cuts_path: Path, out_dir: Path, *, max_duration: float, device, corpus_aware: bool
 ) -> dict:
     scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
-    tokens = TokenTable(meta["tokens"]) if meta.get("tokens") else None
+    tokens = ctc_tokens(meta)
     cuts = load_cuts_lazy(cuts_path)
     cmvn = speaker_cmvn_stats(cuts) if meta.get("speaker_cmvn") else None
     dataset = SpeechEQDataset(scheme, tokens, cmvn)
@@ -133,9 +132,10 @@ def paired_difference(a_files: Sequence[Path], b_files: Sequence[Path], metric: 
     }
 
 
-def result_columns() -> List[tuple]:
-    """(headline key, column title, decimals) of every task's RESULTS.md columns."""
-    return [c for t in readout_order() for c in t.result_columns]
+def result_columns(figures: Optional[Dict[str, object]] = None) -> List[tuple]:
+    """(headline key, column title, decimals) of every task's RESULTS.md columns for a row of
+    these figures: a CTC head of char or bpe units has its CER or TER column instead of PER."""
+    return [c for t in readout_order() for c in t.columns_for(figures or {})]
 
 
 def format_row(name: str, figures: Dict[str, object], command: str) -> str:
@@ -147,57 +147,67 @@ def format_row(name: str, figures: Dict[str, object], command: str) -> str:
             return f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
         return f"{v:.{digits}f}"
 
-    return f"| {name} | " + " | ".join(cell(k, d) for k, _, d in result_columns()) + f" | `{command}` |"
+    return f"| {name} | " + " | ".join(cell(k, d) for k, _, d in result_columns(figures)) + f" | `{command}` |"
 
 
-def results_header() -> str:
-    titles = [title for _, title, _ in result_columns()]
+def results_header(figures: Optional[Dict[str, object]] = None) -> str:
+    titles = [title for _, title, _ in result_columns(figures)]
     return "| run | " + " | ".join(titles) + " | command |\n" + "|---" * (len(titles) + 2) + "|\n"
 
 
-def append_result(results: Path, row: str) -> None:
-    """Append one row, creating the table when the file has none."""
+def append_result(results: Path, row: str, figures: Optional[Dict[str, object]] = None) -> None:
+    """Append one row, creating the table when the file has none (``figures``: the row's, when
+    its columns may differ from the default ones: a CTC head of char or bpe units)."""
     text = results.read_text(encoding="utf-8") if results.exists() else ""
-    header = results_header()
+    header = results_header(figures)
     if header.splitlines()[0] not in text:
         text += ("\n" if text and not text.endswith("\n") else "") + "\n" + header
     write_text_atomic(results, text + row + "\n")
 
 
-def decode(args, command: Optional[str] = None) -> List[Path]:
-    """Decode ``args.cuts`` (or summarise ``args.folds``); returns the metrics.json files written,
+def decode(config: DecodeConfig, command: Optional[str] = None) -> List[Path]:
+    """Decode ``config.cuts`` (or summarise ``config.folds``); returns the metrics.json files written,
     so a caller learns the decode folders' names (the weights tag) instead of rebuilding them.
     ``command``: the command line the RESULTS.md row names (default: this process's, as local/decode.py)."""
+    if not isinstance(config, DecodeConfig):
+        raise TypeError(
+            f"decode() takes a DecodeConfig (DecodeConfig.from_args(namespace)), not {type(config).__name__}"
+        )
     command = command or " ".join(["local/decode.py", *sys.argv[1:]])
-    set_num_threads(getattr(args, "num_threads", 0))
-    if args.folds:
-        summary = fold_summary(args.folds)
+    set_num_threads(config.num_threads)
+    if config.folds:
+        summary = fold_summary(config.folds)
         print(json.dumps(summary, indent=2))
-        if args.summary_out:
-            write_json_atomic(args.summary_out, summary)
-        if args.results:
-            append_result(args.results, format_row(args.run_name or "folds", summary, command))
+        if config.summary_out:
+            write_json_atomic(config.summary_out, summary)
+        if config.results:
+            append_result(config.results, format_row(config.run_name or "folds", summary, command), summary)
         return []
-    if not args.cuts:
+    if not config.cuts:
         raise SpeechEQError("give --cuts to decode, or --folds to summarise")
-    device = torch.device(args.device)
-    model, meta, tag = load_model(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, args.checkpoint, device)
+    device = torch.device(config.device)
+    model, meta, tag = load_model(
+        config.exp_dir, config.epoch, config.avg, config.use_averaged_model, config.checkpoint, device
+    )
     written = []
-    for cuts_path in args.cuts:
-        out_dir = args.exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}"
+    for cuts_path in config.cuts:
+        out_dir = config.exp_dir / "decode" / f"{set_name(cuts_path)}-{tag}"
         summary = decode_set(
             model,
             meta,
             cuts_path,
             out_dir,
-            max_duration=args.max_duration,
+            max_duration=config.max_duration,
             device=device,
-            corpus_aware=not args.no_corpus_aware,
+            corpus_aware=not config.no_corpus_aware,
         )
-        if args.results:
+        if config.results:
             append_result(
-                args.results,
-                format_row(args.run_name or f"{args.exp_dir.name} {set_name(cuts_path)}", summary["headline"], command),
+                config.results,
+                format_row(
+                    config.run_name or f"{config.exp_dir.name} {set_name(cuts_path)}", summary["headline"], command
+                ),
+                summary["headline"],
             )
         written.append(out_dir / "metrics.json")
     return written

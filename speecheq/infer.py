@@ -30,7 +30,7 @@ import torch
 from speecheq.data import CmvnStats
 from speecheq.engines import ENGINES, INFERENCE_OUTPUTS, Engine, make_engine
 from speecheq.errors import AudioError, SpeechEQError
-from speecheq.features import spectral_dims, trim_frames
+from speecheq.features import trim_frames
 from speecheq.inputs import Source, collect_sources
 from speecheq.io import Pathlike, atomic_output
 from speecheq.model import MIN_INPUT_FRAMES
@@ -123,7 +123,12 @@ class Inferencer:
         self.engine = engine
         # None: trim as the training cuts were trimmed (recorded in the package); 0: never.
         self.trim_silence_db = package.trim_silence_db if trim_silence_db is None else trim_silence_db
-        self.feature_shift = float(package.feature_config.get("frame_shift", 0.01))
+        self.front_end = package.front_end
+        if self.trim_silence_db > 0 and not self.front_end.energy_dims:
+            raise SpeechEQError(
+                f"silence trimming reads log-mel energy; {self.front_end.feature_type} frames hold none "
+                "(give --trim-silence-db 0)"
+            )
         self.max_duration = max_duration
         self.max_segment = max_segment
         self.sr = package.sampling_rate
@@ -173,13 +178,13 @@ class Inferencer:
                     f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
                 )
                 return item
-            shift = self.feature_shift
+            shift = self.front_end.frame_shift
             first, last = trim_frames(
                 feats,
                 self.trim_silence_db,
                 frame_shift=shift,
                 min_frames=MIN_INPUT_FRAMES,
-                num_bins=spectral_dims(self.extractor.name, feats.shape[1]),
+                num_bins=self.front_end.energy_dims,
             )
             t0 = start / self.sr + first * shift
             item.units.append(
@@ -200,7 +205,7 @@ class Inferencer:
         batch: List[_Unit] = []
         for u in sorted(units, key=lambda u: -u.feats.shape[0]):
             longest = batch[0].feats.shape[0] if batch else u.feats.shape[0]
-            if batch and (len(batch) + 1) * longest * self.feature_shift > self.max_duration:
+            if batch and (len(batch) + 1) * longest * self.front_end.frame_shift > self.max_duration:
                 yield batch
                 batch = []
             batch.append(u)

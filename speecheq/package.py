@@ -21,18 +21,19 @@ import torch
 
 from speecheq import __version__
 from speecheq.checkpoint import (
+    CTC_UNITS_KEY,
     TRAINING_DATA_KEY,
     check_fingerprint,
-    feature_config,
     fingerprint,
     load_model,
     load_model_state,
     weights_epoch,
 )
 from speecheq.errors import SpeechEQError
+from speecheq.features import FrontEnd
 from speecheq.io import Pathlike, atomic_output
 from speecheq.labels import EMOTION_MAPS, LabelScheme
-from speecheq.model import FRAME_SHIFT_SECONDS, ModelConfig, SpeechEQModel
+from speecheq.model import ModelConfig, SpeechEQModel
 from speecheq.tasks import default_tasks
 
 log = logging.getLogger("speecheq")
@@ -92,12 +93,15 @@ def package_from_model(
     source: Optional[dict] = None,
     trim_silence_db: float = 0.0,
     features: Optional[dict] = None,
+    ctc_units: str = "phone",
 ) -> dict:
     """The package dict for a model in memory (trained or not: the benchmark packages an untrained one).
 
-    ``features``: the front-end settings a checkpoint recorded; when None they are made for ``extractor``.
+    ``features``: the front-end settings a checkpoint recorded (:meth:`FrontEnd.feature_config`); when
+    None they are made for ``extractor``.
     """
     config = model.config
+    features = features or FrontEnd.named(extractor, config.num_mel_bins).feature_config()
     if len(categories) != config.num_emotions:
         raise SpeechEQError(f"{len(categories)} categories for a model with {config.num_emotions} emotion outputs")
     if tokens is not None and len(tokens) != config.vocab_size:
@@ -116,15 +120,15 @@ def package_from_model(
         "categories": list(categories),
         "corpus_categories": corpus_categories(categories, corpora, observed),
         "tokens": list(tokens) if tokens is not None else None,
+        # What the tokens are (phone, char, bpe: speecheq.text.units); the hypotheses are in them.
+        "ctc_units": str(ctc_units),
         "tasks": _plain(dict(tasks) if tasks is not None else {t: 1.0 for t in default_tasks()}),
         # Also inside model_state as buffers; stored apart so other tools can read them without torch modules.
         "normalization": {"mean": state["feature_mean"].tolist(), "std": state["feature_std"].tolist()},
-        "feature_config": {
-            **(features or feature_config(extractor, config.num_mel_bins)),
-            "trim_silence_db": float(trim_silence_db),
-        },
+        "feature_config": {**features, "trim_silence_db": float(trim_silence_db)},
         "speaker_cmvn": bool(speaker_cmvn),
-        "frame_shift": FRAME_SHIFT_SECONDS / config.ctc_upsample,  # of the CTC frames: alignment times
+        # Of the CTC frames: alignment times.
+        "frame_shift": FrontEnd.from_feature_config(features).output_frame_shift(model.ctc_subsampling),
         "source": _plain(source or {}),
     }
 
@@ -175,6 +179,7 @@ def package_from_exp(
         categories=meta["categories"],
         label_preset=meta["label_preset"],
         tokens=meta.get("tokens"),
+        ctc_units=(meta.get(CTC_UNITS_KEY) or {}).get("units", "phone"),
         tasks=meta.get("tasks"),
         corpora=corpora,
         observed=observed,
@@ -222,8 +227,10 @@ class Package:
     fingerprint: str
     version: str
     format_version: int
-    frame_shift: float = FRAME_SHIFT_SECONDS
+    frame_shift: float  # seconds per CTC frame: alignment times
     source: dict = field(default_factory=dict)
+    #: The units of ``tokens`` (packages from before units were recorded: phones).
+    ctc_units: str = "phone"
 
     @property
     def trim_silence_db(self) -> float:
@@ -233,6 +240,11 @@ class Package:
     @property
     def sampling_rate(self) -> int:
         return int(self.feature_config["sampling_rate"])
+
+    @property
+    def front_end(self) -> FrontEnd:
+        """The front end the model was trained on, as the package recorded it."""
+        return FrontEnd.from_feature_config(self.feature_config)
 
     def has_task(self, task: str) -> bool:
         """Heads of tasks the model never trained give numbers that mean nothing; readers skip them."""
@@ -253,30 +265,14 @@ class Package:
         """The front-end with the package's recorded settings: the extractor rebuilt from its stored
         ``to_dict()`` (a later lhotse may change a default; the stored settings are what the model
         was trained on)."""
-        from speecheq.features import make_extractor
-
-        cfg = self.feature_config
-        stored = cfg.get("lhotse")
-        if stored and "feature_type" in stored:
-            from lhotse.features.base import FeatureExtractor
-
-            import speecheq.pitch  # noqa: F401  (registers fbank-pitch with lhotse's from_dict)
-
-            try:
-                extractor = FeatureExtractor.from_dict({**stored, "device": str(device)})
-            except (KeyError, TypeError, ValueError, SpeechEQError) as e:
-                raise SpeechEQError(
-                    f"{self.path}: the package's feature config ({stored.get('feature_type')}) "
-                    f"cannot be rebuilt ({type(e).__name__}: {e}); upgrade speecheq"
-                ) from None
-        else:  # packages written before the full extractor config was recorded
-            extractor = make_extractor(cfg.get("extractor", "fbank"), str(device), int(cfg["num_mel_bins"]))
-            if stored and cfg.get("extractor", "fbank") == "fbank":
-                from lhotse import Fbank, FbankConfig
-
-                current = extractor.config.to_dict()
-                if any(current.get(k) != v for k, v in stored.items()):
-                    extractor = Fbank(FbankConfig.from_dict({**stored, "device": str(device)}))
+        front_end = self.front_end
+        try:
+            extractor = front_end.extractor(device)
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpeechEQError(
+                f"{self.path}: the package's feature config ({front_end.feature_type}) "
+                f"cannot be rebuilt ({type(e).__name__}: {e}); upgrade speecheq"
+            ) from None
         dim = extractor.feature_dim(self.sampling_rate)
         if dim != self.config.num_mel_bins:
             raise SpeechEQError(
@@ -362,6 +358,10 @@ def load_package(path: Pathlike, device="cpu") -> Package:
         fingerprint=str(obj.get("fingerprint", "")),
         version=str(obj.get("speecheq_version", "")),
         format_version=int(obj["format_version"]),
-        frame_shift=float(obj.get("frame_shift", FRAME_SHIFT_SECONDS)),
+        frame_shift=float(
+            obj.get("frame_shift")
+            or FrontEnd.from_feature_config(feature_cfg).output_frame_shift(model.ctc_subsampling)
+        ),
         source=dict(obj.get("source") or {}),
+        ctc_units=str(obj.get("ctc_units") or "phone"),
     )

@@ -17,13 +17,13 @@ import logging
 import math
 import os
 import platform
+import random
 import shutil
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ import torch
 from speecheq import __version__
 from speecheq.augment import CutAugment, mixup, parse_factors
 from speecheq.checkpoint import (
+    CTC_UNITS_KEY,
     TRAINING_DATA_KEY,
     load_checkpoint,
     load_model_state,
@@ -54,7 +55,7 @@ from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale
 from speecheq.labels import LabelScheme, label_summary, require_nonempty
 from speecheq.losses import MultitaskLoss
 from speecheq.model import MIN_INPUT_FRAMES, SpeechEQModel, config_from_preset
-from speecheq.options import set_num_threads
+from speecheq.options import TrainConfig, set_num_threads
 from speecheq.options import train_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.predict import headline, records_from_outputs, summarize
 from speecheq.tasks import TABLE as TASK_TABLE
@@ -63,12 +64,12 @@ from speecheq.text.tokens import TokenTable
 log = logging.getLogger("speecheq")
 
 
-def parse_tasks(args) -> Dict[str, float]:
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+def parse_tasks(config: TrainConfig) -> Dict[str, float]:
+    tasks = [t.strip() for t in config.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASK_TABLE]
     if unknown or not tasks:
         raise SpeechEQError(f"--tasks: unknown task(s) {unknown}; choose from {', '.join(TASK_TABLE)}")
-    return {t: getattr(args, f"{t}_weight") for t in tasks if getattr(args, f"{t}_weight") > 0}
+    return {t: config.task_weights[t] for t in tasks if config.task_weights[t] > 0}
 
 
 def parse_corpus_weights(text: str) -> Dict[str, float]:
@@ -114,7 +115,8 @@ def environment_info() -> dict:
     }
 
 
-def setup_logging(exp_dir: Path, rank: int) -> None:
+def setup_logging(exp_dir: Path, rank: int) -> logging.Handler:
+    """Adds this run's log file (the console once); returns the file's handler, which the run removes when it ends."""
     log_dir = exp_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s")
@@ -135,6 +137,7 @@ def setup_logging(exp_dir: Path, rank: int) -> None:
         log.addHandler(console)
     log.setLevel(logging.INFO)
     log.propagate = False
+    return handler
 
 
 def lr_lambda(warmup: int, schedule: str = "noam", total: int = 0, final_ratio: float = 0.01):
@@ -174,27 +177,46 @@ def batches_per_epoch(sampler) -> int:
     return sum(1 for _ in probe)
 
 
+class LossTotals:
+    """Each task's summed loss and the number of utterances it was computed on, over many
+    batches (``MultitaskLoss``'s stats): the means are per utterance, not per batch."""
+
+    def __init__(self) -> None:
+        self.sums: Dict[str, float] = {}
+        self.counts: Dict[str, int] = {}
+
+    def add(self, stats: Mapping[str, Mapping[str, float]]) -> None:
+        for task, s in stats.items():
+            self.sums[task] = self.sums.get(task, 0.0) + s["loss"]
+            self.counts[task] = self.counts.get(task, 0) + s["count"]
+
+    def means(self, unlabelled: float = math.nan) -> Dict[str, float]:
+        """Each task's mean loss; ``unlabelled`` where none of its utterances had a label (training
+        logs say 0 there, as the loss such a task added, validation NaN: no measurement)."""
+        return {task: self.sums[task] / count if count else unlabelled for task, count in self.counts.items()}
+
+
 class Trainer:
-    def __init__(self, args):
-        self.args = args
+    def __init__(self, config: TrainConfig):
+        self.config = config
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = pick_device(args.device)
+        self.device = pick_device(config.device)
         if self.device.type == "cuda" and self.world_size > 1:
             self.device = torch.device("cuda", self.local_rank)
         if self.world_size > 1:
             import torch.distributed as dist
 
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        if args.use_fp16 and args.use_bf16:
+        if config.use_fp16 and config.use_bf16:
             raise SpeechEQError("choose one of --use-fp16 and --use-bf16")
-        if args.use_fp16 and self.device.type != "cuda":
+        if config.use_fp16 and self.device.type != "cuda":
             raise SpeechEQError("--use-fp16 needs a CUDA device (use --use-bf16 on CPU)")
-        self.amp_dtype = torch.float16 if args.use_fp16 else (torch.bfloat16 if args.use_bf16 else None)
-        self.weights = parse_tasks(args)
-        self.scheme = LabelScheme.from_preset(args.label_preset)
-        self.exp_dir: Path = args.exp_dir
+        self.amp_dtype = torch.float16 if config.use_fp16 else (torch.bfloat16 if config.use_bf16 else None)
+        self.weights = parse_tasks(config)
+        self.scheme = LabelScheme.from_preset(config.label_preset)
+        self.exp_dir: Path = config.exp_dir
         self.is_main = self.rank == 0
 
     # ---------------------------------------------------------------- setup
@@ -203,8 +225,8 @@ class Trainer:
 
         sets = [load_cuts_lazy(p) for p in paths]
         cuts = sets[0] if len(sets) == 1 else CutSet.from_cuts(c for s in sets for c in s)
-        min_dur = MIN_INPUT_FRAMES * 0.01 + 0.015
-        max_dur = self.args.max_utterance_duration if train else float("inf")
+        min_dur = SpeechEQDataset.default_front_end().min_duration(MIN_INPUT_FRAMES)
+        max_dur = self.config.max_utterance_duration if train else float("inf")
         dropped = {"too short": 0, "too long": 0}
 
         def keep(c) -> bool:
@@ -226,8 +248,8 @@ class Trainer:
         return cuts
 
     def build(self):
-        args = self.args
-        self.train_cuts = self.load_cuts(args.train_cuts, train=True)
+        config = self.config
+        self.train_cuts = self.load_cuts(config.train_cuts, train=True)
         summary = label_summary(self.train_cuts, self.scheme)
         log.info("train cuts: %s", json.dumps(summary))
         require_nonempty(summary, "training set", list(self.weights))
@@ -240,11 +262,11 @@ class Trainer:
                 json.dumps(counts),
                 f"; no {', '.join(unlabelled)} labels: those tasks learn from the other corpora" if unlabelled else "",
             )
-        self.dev_cuts = self.load_cuts(args.dev_cuts, train=False) if args.dev_cuts else None
+        self.dev_cuts = self.load_cuts(config.dev_cuts, train=False) if config.dev_cuts else None
         self.tokens = None
-        if "ctc" in self.weights or (args.lang_dir / "tokens.txt").is_file():
-            self.tokens = TokenTable.from_file(args.lang_dir / "tokens.txt")
-        overrides = json.loads(args.model_config) if args.model_config else {}
+        if "ctc" in self.weights or (config.lang_dir / "tokens.txt").is_file():
+            self.tokens = TokenTable.from_lang_dir(config.lang_dir)
+        overrides = json.loads(config.model_config) if config.model_config else {}
         # The adversary predicts the training speakers; dev and test speakers are unknown to it.
         self.speakers = None
         if "speaker" in self.weights:
@@ -256,7 +278,7 @@ class Trainer:
         overrides.setdefault("num_mel_bins", self.train_cuts[0].num_features)
         try:
             self.model_config = config_from_preset(
-                args.model_preset,
+                config.model_preset,
                 num_emotions=self.scheme.num_classes,
                 vocab_size=len(self.tokens) if self.tokens else 2,
                 **overrides,
@@ -266,38 +288,38 @@ class Trainer:
         self.model = SpeechEQModel(self.model_config).to(self.device)
         self.model_avg = copy.deepcopy(self.model).to("cpu") if self.is_main else None
         self.speaker_cmvn = None
-        if args.speaker_cmvn:
+        if config.speaker_cmvn:
             self.speaker_cmvn = speaker_cmvn_stats(self.train_cuts)
             if self.dev_cuts is not None:
                 self.speaker_cmvn.update(speaker_cmvn_stats(self.dev_cuts))
         tokens = self.tokens if "ctc" in self.weights else None
-        self.augment = CutAugment(parse_factors(args.speed_perturb), args.random_crop, args.seed)
-        if args.mixup_alpha < 0 or args.random_crop < 0:
+        self.augment = CutAugment(parse_factors(config.speed_perturb), config.random_crop, config.seed)
+        if config.mixup_alpha < 0 or config.random_crop < 0:
             raise SpeechEQError("--mixup-alpha and --random-crop must be >= 0")
         self.dataset = SpeechEQDataset(
             self.scheme, tokens, self.speaker_cmvn, augment=self.augment, speakers=self.speakers
         )
         self.eval_dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn)
-        self.loss_fn = MultitaskLoss(self.weights, intensity_loss=args.intensity_loss)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        self.loss_fn = MultitaskLoss(self.weights, intensity_loss=config.intensity_loss)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.sampler = make_train_sampler(
             self.train_cuts,
-            max_duration=args.max_duration,
-            seed=args.seed,
-            balanced=args.balanced,
+            max_duration=config.max_duration,
+            seed=config.seed,
+            balanced=config.balanced,
             scheme=self.scheme,
-            corpus_weights=parse_corpus_weights(args.corpus_weights) or None,
+            corpus_weights=parse_corpus_weights(config.corpus_weights) or None,
             world_size=self.world_size,
             rank=self.rank,
         )
         total = 0
-        if args.lr_schedule == "cosine":
+        if config.lr_schedule == "cosine":
             per_epoch = batches_per_epoch(self.sampler)
-            total = per_epoch * args.num_epochs
-            log.info("cosine schedule over %d batches (%d per epoch x %d epochs)", total, per_epoch, args.num_epochs)
+            total = per_epoch * config.num_epochs
+            log.info("cosine schedule over %d batches (%d per epoch x %d epochs)", total, per_epoch, config.num_epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(args.warmup_batches, args.lr_schedule, total, args.final_lr_ratio)
+            self.optimizer, lr_lambda(config.warmup_batches, config.lr_schedule, total, config.final_lr_ratio)
         )
         self.ddp_model = self.model
         if self.world_size > 1:
@@ -353,9 +375,10 @@ class Trainer:
             "label_preset": self.scheme.preset,
             "categories": list(self.scheme.categories),
             "tokens": self.tokens.symbols if self.tokens else None,
+            CTC_UNITS_KEY: self.tokens.record() if self.tokens else None,
             "tasks": self.weights,
-            "speaker_cmvn": self.args.speaker_cmvn,
-            "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(self.args).items()},
+            "speaker_cmvn": self.config.speaker_cmvn,
+            "train_args": {k: str(v) if isinstance(v, Path) else v for k, v in self.config.as_options().items()},
             TRAINING_DATA_KEY: self.training_data,
             "version": __version__,
         }
@@ -388,7 +411,7 @@ class Trainer:
         """Running mean of the weights over all batches so far (icefall's model_avg)."""
         if self.model_avg is None:
             return
-        weight = self.args.average_period / self.batch_idx_train
+        weight = self.config.average_period / self.batch_idx_train
         with torch.no_grad():
             own = self.model.state_dict()
             for k, v in self.model_avg.state_dict().items():
@@ -401,9 +424,9 @@ class Trainer:
     def validate(self, epoch: int, tb) -> Optional[dict]:
         if self.dev_cuts is None:
             return None
-        loader = make_loader(self.eval_dataset, make_eval_sampler(self.dev_cuts, self.args.max_duration))
+        loader = make_loader(self.eval_dataset, make_eval_sampler(self.dev_cuts, self.config.max_duration))
         # Dev loss and metrics in one pass: collect batches' losses while predicting.
-        totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
+        totals = LossTotals()
         records = []
         self.model.eval()
         with torch.inference_mode():
@@ -412,13 +435,11 @@ class Trainer:
                 _, stats = self.loss_fn(
                     out, {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 )
-                for task, s in stats.items():
-                    totals[task][0] += s["loss"]
-                    totals[task][1] += s["count"]
+                totals.add(stats)
                 records.extend(records_from_outputs(out, batch, self.scheme))
         self.model.train()
         result = headline(summarize(records, self.scheme))
-        result.update({f"loss_{t}": (s / n if n else float("nan")) for t, (s, n) in totals.items()})
+        result.update({f"loss_{t}": mean for t, mean in totals.means().items()})
         log.info("epoch %d validation: %s", epoch, json.dumps({k: round(v, 4) for k, v in result.items()}))
         if tb is not None:
             for k, v in result.items():
@@ -426,163 +447,197 @@ class Trainer:
         return result
 
     def train(self) -> None:
-        args = self.args
-        torch.manual_seed(args.seed)
-        np.random.seed(args.seed)
-        import random
-
-        random.seed(args.seed)
-        if args.deterministic:
+        """The run (icefall's ``run``): seed, build, resume, then each epoch and its end-of-epoch work."""
+        config = self.config
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        if config.deterministic:
             torch.use_deterministic_algorithms(True)
         self.build()
-        start_epoch, resume_sampler, skip_to = args.start_epoch, None, 0
-        if args.start_batch > 0:
-            ckpt = load_checkpoint(self.exp_dir / f"checkpoint-{args.start_batch}.pt")
-            self.restore(ckpt, f"checkpoint-{args.start_batch}.pt")
-            start_epoch, resume_sampler, skip_to = ckpt["epoch"], ckpt["sampler"], ckpt["batch_in_epoch"]
-            log.info("resuming epoch %d after batch %d (global batch %d)", start_epoch, skip_to, self.batch_idx_train)
-        elif start_epoch > 1:
-            ckpt = load_checkpoint(self.exp_dir / f"epoch-{start_epoch - 1}.pt")
-            self.restore(ckpt, f"epoch-{start_epoch - 1}.pt")
-            log.info("resuming from epoch-%d.pt", start_epoch - 1)
-        else:
-            self.normalisation()
-        if start_epoch > args.num_epochs:
-            log.info("nothing to do: start epoch %d > --num-epochs %d", start_epoch, args.num_epochs)
+        start_epoch, resume_sampler, batches_done = self.resume()
+        if start_epoch > config.num_epochs:
+            log.info("nothing to do: start epoch %d > --num-epochs %d", start_epoch, config.num_epochs)
             self.finish()  # a run killed between its last checkpoint and its summary
             return
 
         tb = None
-        if self.is_main and args.tensorboard:
+        if self.is_main and config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             tb = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
         self.model.train()
-        for epoch in range(start_epoch, args.num_epochs + 1):
-            self.sampler.set_epoch(epoch)
-            self.augment.epoch = epoch
-            batch_in_epoch = 0
-            if resume_sampler is not None:
-                self.sampler.load_state_dict(resume_sampler)
-                batch_in_epoch, resume_sampler = skip_to, None
-            loader = make_loader(self.dataset, self.sampler, args.num_workers, seed=args.seed + epoch)
-            totals: Dict[str, list] = defaultdict(lambda: [0.0, 0])
-            t0 = time.time()
-            audio_seconds = 0.0
-            # Ranks may get different numbers of batches; DDP's join() shadows the
-            # all-reduces of a rank that ran out instead of waiting for it forever.
-            uneven = self.ddp_model.join() if self.world_size > 1 else contextlib.nullcontext()
-            with uneven:
-                for batch in loader:
-                    batch_in_epoch += 1
-                    if not torch.isfinite(batch["features"]).all():
-                        self.skipped_nonfinite += 1
-                        log.warning(
-                            "skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
-                            batch_in_epoch,
-                            epoch,
-                            batch["cut_ids"][:3],
-                            self.skipped_nonfinite,
-                        )
-                        continue
-                    if args.mixup_alpha > 0:
-                        batch["features"], batch["mix_partner"], batch["mix_lam"] = mixup(
-                            batch["features"], batch["feature_lens"], args.mixup_alpha
-                        )
-                    batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                    with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                        out = self.ddp_model(batch["features"], batch["feature_lens"])
-                        loss, stats = self.loss_fn(
-                            {k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch
-                        )
-                    if not torch.isfinite(loss):
-                        self.skipped_nonfinite += 1
-                        log.warning(
-                            "skipping batch %d of epoch %d: non-finite loss (%d skipped so far)",
-                            batch_in_epoch,
-                            epoch,
-                            self.skipped_nonfinite,
-                        )
-                        self.optimizer.zero_grad(set_to_none=True)
-                        continue
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.grad_clip)
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.scheduler.step()
-                    self.batch_idx_train += 1
-                    audio_seconds += float(batch["feature_lens"].sum()) * 0.01
-                    for task, s in stats.items():
-                        totals[task][0] += s["loss"]
-                        totals[task][1] += s["count"]
-                    if self.batch_idx_train % args.average_period == 0:
-                        self.update_average()
-                    if self.is_main and self.batch_idx_train % args.log_interval == 0:
-                        means = {t: s / max(n, 1) for t, (s, n) in totals.items()}
-                        lr = self.scheduler.get_last_lr()[0]
-                        log.info(
-                            "epoch %d batch %d (global %d) lr %.2e losses %s",
-                            epoch,
-                            batch_in_epoch,
-                            self.batch_idx_train,
-                            lr,
-                            json.dumps({k: round(v, 4) for k, v in means.items()}),
-                        )
-                        if tb is not None:
-                            for t, v in means.items():
-                                tb.add_scalar(f"train/loss_{t}", v, self.batch_idx_train)
-                            tb.add_scalar("train/lr", lr, self.batch_idx_train)
-                    if args.save_every_n and self.batch_idx_train % args.save_every_n == 0:
-                        self.save(
-                            self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt",
-                            epoch,
-                            batch_in_epoch,
-                            self.sampler.state_dict(),
-                        )
-                        if self.is_main:
-                            remove_old_batch_checkpoints(self.exp_dir, args.keep_last_k)
-                        log.info(
-                            "saved checkpoint-%d.pt (resume: --start-batch %d)",
-                            self.batch_idx_train,
-                            self.batch_idx_train,
-                        )
-                    if args.stop_after_batches and self.batch_idx_train >= args.stop_after_batches:
-                        log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
-                        return
-            elapsed = time.time() - t0
-            means = {t: round(s / max(n, 1), 4) for t, (s, n) in totals.items()}
-            log.info(
-                "epoch %d done in %.1f s (%.1f s of audio/s): train losses %s",
-                epoch,
-                elapsed,
-                audio_seconds / max(elapsed, 1e-9),
-                json.dumps(means),
-            )
-            if batch_in_epoch == 0 and self.world_size == 1:
-                raise SpeechEQError(
-                    f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)"
-                )
-            result = self.validate(epoch, tb) if self.is_main else None
-            self.valid_metrics = None if result is None else {"epoch": epoch, **result}
-            if result is not None and result.get("UA", -1) > self.best_valid_ua:
-                self.best_valid_ua, self.best_valid_epoch = result["UA"], epoch
-            # best-valid.pt before epoch-N.pt: resume starts after the last epoch-N.pt, so a
-            # kill between the two re-runs epoch N and rewrites best-valid.pt; the other order
-            # would leave a stale best-valid.pt behind a checkpoint that claims epoch N is best.
-            if result is not None and self.best_valid_epoch == epoch:
-                self.save(self.exp_dir / "best-valid.pt", epoch + 1, 0, None)
-                log.info("new best validation UA %.2f at epoch %d", self.best_valid_ua, epoch)
-            self.save(self.exp_dir / f"epoch-{epoch}.pt", epoch + 1, 0, None)
+        for epoch in range(start_epoch, config.num_epochs + 1):
+            if not self.train_one_epoch(epoch, tb, resume_sampler, batches_done):
+                return  # --stop-after-batches stands for a kill: nothing after it may run
+            resume_sampler, batches_done = None, 0
+            self.validate_and_save(epoch, tb)
         if tb is not None:
             tb.close()
         self.finish()
 
+    def resume(self) -> Tuple[int, Optional[dict], int]:
+        """Restores the state this run continues from; returns its first epoch, and for a run
+        resumed inside that epoch the sampler's state and how many of its batches were done."""
+        config = self.config
+        if config.start_batch > 0:
+            source = f"checkpoint-{config.start_batch}.pt"
+            ckpt = load_checkpoint(self.exp_dir / source)
+            self.restore(ckpt, source)
+            log.info(
+                "resuming epoch %d after batch %d (global batch %d)",
+                ckpt["epoch"],
+                ckpt["batch_in_epoch"],
+                self.batch_idx_train,
+            )
+            return ckpt["epoch"], ckpt["sampler"], ckpt["batch_in_epoch"]
+        if config.start_epoch > 1:
+            ckpt = load_checkpoint(self.exp_dir / f"epoch-{config.start_epoch - 1}.pt")
+            self.restore(ckpt, f"epoch-{config.start_epoch - 1}.pt")
+            log.info("resuming from epoch-%d.pt", config.start_epoch - 1)
+        else:
+            self.normalisation()
+        return config.start_epoch, None, 0
+
+    def train_one_epoch(self, epoch: int, tb, resume_sampler: Optional[dict] = None, batches_done: int = 0) -> bool:
+        """One epoch's batches, from batch ``batches_done + 1`` when ``resume_sampler`` continues
+        an interrupted epoch; False when --stop-after-batches ended the run inside it."""
+        config = self.config
+        self.sampler.set_epoch(epoch)
+        self.augment.epoch = epoch
+        batch_in_epoch = 0
+        if resume_sampler is not None:
+            self.sampler.load_state_dict(resume_sampler)
+            batch_in_epoch = batches_done
+        loader = make_loader(self.dataset, self.sampler, config.num_workers, seed=config.seed + epoch)
+        totals = LossTotals()
+        t0 = time.time()
+        audio_seconds = 0.0
+        # Ranks may get different numbers of batches; DDP's join() shadows the
+        # all-reduces of a rank that ran out instead of waiting for it forever.
+        uneven = self.ddp_model.join() if self.world_size > 1 else contextlib.nullcontext()
+        with uneven:
+            for batch in loader:
+                batch_in_epoch += 1
+                stats = self.train_step(batch, epoch, batch_in_epoch)
+                if stats is None:
+                    continue
+                audio_seconds += float(batch["feature_lens"].sum()) * self.dataset.front_end.frame_shift
+                totals.add(stats)
+                self.after_step(epoch, batch_in_epoch, totals, tb)
+                if config.stop_after_batches and self.batch_idx_train >= config.stop_after_batches:
+                    log.info("stopping after %d batches (--stop-after-batches)", self.batch_idx_train)
+                    return False
+        elapsed = time.time() - t0
+        log.info(
+            "epoch %d done in %.1f s (%.1f s of audio/s): train losses %s",
+            epoch,
+            elapsed,
+            audio_seconds / max(elapsed, 1e-9),
+            json.dumps({t: round(v, 4) for t, v in totals.means(unlabelled=0.0).items()}),
+        )
+        if batch_in_epoch == 0 and self.world_size == 1:
+            raise SpeechEQError(f"epoch {epoch}: the sampler produced no batch (training set empty after filtering?)")
+        return True
+
+    def compute_loss(self, batch: dict) -> Tuple[torch.Tensor, Dict[str, dict]]:
+        """The weighted multitask loss of a training batch already on the device, and its per-task stats."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            out = self.ddp_model(batch["features"], batch["feature_lens"])
+            return self.loss_fn({k: v.float() if v.is_floating_point() else v for k, v in out.items()}, batch)
+
+    def train_step(self, batch: dict, epoch: int, batch_in_epoch: int) -> Optional[Dict[str, dict]]:
+        """One optimiser step on one batch; its per-task loss stats, or None when it was skipped
+        for non-finite features or loss (counted in train-summary.json)."""
+        config = self.config
+        if not torch.isfinite(batch["features"]).all():
+            self.skipped_nonfinite += 1
+            log.warning(
+                "skipping batch %d of epoch %d: non-finite features in %s (%d skipped so far)",
+                batch_in_epoch,
+                epoch,
+                batch["cut_ids"][:3],
+                self.skipped_nonfinite,
+            )
+            return None
+        if config.mixup_alpha > 0:
+            batch["features"], batch["mix_partner"], batch["mix_lam"] = mixup(
+                batch["features"], batch["feature_lens"], config.mixup_alpha
+            )
+        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        loss, stats = self.compute_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            self.skipped_nonfinite += 1
+            log.warning(
+                "skipping batch %d of epoch %d: non-finite loss (%d skipped so far)",
+                batch_in_epoch,
+                epoch,
+                self.skipped_nonfinite,
+            )
+            return None
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.batch_idx_train += 1
+        return stats
+
+    def after_step(self, epoch: int, batch_in_epoch: int, totals: LossTotals, tb) -> None:
+        """The work due every so many batches: the running average, a progress line, a batch checkpoint."""
+        config = self.config
+        if self.batch_idx_train % config.average_period == 0:
+            self.update_average()
+        if self.is_main and self.batch_idx_train % config.log_interval == 0:
+            means = totals.means(unlabelled=0.0)
+            lr = self.scheduler.get_last_lr()[0]
+            log.info(
+                "epoch %d batch %d (global %d) lr %.2e losses %s",
+                epoch,
+                batch_in_epoch,
+                self.batch_idx_train,
+                lr,
+                json.dumps({k: round(v, 4) for k, v in means.items()}),
+            )
+            if tb is not None:
+                for t, v in means.items():
+                    tb.add_scalar(f"train/loss_{t}", v, self.batch_idx_train)
+                tb.add_scalar("train/lr", lr, self.batch_idx_train)
+        if config.save_every_n and self.batch_idx_train % config.save_every_n == 0:
+            self.save(
+                self.exp_dir / f"checkpoint-{self.batch_idx_train}.pt",
+                epoch,
+                batch_in_epoch,
+                self.sampler.state_dict(),
+            )
+            if self.is_main:
+                remove_old_batch_checkpoints(self.exp_dir, config.keep_last_k)
+            log.info(
+                "saved checkpoint-%d.pt (resume: --start-batch %d)",
+                self.batch_idx_train,
+                self.batch_idx_train,
+            )
+
+    def validate_and_save(self, epoch: int, tb) -> None:
+        """The end of an epoch: its validation, best-valid.pt when it is the best so far, epoch-N.pt."""
+        result = self.validate(epoch, tb) if self.is_main else None
+        self.valid_metrics = None if result is None else {"epoch": epoch, **result}
+        if result is not None and result.get("UA", -1) > self.best_valid_ua:
+            self.best_valid_ua, self.best_valid_epoch = result["UA"], epoch
+        # best-valid.pt before epoch-N.pt: resume starts after the last epoch-N.pt, so a
+        # kill between the two re-runs epoch N and rewrites best-valid.pt; the other order
+        # would leave a stale best-valid.pt behind a checkpoint that claims epoch N is best.
+        if result is not None and self.best_valid_epoch == epoch:
+            self.save(self.exp_dir / "best-valid.pt", epoch + 1, 0, None)
+            log.info("new best validation UA %.2f at epoch %d", self.best_valid_ua, epoch)
+        self.save(self.exp_dir / f"epoch-{epoch}.pt", epoch + 1, 0, None)
+
     def finish(self) -> None:
         """The outputs that make a run finished: a best-valid.pt that matches the best-epoch
         record (repaired from that epoch's checkpoint if a kill left it stale), then the summary."""
-        args = self.args
+        config = self.config
         if not self.is_main:
             return
         if self.best_valid_epoch > 0:
@@ -601,7 +656,7 @@ class Trainer:
         write_json_atomic(
             self.exp_dir / "train-summary.json",
             {
-                "epochs": args.num_epochs,
+                "epochs": config.num_epochs,
                 "batches": self.batch_idx_train,
                 "best_valid_ua": self.best_valid_ua,
                 "best_valid_epoch": self.best_valid_epoch,
@@ -618,16 +673,24 @@ class Trainer:
         )
 
 
-def train(args) -> None:
-    set_num_threads(args.num_threads)
-    args.exp_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(args)
-    setup_logging(args.exp_dir, trainer.rank)
-    log.info("environment: %s", json.dumps(environment_info()))
-    log.info("arguments: %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
-    if trainer.is_main:
-        with folder_lock(args.exp_dir, "training"):
-            remove_stale_temporaries(args.exp_dir)  # half-saved checkpoints of a killed run
+def train(config: TrainConfig) -> None:
+    """Train one model; the command line's config is ``TrainConfig.from_args(train_parser().parse_args(argv))``."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train() takes a TrainConfig (TrainConfig.from_args(namespace)), not {type(config).__name__}")
+    set_num_threads(config.num_threads)
+    config.exp_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config)
+    run_log = setup_logging(config.exp_dir, trainer.rank)
+    try:
+        log.info("environment: %s", json.dumps(environment_info()))
+        log.info("arguments: %s", json.dumps({k: str(v) for k, v in config.as_options().items()}))
+        if trainer.is_main:
+            with folder_lock(config.exp_dir, "training"):
+                remove_stale_temporaries(config.exp_dir)  # half-saved checkpoints of a killed run
+                trainer.train()
+        else:
             trainer.train()
-    else:
-        trainer.train()
+    finally:
+        # What the process logs after this run (a decode, a second run) is not this run's.
+        log.removeHandler(run_log)
+        run_log.close()

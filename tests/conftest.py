@@ -49,9 +49,12 @@ TINY_MODEL = kill_test.TINY_MODEL
 
 
 def train_args(data: Path, exp_dir: Path, *extra: str):
+    """The TrainConfig of the tiny model's command line, with ``extra`` options."""
+    from speecheq.options import TrainConfig
     from speecheq.train import get_parser
 
-    return get_parser().parse_args([*kill_test.tiny_train_argv(data / "fbank", data / "lang", exp_dir), *extra])
+    argv = [*kill_test.tiny_train_argv(data / "fbank", data / "lang", exp_dir), *extra]
+    return TrainConfig.from_args(get_parser().parse_args(argv))
 
 
 @pytest.fixture(scope="session")

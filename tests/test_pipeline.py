@@ -25,23 +25,26 @@ def test_training_writes_checkpoints_logs_and_tensorboard_scalars(trained_exp):
 
 def test_decode_writes_predictions_metrics_and_confusion(trained_exp, synth_data):
     from speecheq.decode import decode, get_parser
+    from speecheq.options import DecodeConfig
 
     results = trained_exp / "RESULTS.md"
     test_cuts = synth_data / "fbank/synth_cuts_test.jsonl.gz"
     written = decode(
-        get_parser().parse_args(
-            [
-                "--exp-dir",
-                str(trained_exp),
-                "--epoch",
-                "2",
-                "--avg",
-                "2",
-                "--cuts",
-                str(test_cuts),
-                "--results",
-                str(results),
-            ]
+        DecodeConfig.from_args(
+            get_parser().parse_args(
+                [
+                    "--exp-dir",
+                    str(trained_exp),
+                    "--epoch",
+                    "2",
+                    "--avg",
+                    "2",
+                    "--cuts",
+                    str(test_cuts),
+                    "--results",
+                    str(results),
+                ]
+            )
         )
     )
     out = trained_exp / "decode/synth_test-epoch-2-avg-2"
@@ -289,6 +292,7 @@ def test_import_mfa_textgrids_and_htk_labels_into_cuts(synth_data, tmp_path):
 
 def test_speaker_cmvn_trains_and_decodes(synth_data, tmp_path):
     from speecheq.decode import decode, get_parser
+    from speecheq.options import DecodeConfig
     from speecheq.train import train
 
     exp = tmp_path / "cmvn"
@@ -297,7 +301,11 @@ def test_speaker_cmvn_trains_and_decodes(synth_data, tmp_path):
     assert ckpt["speaker_cmvn"] is True
     assert torch.equal(ckpt["model"]["feature_mean"], torch.zeros(80)), "features arrive speaker-normalised"
     decode(
-        get_parser().parse_args(["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz")])
+        DecodeConfig.from_args(
+            get_parser().parse_args(
+                ["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz")]
+            )
+        )
     )
     m = json.loads((exp / "decode/synth_test-epoch-1-avg-1/metrics.json").read_text())
     assert m["speaker_cmvn"] is True and m["utterances"] > 0

@@ -28,7 +28,7 @@ def test_a_toy_task_trains_and_decodes(synth_data, tmp_path, monkeypatch):
     import torch
 
     from speecheq.decode import decode
-    from speecheq.options import decode_parser
+    from speecheq.options import DecodeConfig, decode_parser
     from speecheq.train import train
 
     toy = tasks.ClassificationTask("arousal", weight=1.0, classes=("low", "high"), label=arousal)
@@ -41,8 +41,10 @@ def test_a_toy_task_trains_and_decodes(synth_data, tmp_path, monkeypatch):
     assert ckpt["model"]["utterance_heads.arousal.weight"].shape[0] == 2
 
     [metrics_json] = decode(
-        decode_parser().parse_args(
-            ["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz"), "--epoch", "1"]
+        DecodeConfig.from_args(
+            decode_parser().parse_args(
+                ["--exp-dir", str(exp), "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz"), "--epoch", "1"]
+            )
         )
     )
     summary = json.loads(metrics_json.read_text())

@@ -376,8 +376,9 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
     models (two run here: model 0, primary for all three, and model 4, which repeats CASIA's
     and RAVDESS's fold 0); EmoDB's intensity only on its neutral cuts, CASIA's phones only where
     the transcript file has a line."""
+    from speecheq.options import TrainConfig
     from speecheq.text.lang import prepare_lang
-    from speecheq.train import get_parser, train
+    from speecheq.train import train
 
     start, cpu = time.time(), time.process_time()
     egs = tmp_path / "egs"
@@ -406,29 +407,17 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
     prepare_lang(["data/manifests/emodb_supervisions_all.jsonl.gz"], "data/lang")
     for k in (0, 4):
         train(
-            get_parser().parse_args(
-                [
-                    "--train-cuts",
-                    f"data/fbank/emodb_cuts_fold{k}_train.jsonl.gz",
-                    "--dev-cuts",
-                    f"data/fbank/emodb_cuts_fold{k}_dev.jsonl.gz",
-                    "--exp-dir",
-                    f"exp/multitask_all/fold{k}",
-                    "--label-preset",
-                    "all",
-                    "--model-preset",
-                    "tiny",
-                    "--tasks",
-                    "emotion,ctc,gender",
-                    "--num-epochs",
-                    "1",
-                    "--max-duration",
-                    "30",
-                    "--warmup-batches",
-                    "2",
-                    "--tensorboard",
-                    "0",
-                ]
+            TrainConfig(
+                train_cuts=[f"data/fbank/emodb_cuts_fold{k}_train.jsonl.gz"],
+                dev_cuts=[f"data/fbank/emodb_cuts_fold{k}_dev.jsonl.gz"],
+                exp_dir=f"exp/multitask_all/fold{k}",
+                label_preset="all",
+                model_preset="tiny",
+                tasks="emotion,ctc,gender",
+                num_epochs=1,
+                max_duration=30.0,
+                warmup_batches=2,
+                tensorboard=0,
             )
         )
     prepared, prepared_cpu = time.time(), time.process_time()

@@ -20,7 +20,7 @@
 # model_config, lr_schedule (default noam), mixup_alpha (default 0: off), warmup_batches,
 # extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default: the last
 # min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
-# allow_untrained_alignment (stage 6).
+# allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500).
 # force=true (./run.sh --force) redoes stages 0 and 2 where they are marked done; stages 1 and 3
 # keep no marker (seconds of work) and always redo theirs.
 
@@ -40,6 +40,18 @@ fold_exp_dir() {  # fold_exp_dir FOLD -> exp/<exp_name>_<label_preset>/fold<k>; 
   # (speecheq/baseline.py names the SVM's fold folders the same way)
   if [ -n "${exp_dir:-}" ]; then echo "$exp_dir"; return; fi
   case $1 in fold*|official) echo "exp/${exp_name}_${label_preset}/$1" ;; *) echo "exp/${exp_name}_${label_preset}/fold$1" ;; esac
+}
+
+lang_dir() {  # lang_dir [FOLD] -> the lang folder the CTC task of FOLD reads (ctc_units; docs/model.md "CTC units")
+  # phone: data/lang, char: data/lang_char, both over every transcript (an inventory learns nothing);
+  # bpe: data/lang_bpe_<N>[_fold<k>], a sentencepiece model of that fold's training transcripts only.
+  local s
+  case ${ctc_units:-phone} in
+    phone) echo data/lang ;;
+    char) echo data/lang_char ;;
+    bpe) s=$(fold_prefix "${1:-}"); echo "data/lang_bpe_${bpe_vocab_size:-500}${s:+_${s%_}}" ;;
+    *) echo "ERROR: ctc_units=${ctc_units}: choose phone, char or bpe" >&2; return 1 ;;
+  esac
 }
 
 first_fold() {  # the fold stages 6 and 9 use: the first of $folds (a recipe of one model: its single split)
@@ -76,8 +88,15 @@ stage_prepare() {  # stage 0: corpus folder -> data/manifests/<corpus>_{recordin
     --executor "$executor" ${dask_scheduler:+--dask-scheduler "$dask_scheduler"} $(force_flag) "$@"
 }
 
-stage_lang() {  # stage 1: phone inventory -> data/lang/tokens.txt
-  local/prepare_lang.py --supervisions "data/manifests/${corpus}_supervisions_all.jsonl.gz" --lang-dir data/lang
+stage_lang() {  # stage 1: CTC token inventory -> data/lang/tokens.txt (phone) or data/lang_char (char)
+  local lang
+  lang=$(lang_dir)
+  if [ "${ctc_units:-phone}" = bpe ]; then  # no splits yet: a BPE model may only learn from training transcripts
+    log "stage 1: bpe units are trained on each fold's training cuts in stage 4 (data/lang_bpe_${bpe_vocab_size:-500}_*)"
+    return 0
+  fi
+  local/prepare_lang.py --supervisions "data/manifests/${corpus}_supervisions_all.jsonl.gz" \
+    --units "${ctc_units:-phone}" --lang-dir "$lang"
 }
 
 stage_fbank() {  # stage 2: features -> <feat_dir>/<corpus>_cuts_all (recomputed when the manifests changed)
@@ -90,13 +109,17 @@ stage_validate() {  # stage 3: validate the cuts, write the protocol's splits ne
 }
 
 stage_train() {  # stage 4: one model per fold, resumed from its last epoch, skipped when finished
-  local k dir s
+  local k dir s lang
   for k in ${folds:-official}; do
-    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k"); lang=$(lang_dir "$k")
     log "train${folds:+ fold $k} -> $dir"
     if utils/trained.sh "$dir" "$num_epochs"; then log "already trained ($dir/epoch-$num_epochs.pt)"; continue; fi
+    if [ "${ctc_units:-phone}" = bpe ]; then  # deterministic: a resumed fold gets the same pieces again
+      local/prepare_lang.py --supervisions "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --units bpe \
+        --bpe-vocab-size "${bpe_vocab_size:-500}" --lang-dir "$lang"
+    fi
     local/train.py --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
-      --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir data/lang --exp-dir "$dir" \
+      --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir "$lang" --exp-dir "$dir" \
       --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
       --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
       --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
@@ -141,6 +164,9 @@ stage_align() {  # stage 6 [FOLD]: CTC phone alignment of a fold's test set (def
     *,ctc,*) ;;
     *) log "stage 6 skipped: the model has no ctc task (tasks: $tasks)"; return 0 ;;
   esac
+  if [ "${ctc_units:-phone}" != phone ]; then
+    log "stage 6 skipped: alignment gives phone boundaries; this model's CTC units are ${ctc_units}"; return 0
+  fi
   # Later stages do not read the alignments: in a run that goes on past stage 6 a refused
   # alignment is a logged skip (its one-line reason above), not the end of the run.
   local rc=0

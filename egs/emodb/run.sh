@@ -30,6 +30,8 @@ max_duration=50             # s per batch: twice the updates of 100 s, learnt fa
 lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse square root
 mixup_alpha=0.4            # fbank mixup with soft emotion targets (0: off); RESULTS.md "levers"
 tasks=emotion,ctc,gender   # no intensity labels; phones of the 10 German texts by espeak-ng
+ctc_units=phone            # CTC targets: phone (G2P, data/lang), char (transcript characters) or bpe (sentencepiece per fold, training transcripts only); phones vs units here: docs/model.md "CTC units" (10 shared sentences); other units want their own exp_name
+bpe_vocab_size=100         # ctc_units=bpe: sentencepiece pieces per fold (data/lang_bpe_<N>_fold<k>); 10 sentences allow at most 484
 extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
@@ -46,7 +48,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  log "Stage 1: phone inventory -> data/lang/tokens.txt"
+  log "Stage 1: CTC token inventory ($ctc_units units)"
   stage_lang
 fi
 

@@ -24,6 +24,8 @@ num_epochs=30              # training epochs
 max_duration=60      # seconds of audio per batch: ~18 updates per epoch on 0.24 h of training audio
 warmup_batches=50          # learning-rate warm-up, in batches
 tasks=emotion,intensity,ctc,gender  # tasks trained (emotion, intensity, ctc: phones, gender); missing labels are masked
+ctc_units=phone            # CTC targets: phone (G2P, data/lang), char (transcript characters) or bpe (sentencepiece per fold, training transcripts only); other units want their own exp_name
+bpe_vocab_size=500         # ctc_units=bpe: sentencepiece pieces per fold (data/lang_bpe_<N>_fold<k>)
 exp_dir=exp/small_multitask  # the model's folder
 decode_checkpoint="--checkpoint best-valid.pt"  # weights of stages 5 and 9 (chosen on dev); or "--epoch 30 --avg 5"
 allow_untrained_alignment=true  # the demo's CTC head does not learn within its budget: stage 6 marks the cuts untrusted
@@ -38,7 +40,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  log "Stage 1: phone inventory -> data/lang/tokens.txt"
+  log "Stage 1: CTC token inventory ($ctc_units units)"
   stage_lang
 fi
 

@@ -5,7 +5,6 @@ from speecheq.model.config import PRESETS, ModelConfig, config_from_preset
 # The torch modules load on first use: the option parsers (speecheq.options) read PRESETS
 # for --help, which must not wait for torch's import.
 _LAZY = {
-    "FRAME_SHIFT_SECONDS": "encoder",
     "MIN_EXPORT_FRAMES": "encoder",
     "MIN_INPUT_FRAMES": "encoder",
     "SUBSAMPLING_FACTOR": "encoder",
@@ -27,7 +26,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "FRAME_SHIFT_SECONDS",
     "MIN_EXPORT_FRAMES",
     "MIN_INPUT_FRAMES",
     "OUTPUT_KEYS",

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Input frames per encoder frame; the seconds per frame follow from the front end's frame shift
+# (speecheq.features.FrontEnd.output_frame_shift).
 SUBSAMPLING_FACTOR = 4
-# 10 ms fbank frames, subsampled by 4.
-FRAME_SHIFT_SECONDS = 0.04
 # Two valid 3x3 stride-2 convolutions need 7 input frames for one output frame.
 MIN_INPUT_FRAMES = 7
 # torch.export specialises a dimension of size 1, so an exported graph needs

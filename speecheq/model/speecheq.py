@@ -7,8 +7,8 @@ from torch import nn
 
 from speecheq.model.config import ModelConfig
 from speecheq.model.encoder import (
-    FRAME_SHIFT_SECONDS,
     MIN_INPUT_FRAMES,
+    SUBSAMPLING_FACTOR,
     ConformerEncoder,
     lengths_to_mask,
     output_lengths,
@@ -81,9 +81,10 @@ class SpeechEQModel(nn.Module):
             self.feature_std.copy_(std)
 
     @property
-    def ctc_frame_shift(self) -> float:
-        """Seconds per frame of ``ctc_log_probs``: what alignment times are counted in."""
-        return FRAME_SHIFT_SECONDS / self.config.ctc_upsample
+    def ctc_subsampling(self) -> float:
+        """Input frames per frame of ``ctc_log_probs``; with the front end's frame shift
+        (``FrontEnd.output_frame_shift``) the seconds alignment times are counted in."""
+        return SUBSAMPLING_FACTOR / self.config.ctc_upsample
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -101,8 +102,8 @@ class SpeechEQModel(nn.Module):
             raise ValueError(f"feature_lens must have shape ({features.shape[0]},), got {tuple(feature_lens.shape)}")
         if feature_lens.numel() and int(feature_lens.min()) < MIN_INPUT_FRAMES:
             raise ValueError(
-                f"every utterance needs >= {MIN_INPUT_FRAMES} fbank frames "
-                f"({MIN_INPUT_FRAMES * 10} ms) for the 4x subsampling; "
+                f"every utterance needs >= {MIN_INPUT_FRAMES} input frames "
+                f"for the {SUBSAMPLING_FACTOR}x subsampling; "
                 f"shortest has {int(feature_lens.min())}"
             )
         if feature_lens.numel() and int(feature_lens.max()) > features.shape[1]:

@@ -233,11 +233,16 @@ class SSLEncoder(nn.Module):
         return features, self.output_lengths(lengths)
 
 
+# The CNN strides of every published WavLM / HuBERT / wav2vec 2.0 checkpoint: their product
+# over the sample rate is the frame shift of an SSL front end described without its model.
+PUBLISHED_CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)
+
+
 @dataclass
 class SSLFramesConfig:
     model_type: str = "wavlm"
     feature_dim: int = 768
-    frame_shift: float = 0.02
+    frame_shift: float = math.prod(PUBLISHED_CONV_STRIDES) / 16000
     # The CNN's receptive field: what the first frame needs.
     frame_length: float = 0.025
     sampling_rate: int = 16000
