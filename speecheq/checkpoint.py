@@ -288,13 +288,14 @@ def ctc_tokens(meta: dict):
         raise SpeechEQError(f"the checkpoint's CTC tokens are unusable ({e})") from None
 
 
-def record_training_data(cuts, num_mel_bins: int) -> dict:
+def record_training_data(cuts, num_mel_bins: int, front_end: Optional[FrontEnd] = None) -> dict:
     """What a package made from this checkpoint needs to know about the cuts the model trains on.
 
     ``feature_config``: the front end that made their features (None for a feature type
     speecheq cannot rebuild); ``trim_silence_db``: the threshold their silence was trimmed
     with (0: untrimmed); ``corpus_emotions``: corpus -> the unified emotions its cuts have,
     which gives in-house corpora registered only inside their recipe a corpus-aware decision.
+    ``front_end``: the one the model reads, when it is not what made the cuts' features (ssl).
     """
     from speecheq.features import TRIM_MARK
 
@@ -307,7 +308,13 @@ def record_training_data(cuts, num_mel_bins: int) -> dict:
             if custom.get("corpus"):
                 seen.setdefault(custom["corpus"], set()).add(custom.get("emotion"))
     return {
-        "feature_config": FrontEnd.named(extractor, num_mel_bins).feature_config() if extractor else None,
+        "feature_config": (
+            front_end.feature_config()
+            if front_end is not None
+            else FrontEnd.named(extractor, num_mel_bins).feature_config()
+            if extractor
+            else None
+        ),
         "trim_silence_db": float((first.custom or {}).get(TRIM_MARK, 0.0)),
         "corpus_emotions": {c: sorted(e for e in emotions if e) for c, emotions in seen.items()},
     }

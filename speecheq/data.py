@@ -2,8 +2,8 @@
 
 A batch is a dict that the model and the loss share:
 
-``features`` (B, T, F) raw log-mel fbank (the model normalises), ``feature_lens``
-(B,), ``emotion`` (B,) class index of the run's preset or -1, ``intensity`` (B,)
+``features`` (B, T, F) raw log-mel fbank (the model normalises), or (B, N) audio samples
+for a front end that reads audio (ssl), ``feature_lens`` (B,) frames or samples, ``emotion`` (B,) class index of the run's preset or -1, ``intensity`` (B,)
 in [0, 1] or NaN, ``gender`` (B,) 0 = M, 1 = F or -1, ``phones`` (B, U) token ids
 padded with 0 and ``phone_lens`` (B,) with 0 where a cut has no phones,
 ``speaker`` (B,) index among the training speakers or -1 (the adversary's target),
@@ -96,6 +96,13 @@ class SpeechEQDataset(torch.utils.data.Dataset):
     def __getitem__(self, cuts) -> Dict[str, object]:
         cuts = cuts.sort_by_duration(ascending=False)
         self._check_inputs(cuts)
+        if self.front_end.reads_audio:
+            # The model reads samples at the rate its encoder was pre-trained at; lhotse resamples as it reads.
+            rate = self.front_end.sampling_rate
+            if any(c.sampling_rate != rate for c in cuts):
+                from lhotse import CutSet
+
+                cuts = CutSet.from_cuts(c if c.sampling_rate == rate else c.resample(rate) for c in cuts)
         phones_valid = [True] * len(cuts)
         if self.augment is not None and self.augment.active:
             features, feature_lens, phones_valid = self._augmented_features(cuts)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from speecheq import metrics
-from speecheq.checkpoint import ctc_tokens, load_model
+from speecheq.checkpoint import ctc_tokens, load_model, recorded_front_end
 from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader, speaker_cmvn_stats
 from speecheq.errors import SpeechEQError
 from speecheq.io import load_cuts_lazy, write_json_atomic, write_text_atomic
@@ -56,7 +56,7 @@ def decode_set(
     tokens = ctc_tokens(meta)
     cuts = load_cuts_lazy(cuts_path)
     cmvn = speaker_cmvn_stats(cuts) if meta.get("speaker_cmvn") else None
-    dataset = SpeechEQDataset(scheme, tokens, cmvn)
+    dataset = SpeechEQDataset(scheme, tokens, cmvn, front_end=recorded_front_end(meta))
     loader = make_loader(dataset, make_eval_sampler(cuts, max_duration))
     from tqdm import tqdm
 

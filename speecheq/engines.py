@@ -103,7 +103,9 @@ class Engine:
             )
         if feats.shape[1] < self.min_frames:
             # Padding never changes a result (docs/model.md), so a short batch is padded up to what the graph takes.
-            feats = torch.nn.functional.pad(feats, (0, 0, 0, self.min_frames - feats.shape[1]))
+            # Frames (B, T, F) or audio samples (B, N): the second axis is time either way.
+            pad = (0, 0) * (feats.dim() - 2) + (0, self.min_frames - feats.shape[1])
+            feats = torch.nn.functional.pad(feats, pad)
         return self.run(feats, lens)
 
     def run(self, feats: torch.Tensor, lens: torch.Tensor) -> List[torch.Tensor]:

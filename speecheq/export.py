@@ -60,6 +60,18 @@ def example_inputs(num_mel_bins: int, lens: Sequence[int] = EXAMPLE_LENS, seed: 
     return feats, torch.tensor(list(lens), dtype=torch.long)
 
 
+def package_inputs(package: Package, lens: Sequence[int] = EXAMPLE_LENS, seed: int = 0):
+    """:func:`example_inputs` in what the package's model reads: for an ssl model, audio samples
+    lasting as long as ``lens`` of its frames (its graph is traced over the waveform)."""
+    front_end = package.front_end
+    if not front_end.reads_audio:
+        return example_inputs(package.config.num_mel_bins, lens, seed)
+    per_frame = front_end.frame_shift * front_end.sampling_rate
+    samples = [int(round(n * per_frame)) for n in lens]
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(len(samples), max(samples), generator=g) * 0.1, torch.tensor(samples, dtype=torch.long)
+
+
 #: Version of the flat ONNX metadata below; a reader can refuse a layout it does not know.
 ONNX_METADATA_VERSION = 1
 
@@ -107,6 +119,11 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
         "inputs": ",".join(INFERENCE_INPUTS),
         "outputs": ",".join(graph.output_names),
     }
+    if package.front_end.reads_audio:
+        # The graph reads (B, N) audio samples; its encoder makes frames of frame_shift_ms, one per CTC frame.
+        for key in ("min_frames", "min_padded_frames"):
+            del meta[key]
+        meta.update(input_kind="audio", min_samples=str(package.model.min_input_length), subsampling_factor="1")
     for key in (
         "dither",
         "window_type",
@@ -148,7 +165,7 @@ def _quiet_export():
 
 def export_torchscript(package: Package, path: Pathlike) -> Path:
     graph = InferenceGraph(package.model.cpu()).eval()
-    feats, lens = example_inputs(package.config.num_mel_bins)
+    feats, lens = package_inputs(package)
     with _quiet_export(), torch.no_grad():
         traced = torch.jit.trace(graph, (feats, lens), strict=False, check_trace=False)
         with atomic_output(path) as tmp:
@@ -164,10 +181,14 @@ def export_onnx(package: Package, path: Pathlike, opset: Optional[int] = None) -
     from torch.export import Dim
 
     graph = InferenceGraph(package.model.cpu()).eval()
-    feats, lens = example_inputs(package.config.num_mel_bins)
+    feats, lens = package_inputs(package)
     # Named dims become the ONNX axis names (Dim.DYNAMIC would give "s71"); the output axes follow
     # from them (ctc_log_probs: "((frames - 3)//4)").
-    batch, frames = Dim("batch"), Dim("frames", min=MIN_EXPORT_FRAMES)
+    if package.front_end.reads_audio:
+        frames = Dim("samples", min=package.model.min_input_length)
+    else:
+        frames = Dim("frames", min=MIN_EXPORT_FRAMES)
+    batch = Dim("batch")
     dynamic = {"features": {0: batch, 1: frames}, "feature_lens": {0: batch}}
     with _quiet_export(), torch.no_grad():
         try:
@@ -206,7 +227,7 @@ def compare_with_eager(
     """Relative error of each output of an exported engine against eager, at lengths
     and a batch size the export never saw (including the shortest it supports). The file
     is read by the engine ``speecheq infer`` uses, so its fingerprint is checked too."""
-    feats, lens_t = example_inputs(package.config.num_mel_bins, lens, seed=1)
+    feats, lens_t = package_inputs(package, lens, seed=1)
     ref = EagerEngine(package, "cpu")(feats, lens_t)
     exported = (
         TorchScriptEngine(package, Path(path), "cpu")

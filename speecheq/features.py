@@ -59,11 +59,22 @@ def extractor_config(name: str = "fbank", num_mel_bins: int = NUM_MEL_BINS) -> d
     return {**cfg, "feature_type": feature_type}
 
 
+#: lhotse's feature type of the ssl front end (speecheq.model.ssl.FEATURE_TYPE, which needs torch to import).
+SSL_FEATURE_TYPE = "ssl"
+
+
+def register_extractors() -> None:
+    """Make lhotse know speecheq's own extractors by name, as a checkpoint or package loaded in a
+    fresh process names them: ``fbank-pitch`` and ``ssl`` (its description; the model makes its frames)."""
+    import speecheq.model.ssl  # noqa: F401
+    import speecheq.pitch  # noqa: F401
+
+
 def build_extractor(config: dict, device: str = "cpu"):
     """The lhotse extractor of a ``to_dict()`` config, on ``device``."""
     from lhotse.features.base import FeatureExtractor
 
-    import speecheq.pitch  # noqa: F401  (registers fbank-pitch with lhotse's from_dict)
+    register_extractors()
 
     if str(config.get("feature_type", "")).startswith("kaldifeat"):
         try:
@@ -90,7 +101,7 @@ def _config_view(config: dict):
     front end needs none of that."""
     from lhotse.features.base import FeatureExtractor, get_extractor_type
 
-    import speecheq.pitch  # noqa: F401  (registers fbank-pitch)
+    register_extractors()
 
     data = copy.deepcopy(config)
     data.pop("device", None)
@@ -155,7 +166,8 @@ class FrontEnd:
         name = str(recorded.get("extractor") or "fbank")
         stored = dict(recorded.get("lhotse") or {})
         if "feature_type" in stored:
-            return cls(stored, input)
+            # The ssl front end's frames come from the model itself, which reads the audio.
+            return cls(stored, "audio" if stored["feature_type"] == SSL_FEATURE_TYPE else input)
         if name not in EXTRACTORS:
             raise SpeechEQError(f"the recorded front end {name!r} has no lhotse config to rebuild it from")
         default = cls.named(name, int(recorded.get("num_mel_bins", NUM_MEL_BINS)), input)
@@ -202,6 +214,17 @@ class FrontEnd:
         if self.feature_type not in EXTRACTOR_OF_FEATURE_TYPE:
             return 0
         return spectral_dims(self.feature_type, self.feature_dim)
+
+    @property
+    def reads_audio(self) -> bool:
+        """Whether batches carry audio samples (the ssl front end's model makes its own frames)."""
+        return self.input == "audio"
+
+    @property
+    def input_step(self) -> float:
+        """Seconds per step of the model's input (what its input lengths count): a sample
+        for a front end that reads audio, else a frame."""
+        return 1.0 / self.sampling_rate if self.reads_audio else self.frame_shift
 
     def output_frame_shift(self, subsampling: float) -> float:
         """Seconds per output frame of a network taking ``subsampling`` input frames to one."""

@@ -30,7 +30,7 @@ import torch
 from speecheq.data import CmvnStats
 from speecheq.engines import ENGINES, INFERENCE_OUTPUTS, Engine, make_engine
 from speecheq.errors import AudioError, SpeechEQError
-from speecheq.features import trim_frames
+from speecheq.features import default_front_end, trim_frames
 from speecheq.inputs import Source, collect_sources
 from speecheq.io import Pathlike, atomic_output
 from speecheq.model import MIN_INPUT_FRAMES
@@ -72,7 +72,7 @@ class _Unit:
 
     start: float
     end: float
-    feats: np.ndarray
+    feats: np.ndarray  # (T, F) frames, or (N,) samples for a front end that reads audio
     out: Optional[dict] = None
 
 
@@ -124,7 +124,13 @@ class Inferencer:
         # None: trim as the training cuts were trimmed (recorded in the package); 0: never.
         self.trim_silence_db = package.trim_silence_db if trim_silence_db is None else trim_silence_db
         self.front_end = package.front_end
-        if self.trim_silence_db > 0 and not self.front_end.energy_dims:
+        # The ssl front end's frames hold no energy: its silence is found on the fbank the training
+        # cuts were trimmed on (the trim stage reads the fbank stage's features), computed from the audio.
+        self.trim_front_end = default_front_end() if self.front_end.reads_audio else self.front_end
+        self.trim_extractor = self.trim_front_end.extractor(device) if self.front_end.reads_audio else None
+        # In the model's input steps (frames, or samples for an ssl model).
+        self.min_input = package.model.min_input_length
+        if self.trim_silence_db > 0 and not self.trim_front_end.energy_dims:
             raise SpeechEQError(
                 f"silence trimming reads log-mel energy; {self.front_end.feature_type} frames hold none "
                 "(give --trim-silence-db 0)"
@@ -172,20 +178,18 @@ class Inferencer:
         self.stats.read_seconds += t1 - t0
         item.duration = len(samples) / self.sr
         for start, end in split_at_pauses(samples, self.sr, self.max_segment):
-            feats = self.extractor.extract(samples[start:end], self.sr)
-            if feats.shape[0] < MIN_INPUT_FRAMES:  # only possible for a pathological segment
+            segment = samples[start:end]
+            feats = segment if self.front_end.reads_audio else self.extractor.extract(segment, self.sr)
+            if feats.shape[0] < self.min_input:  # only possible for a pathological segment
                 item.error = (
                     f"{source.path}: segment {start / self.sr:.2f}-{end / self.sr:.2f} s too short for the model"
                 )
                 return item
+            if self.front_end.reads_audio:
+                self._add_audio_unit(item, segment, start)
+                continue
             shift = self.front_end.frame_shift
-            first, last = trim_frames(
-                feats,
-                self.trim_silence_db,
-                frame_shift=shift,
-                min_frames=MIN_INPUT_FRAMES,
-                num_bins=self.front_end.energy_dims,
-            )
+            first, last = self._speech_frames(feats, self.front_end)
             t0 = start / self.sr + first * shift
             item.units.append(
                 _Unit(
@@ -200,12 +204,34 @@ class Inferencer:
         self.stats.feature_seconds += time.perf_counter() - t1
         return item
 
+    def _speech_frames(self, feats, front_end) -> tuple:
+        """The frames of ``feats`` (made by ``front_end``) that silence trimming keeps."""
+        return trim_frames(
+            feats,
+            self.trim_silence_db,
+            frame_shift=front_end.frame_shift,
+            min_frames=MIN_INPUT_FRAMES,
+            num_bins=front_end.energy_dims,
+        )
+
+    def _add_audio_unit(self, item: _Item, samples: np.ndarray, start: int) -> None:
+        """A segment's samples for a model that reads audio, trimmed where its fbank says silence."""
+        first, last = 0, len(samples)
+        if self.trim_silence_db > 0:
+            shift = self.trim_front_end.frame_shift
+            feats = self.trim_extractor.extract(samples, self.sr)
+            lo, hi = self._speech_frames(feats, self.trim_front_end)
+            if (lo, hi) != (0, len(feats)):
+                first, last = int(round(lo * shift * self.sr)), min(int(round(hi * shift * self.sr)), len(samples))
+        t0 = (start + first) / self.sr
+        item.units.append(_Unit(t0, t0 + (last - first) / self.sr, np.asarray(samples[first:last], dtype=np.float32)))
+
     # -------------------------------------------------------------- model
     def _batches(self, units: List[_Unit]) -> Iterator[List[_Unit]]:
         batch: List[_Unit] = []
         for u in sorted(units, key=lambda u: -u.feats.shape[0]):
             longest = batch[0].feats.shape[0] if batch else u.feats.shape[0]
-            if batch and (len(batch) + 1) * longest * self.front_end.frame_shift > self.max_duration:
+            if batch and (len(batch) + 1) * longest * self.front_end.input_step > self.max_duration:
                 yield batch
                 batch = []
             batch.append(u)
@@ -216,7 +242,7 @@ class Inferencer:
         for batch in self._batches(units):
             t0 = time.perf_counter()
             lens = torch.tensor([u.feats.shape[0] for u in batch], dtype=torch.long)
-            feats = torch.zeros(len(batch), int(lens.max()), batch[0].feats.shape[1])
+            feats = torch.zeros(len(batch), int(lens.max()), *batch[0].feats.shape[1:])
             for i, u in enumerate(batch):
                 feats[i, : u.feats.shape[0]] = torch.from_numpy(u.feats)
             outputs = dict(zip(self.output_names, self.engine(feats, lens)))

@@ -61,6 +61,11 @@ def default_task_weights() -> Dict[str, float]:
     return {name: task.weight for name, task in TASK_TABLE.items()}
 
 
+#: --front-end: the cuts' stored features (fbank or fbank-pitch, from the fbank stage), or a
+#: self-supervised encoder reading the cuts' audio (speecheq.model.ssl).
+FRONT_ENDS = ("fbank", "ssl")
+
+
 @dataclass(kw_only=True)
 class TrainConfig:
     """The training options; ``train_parser()`` describes each one (field ``x_y`` is ``--x-y``,
@@ -84,6 +89,10 @@ class TrainConfig:
     # model
     model_preset: str = "small"
     model_config: str = ""
+    # front end (docs/ssl.md)
+    front_end: str = "fbank"
+    ssl_model: Optional[Path] = None
+    ssl_finetune_top: int = 0
     # tasks and loss
     tasks: str = field(default_factory=default_tasks_option)
     task_weights: Dict[str, float] = field(default_factory=default_task_weights)
@@ -117,6 +126,13 @@ class TrainConfig:
         self.train_cuts = _paths(self.train_cuts)
         self.dev_cuts = _paths(self.dev_cuts)
         self.lang_dir, self.exp_dir = Path(self.lang_dir), Path(self.exp_dir)
+        self.ssl_model = None if self.ssl_model is None else Path(self.ssl_model)
+        if self.front_end not in FRONT_ENDS:
+            raise SpeechEQError(
+                f"--front-end: unknown front end {self.front_end!r}; choose from {', '.join(FRONT_ENDS)}"
+            )
+        if (self.front_end == "ssl") != (self.ssl_model is not None):
+            raise SpeechEQError("--front-end ssl and --ssl-model DIR go together (the encoder's folder, docs/ssl.md)")
         unknown = sorted(set(self.task_weights) - set(TASK_TABLE))
         if unknown:
             raise SpeechEQError(f"task_weights: unknown task(s) {unknown}; choose from {', '.join(TASK_TABLE)}")
@@ -243,6 +259,28 @@ def train_parser() -> argparse.ArgumentParser:
         "--model-config",
         default=TrainConfig.model_config,
         help="JSON overrides of the preset, e.g. '{\"num_layers\": 2}'",
+    )
+    g = p.add_argument_group("front end (docs/ssl.md)")
+    g.add_argument(
+        "--front-end",
+        default=TrainConfig.front_end,
+        choices=FRONT_ENDS,
+        help="fbank: the cuts' stored features (fbank or fbank-pitch); ssl: a WavLM/HuBERT/wav2vec 2.0 "
+        "encoder reading the cuts' audio (needs --ssl-model)",
+    )
+    g.add_argument(
+        "--ssl-model",
+        type=Path,
+        default=TrainConfig.ssl_model,
+        metavar="DIR",
+        help="local Hugging Face folder of the ssl encoder (config.json and weights; never downloaded)",
+    )
+    g.add_argument(
+        "--ssl-finetune-top",
+        type=int,
+        default=TrainConfig.ssl_finetune_top,
+        metavar="N",
+        help="train the top N layers of the ssl encoder too (0: frozen, only its layer weights learn)",
     )
     g = p.add_argument_group("tasks and loss")
     g.add_argument(

@@ -30,7 +30,7 @@ from speecheq.checkpoint import (
     weights_epoch,
 )
 from speecheq.errors import SpeechEQError
-from speecheq.features import FrontEnd
+from speecheq.features import SSL_FEATURE_TYPE, FrontEnd
 from speecheq.io import Pathlike, atomic_output
 from speecheq.labels import EMOTION_MAPS, LabelScheme
 from speecheq.model import ModelConfig, SpeechEQModel
@@ -170,7 +170,10 @@ def package_from_exp(
         if not corpora and recorded:
             log.warning("the training cuts name no corpus; the package has no corpus-aware decision (give --corpora)")
     trained = (recorded.get("feature_config") or {}).get("extractor")
-    if trained is not None and trained != extractor and "fbank-pitch" in (trained, extractor):
+    if trained == SSL_FEATURE_TYPE:
+        # The model reads audio; its encoder's weights are in the state dict, its description recorded.
+        extractor = trained
+    elif trained is not None and trained != extractor and "fbank-pitch" in (trained, extractor):
         # fbank and fbank-pitch differ in dimension: inference must rebuild what the model was trained on.
         log.warning("the training cuts have %s features; the package records %s (not %s)", trained, trained, extractor)
         extractor = trained

@@ -50,7 +50,7 @@ from speecheq.data import (
     speaker_cmvn_stats,
 )
 from speecheq.errors import SpeechEQError
-from speecheq.features import feature_statistics
+from speecheq.features import FrontEnd, feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import LabelScheme, label_summary, require_nonempty
 from speecheq.losses import MultitaskLoss
@@ -225,12 +225,20 @@ class Trainer:
 
         sets = [load_cuts_lazy(p) for p in paths]
         cuts = sets[0] if len(sets) == 1 else CutSet.from_cuts(c for s in sets for c in s)
-        min_dur = SpeechEQDataset.default_front_end().min_duration(MIN_INPUT_FRAMES)
+        front_end = self.front_end
+        # An ssl encoder gives a frame from one receptive field of audio; the Conformer's
+        # subsampling needs MIN_INPUT_FRAMES fbank frames.
+        min_dur = front_end.min_duration(1 if front_end.reads_audio else MIN_INPUT_FRAMES)
         max_dur = self.config.max_utterance_duration if train else float("inf")
         dropped = {"too short": 0, "too long": 0}
 
         def keep(c) -> bool:
-            if not c.has_features:
+            if front_end.reads_audio:
+                if not c.has_recording:
+                    raise SpeechEQError(
+                        f"cut {c.id} in {[str(p) for p in paths]} has no recording for the ssl front end"
+                    )
+            elif not c.has_features:
                 raise SpeechEQError(
                     f"cut {c.id} in {[str(p) for p in paths]} has no features (run the fbank stage on it)"
                 )
@@ -247,8 +255,37 @@ class Trainer:
             log.info("dropped cuts from %s: %s", [str(p) for p in paths], dropped)
         return cuts
 
+    def load_front_end(self):
+        """The front end batches are made for, and the ssl encoder (with its pre-trained weights) or None."""
+        config = self.config
+        if config.front_end != "ssl":
+            return SpeechEQDataset.default_front_end(), None
+        from speecheq.model.ssl import SSLEncoder
+
+        # Feature-level operations have no audio-level twin here: refused rather than silently skipped.
+        for flag, on in (
+            ("--speaker-cmvn", config.speaker_cmvn),
+            ("--mixup-alpha", config.mixup_alpha > 0),
+            ("--speed-perturb", bool(parse_factors(config.speed_perturb))),
+            ("--random-crop", config.random_crop > 0),
+        ):
+            if on:
+                raise SpeechEQError(f"{flag} works on stored fbank features; the ssl front end reads audio (drop it)")
+        encoder = SSLEncoder.from_pretrained(config.ssl_model, config.ssl_finetune_top)
+        log.info(
+            "ssl front end: %s from %s, %d layers, width %d, frames every %g s, top %d layers fine-tuned",
+            encoder.hf_config["model_type"],
+            config.ssl_model,
+            encoder.hf_config["num_hidden_layers"],
+            encoder.output_dim,
+            encoder.frame_shift,
+            encoder.finetune_top,
+        )
+        return FrontEnd(encoder.frames_config(), "audio"), encoder
+
     def build(self):
         config = self.config
+        self.front_end, ssl_encoder = self.load_front_end()
         self.train_cuts = self.load_cuts(config.train_cuts, train=True)
         summary = label_summary(self.train_cuts, self.scheme)
         log.info("train cuts: %s", json.dumps(summary))
@@ -274,8 +311,12 @@ class Trainer:
                 spk: i for i, spk in enumerate(sorted({c.supervisions[0].speaker for c in self.train_cuts}))
             }
             overrides.setdefault("num_speakers", len(self.speakers))
-        # The model's input is whatever the feature stage stored (fbank, fbank + pitch, ...).
-        overrides.setdefault("num_mel_bins", self.train_cuts[0].num_features)
+        if ssl_encoder is not None:
+            # The encoder's settings rebuild it from the checkpoint alone; its frames feed the Conformer.
+            overrides.update(num_mel_bins=ssl_encoder.output_dim, ssl=ssl_encoder.to_settings())
+        else:
+            # The model's input is whatever the feature stage stored (fbank, fbank + pitch, ...).
+            overrides.setdefault("num_mel_bins", self.train_cuts[0].num_features)
         try:
             self.model_config = config_from_preset(
                 config.model_preset,
@@ -285,7 +326,11 @@ class Trainer:
             )
         except (TypeError, ValueError) as e:
             raise SpeechEQError(f"--model-config: {e}") from None
-        self.model = SpeechEQModel(self.model_config).to(self.device)
+        self.model = SpeechEQModel(self.model_config)
+        if ssl_encoder is not None:
+            self.model.ssl.load_state_dict(ssl_encoder.state_dict())
+            del ssl_encoder
+        self.model.to(self.device)
         self.model_avg = copy.deepcopy(self.model).to("cpu") if self.is_main else None
         self.speaker_cmvn = None
         if config.speaker_cmvn:
@@ -297,11 +342,19 @@ class Trainer:
         if config.mixup_alpha < 0 or config.random_crop < 0:
             raise SpeechEQError("--mixup-alpha and --random-crop must be >= 0")
         self.dataset = SpeechEQDataset(
-            self.scheme, tokens, self.speaker_cmvn, augment=self.augment, speakers=self.speakers
+            self.scheme,
+            tokens,
+            self.speaker_cmvn,
+            augment=self.augment,
+            speakers=self.speakers,
+            front_end=self.front_end,
         )
-        self.eval_dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn)
+        self.eval_dataset = SpeechEQDataset(self.scheme, tokens, self.speaker_cmvn, front_end=self.front_end)
         self.loss_fn = MultitaskLoss(self.weights, intensity_loss=config.intensity_loss)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # A frozen ssl encoder's weights get no gradient and no AdamW state (or weight decay).
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+        log.info("model: %d parameters, %d trainable", self.model.num_parameters(), self.model.num_parameters(True))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.sampler = make_train_sampler(
             self.train_cuts,
@@ -337,6 +390,8 @@ class Trainer:
 
     def normalisation(self) -> None:
         cuts = self.train_cuts
+        if self.model.ssl is not None:
+            return  # the encoder normalises each waveform as it was pre-trained; the buffers stay 0 and 1
         if self.speaker_cmvn is not None:
             # Features arrive normalised per speaker, so the model's global layer stays the identity.
             mean, std = (
@@ -353,7 +408,11 @@ class Trainer:
     @functools.cached_property
     def training_data(self) -> dict:
         # Read from the cuts once; packages made from any checkpoint of the run take it from there.
-        return record_training_data(self.train_cuts, self.model_config.num_mel_bins)
+        return record_training_data(
+            self.train_cuts,
+            self.model_config.num_mel_bins,
+            self.front_end if self.model.ssl is not None else None,
+        )
 
     def state(self, epoch: int, batch_in_epoch: int, sampler_state: Optional[dict]) -> dict:
         return {
@@ -522,7 +581,7 @@ class Trainer:
                 stats = self.train_step(batch, epoch, batch_in_epoch)
                 if stats is None:
                     continue
-                audio_seconds += float(batch["feature_lens"].sum()) * self.dataset.front_end.frame_shift
+                audio_seconds += float(batch["feature_lens"].sum()) * self.dataset.front_end.input_step
                 totals.add(stats)
                 self.after_step(epoch, batch_in_epoch, totals, tb)
                 if config.stop_after_batches and self.batch_idx_train >= config.stop_after_batches:

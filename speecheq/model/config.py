@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass
@@ -38,9 +38,15 @@ class ModelConfig:
     freq_mask_width: int = 15
     num_time_masks: int = 2
     time_mask_ratio: float = 0.05
+    # The ssl front end's SSLEncoder.to_settings() (speecheq.model.ssl): the model then takes
+    # (B, N) audio samples and the encoder's frames replace normalisation and subsampling;
+    # num_mel_bins is then the encoder's output width. None: fbank-like frames.
+    ssl: Optional[dict] = None
 
     def __post_init__(self) -> None:
         self._check_types()
+        if self.ssl is not None and not isinstance(self.ssl, dict):
+            raise ValueError(f"ModelConfig.ssl must be a dict (SSLEncoder.to_settings()) or None, got {self.ssl!r}")
         positive = (
             "num_mel_bins",
             "d_model",
@@ -92,7 +98,11 @@ class ModelConfig:
                 setattr(self, field.name, float(value))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if values["ssl"] is None:
+            # fbank models' configs stay as they were, so their checkpoints resume and compare equal.
+            del values["ssl"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":

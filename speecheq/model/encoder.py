@@ -177,10 +177,17 @@ class ConformerEncoder(nn.Module):
         conv_kernel: int,
         subsampling_channels: int,
         dropout: float,
+        subsample: bool = True,
     ):
         super().__init__()
         self.d_model = d_model
-        self.subsampling = Conv2dSubsampling(num_mel_bins, subsampling_channels, d_model)
+        # An ssl front end's frames are already 20 ms apart: a projection to d_model, no subsampling.
+        self.subsample = subsample
+        self.subsampling = (
+            Conv2dSubsampling(num_mel_bins, subsampling_channels, d_model)
+            if subsample
+            else nn.Linear(num_mel_bins, d_model)
+        )
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(d_model, num_heads, ff_dim, conv_kernel, dropout) for _ in range(num_layers)
@@ -189,7 +196,7 @@ class ConformerEncoder(nn.Module):
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor):
         """Returns (encoded, encoder_lens, valid) where valid is the (B, T') frame mask."""
         x = self.subsampling(features)
-        encoder_lens = output_lengths(feature_lens)
+        encoder_lens = output_lengths(feature_lens) if self.subsample else feature_lens
         valid = lengths_to_mask(encoder_lens, x.shape[1])
         x = x + sinusoidal_positions(x.shape[1], self.d_model, x.device, x.dtype)
         x = self.input_dropout(x)

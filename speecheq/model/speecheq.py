@@ -39,6 +39,18 @@ class SpeechEQModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.ssl = None
+        if config.ssl is not None:
+            from speecheq.model.ssl import SSLEncoder
+
+            # Random weights of the recorded shapes: training copies the pre-trained ones in,
+            # checkpoints and packages carry them in the state dict.
+            self.ssl = SSLEncoder(**config.ssl)
+            if self.ssl.output_dim != config.num_mel_bins:
+                raise ValueError(
+                    f"ModelConfig.num_mel_bins ({config.num_mel_bins}) must be the ssl encoder's width "
+                    f"({self.ssl.output_dim})"
+                )
         # Global statistics from the training set travel with the weights, so
         # a checkpoint or an exported graph takes raw fbank.
         self.register_buffer("feature_mean", torch.zeros(config.num_mel_bins))
@@ -58,6 +70,7 @@ class SpeechEQModel(nn.Module):
             conv_kernel=config.conv_kernel,
             subsampling_channels=config.subsampling_channels,
             dropout=config.dropout,
+            subsample=self.ssl is None,
         )
         self.phoneme_head = PhonemeHead(config.d_model, config.vocab_size, config.ctc_upsample)
         self.utterance_heads = UtteranceHeads(config)
@@ -84,7 +97,13 @@ class SpeechEQModel(nn.Module):
     def ctc_subsampling(self) -> float:
         """Input frames per frame of ``ctc_log_probs``; with the front end's frame shift
         (``FrontEnd.output_frame_shift``) the seconds alignment times are counted in."""
-        return SUBSAMPLING_FACTOR / self.config.ctc_upsample
+        return (1 if self.ssl is not None else SUBSAMPLING_FACTOR) / self.config.ctc_upsample
+
+    @property
+    def min_input_length(self) -> int:
+        """The shortest input for one encoder frame, in the input's own steps: fbank frames,
+        or audio samples for an ssl model."""
+        return self.ssl.min_input_samples if self.ssl is not None else MIN_INPUT_FRAMES
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -93,6 +112,19 @@ class SpeechEQModel(nn.Module):
         # Checks are Python branches on shapes and values, which export and
         # trace cannot record; eager calls (training, evaluation) still get them.
         if _is_graph_capture():
+            return
+        if self.ssl is not None:
+            if features.dim() != 2:
+                raise ValueError(f"an ssl model takes audio samples of shape (B, N), got {tuple(features.shape)}")
+            if feature_lens.shape != features.shape[:1]:
+                raise ValueError(
+                    f"feature_lens must have shape ({features.shape[0]},), got {tuple(feature_lens.shape)}"
+                )
+            self.ssl.check_lengths(feature_lens)
+            if feature_lens.numel() and int(feature_lens.max()) > features.shape[1]:
+                raise ValueError(
+                    f"feature_lens max {int(feature_lens.max())} exceeds the {features.shape[1]} samples given"
+                )
             return
         if features.dim() != 3 or features.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
@@ -112,6 +144,10 @@ class SpeechEQModel(nn.Module):
     def forward(self, features: torch.Tensor, feature_lens: torch.Tensor) -> dict[str, torch.Tensor]:
         self._check_inputs(features, feature_lens)
         feature_lens = feature_lens.long()
+        if self.ssl is not None:
+            # The encoder normalises each waveform itself (as it was pre-trained), so training
+            # leaves the global statistics at 0 and 1; SpecAugment masks its frames and hidden dims.
+            features, feature_lens = self.ssl(features, feature_lens)
         valid_frames = lengths_to_mask(feature_lens, features.shape[1]).unsqueeze(-1)
         x = (features - self.feature_mean) / self.feature_std
         # Padding may hold anything (even NaN); where() rather than a multiply
