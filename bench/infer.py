@@ -18,7 +18,8 @@ cost, not the latency). Not part of the test suite.
 A second table gives each front end's own RTF on one thread (--front-ends): fbank and
 fbank + pitch extraction, and the ssl front end's encoder (a tiny randomly initialised
 WavLM, hidden size 32 and 2 layers with the published CNN, or --ssl-model DIR), each on
-the same audio, one file at a time.
+the same audio, one file at a time. ``--presets ...,ssl`` adds a packaged model on the ssl
+front end (the tiny preset over that encoder) to the engine table.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=10.0, help="minutes of audio")
     p.add_argument("--file-seconds", type=float, default=8.0, help="approximate length of each file")
-    p.add_argument("--presets", default="default,small", help="untrained model presets to package")
+    p.add_argument(
+        "--presets",
+        default="default,small",
+        help="untrained model presets to package; 'ssl': the tiny preset on the ssl front end (--ssl-model)",
+    )
     p.add_argument("--package", type=Path, default=None, help="benchmark this package instead of untrained presets")
     p.add_argument("--engines", default="eager,torchscript,onnx")
     p.add_argument(
@@ -115,7 +120,37 @@ def make_audio(work: Path, minutes: float, file_seconds: float) -> Path:
 # ------------------------------------------------------------------ packages
 
 
-def make_packages(work: Path, presets, package: Path | None, engines) -> dict:
+def ssl_package(work: Path, ssl_model: Path | None) -> tuple:
+    """(name, path) of an untrained tiny-preset package on the ssl front end, the encoder's weights inside."""
+    import torch
+
+    from speecheq.features import FrontEnd
+    from speecheq.model import SpeechEQModel, config_from_preset
+    from speecheq.model.ssl import SSLEncoder
+    from speecheq.package import package_from_model, save_package
+
+    folder = ssl_folder(work, ssl_model)
+    d = work / f"untrained-ssl-{folder.name}"
+    d.mkdir(parents=True, exist_ok=True)
+    encoder = SSLEncoder.from_pretrained(folder)
+    torch.manual_seed(0)
+    config = config_from_preset(
+        "tiny", num_emotions=4, vocab_size=41, num_mel_bins=encoder.output_dim, ssl=encoder.to_settings()
+    )
+    model = SpeechEQModel(config).eval()
+    model.ssl.load_state_dict(encoder.state_dict())
+    package = package_from_model(
+        model,
+        categories=["neutral", "happy", "sad", "angry"],
+        label_preset="4class",
+        tokens=["<blk>", *[f"P{i}" for i in range(40)]],
+        features=FrontEnd(encoder.frames_config(), "audio").feature_config(),
+    )
+    save_package(package, d / "speecheq-package.pt")
+    return f"ssl ({folder.name}, tiny)", d / "speecheq-package.pt"
+
+
+def make_packages(work: Path, presets, package: Path | None, engines, ssl_model: Path | None = None) -> dict:
     """One folder per model with speecheq-package.pt (+ model.ts.pt, model.onnx); returns {name: path}."""
     import shutil
 
@@ -133,6 +168,10 @@ def make_packages(work: Path, presets, package: Path | None, engines) -> dict:
         out[package.name] = d / "speecheq-package.pt"
     else:
         for preset in presets:
+            if preset == "ssl":
+                name, path = ssl_package(work, ssl_model)
+                out[name] = path
+                continue
             d = work / f"untrained-{preset}"
             d.mkdir(parents=True, exist_ok=True)
             torch.manual_seed(0)
@@ -259,13 +298,21 @@ def front_end_worker(args) -> None:
     )
 
 
-def front_end_table(work: Path, audio: Path, names, ssl_model: Path | None) -> None:
-    if "ssl" in names and ssl_model is None:
-        from speecheq.model.ssl import write_random_model
+def ssl_folder(work: Path, ssl_model: Path | None) -> Path:
+    """--ssl-model, or a tiny random WavLM written once into the work folder."""
+    if ssl_model is not None:
+        return ssl_model
+    from speecheq.model.ssl import write_random_model
 
-        ssl_model = work / "tiny-wavlm"
-        if not (ssl_model / "config.json").is_file():
-            write_random_model(ssl_model, "wavlm")
+    folder = work / "tiny-wavlm"
+    if not (folder / "config.json").is_file():
+        write_random_model(folder, "wavlm")
+    return folder
+
+
+def front_end_table(work: Path, audio: Path, names, ssl_model: Path | None) -> None:
+    if "ssl" in names:
+        ssl_model = ssl_folder(work, ssl_model)
     print("\n| front end | threads | RTF | frame shift ms | dim | load s |")
     print("|---|---|---|---|---|---|", flush=True)
     for name in names:
@@ -333,7 +380,8 @@ def main() -> None:
     front_ends = [f for f in args.front_ends.split(",") if f]
     if front_ends:
         front_end_table(args.work_dir, audio, front_ends, args.ssl_model)
-    packages = make_packages(args.work_dir, [p for p in args.presets.split(",") if p], args.package, engines)
+    presets = [p for p in args.presets.split(",") if p]
+    packages = make_packages(args.work_dir, presets, args.package, engines, args.ssl_model)
     print()
     print(
         "| model | engine | threads | RTF | RTF model only | CPU-time RTF | fbank s | model s | load s | peak RSS MB |"
