@@ -61,13 +61,20 @@ def test_ssl_model_trains_decodes_aligns_exports_and_infers(kind, synth_data, tm
         assert torch.equal(state[key], pretrained[key.removeprefix("ssl.")]), f"{key} is frozen"
     assert torch.equal(state[top_layer], pretrained[top_layer.removeprefix("ssl.")]) == (top == 0)
 
-    decode_args = ["--exp-dir", str(exp), "--epoch", "1", "--cuts", str(synth_data / "fbank/synth_cuts_test.jsonl.gz")]
+    # A second epoch resumes from epoch-1.pt: the recorded encoder settings match the folder's.
+    train(
+        ssl_train_args(
+            synth_data, exp, folder, "--ssl-finetune-top", str(top), "--start-epoch", "2", "--num-epochs", "2"
+        )
+    )
+    test_cuts = str(synth_data / "fbank/synth_cuts_test.jsonl.gz")
+    decode_args = ["--exp-dir", str(exp), "--epoch", "2", "--avg", "2", "--cuts", test_cuts]
     (metrics,) = decode(DecodeConfig.from_args(get_parser().parse_args(decode_args)))
     n = sum(1 for _ in load_manifest_lazy(synth_data / "fbank/synth_cuts_test.jsonl.gz"))
     assert json.loads(metrics.read_text())["utterances"] == n
 
     out = tmp_path / "ali" / "synth_cuts_test.jsonl.gz"
-    summary = align_corpus(exp, synth_data / "fbank/synth_cuts_test.jsonl.gz", out, epoch=1, allow_untrained=True)
+    summary = align_corpus(exp, synth_data / "fbank/synth_cuts_test.jsonl.gz", out, epoch=2, allow_untrained=True)
     assert summary["aligned"] > 0
     cut = next(c for c in load_manifest_lazy(out) if c.supervisions[0].alignment)
     for item in cut.supervisions[0].alignment["phone"]:
@@ -78,7 +85,7 @@ def test_ssl_model_trains_decodes_aligns_exports_and_infers(kind, synth_data, tm
         )
 
     path = tmp_path / "pkg" / "speecheq-package.pt"
-    save_package(package_from_exp(exp, epoch=1), path)
+    save_package(package_from_exp(exp, epoch=2), path)
     shutil.rmtree(folder)  # the package carries the encoder: no folder after training
     package = load_package(path)
     assert package.frame_shift == pytest.approx(0.02) and package.front_end.reads_audio
