@@ -218,6 +218,8 @@ class Trainer:
         self.scheme = LabelScheme.from_preset(config.label_preset)
         self.exp_dir: Path = config.exp_dir
         self.is_main = self.rank == 0
+        # What batches are made for; build() loads an ssl encoder and replaces it (load_front_end).
+        self.front_end = SpeechEQDataset.default_front_end()
 
     # ---------------------------------------------------------------- setup
     def load_cuts(self, paths, train: bool):
