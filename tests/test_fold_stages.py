@@ -76,3 +76,41 @@ def test_a_failed_decode_stops_the_stage(recipe):
     script = "set -euo pipefail; . utils/log.sh; . utils/stages.sh; out=$(decoded --cuts x); echo 'went on'"
     r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "went on" not in r.stdout and "ERROR: no cuts" in r.stderr
+
+
+def stage4(recipe, settings):
+    # Stands in for local/train.py: one line per argument, so a path with a space shows as one.
+    stub = recipe / "local" / "train.py"
+    stub.write_text('#!/usr/bin/env bash\nprintf "arg:%s\\n" "$@"\n')
+    stub.chmod(0o755)
+    script = (
+        "set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; model_preset=tiny; "
+        "tasks=emotion; num_epochs=1; max_duration=10; device=cpu; seed=0; folds=0; "
+        f"{settings}; . utils/stages.sh; stage_train"
+    )
+    return subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
+
+
+def test_the_front_end_variables_reach_train(recipe):
+    r = stage4(recipe, "front_end=ssl; ssl_model='models/wavlm base'; ssl_finetune_top=2")
+    assert r.returncode == 0, r.stderr
+    args = [line[4:] for line in r.stdout.splitlines() if line.startswith("arg:")]
+    i = args.index("--front-end")
+    assert args[i : i + 6] == ["--front-end", "ssl", "--ssl-model", "models/wavlm base", "--ssl-finetune-top", "2"]
+    r = stage4(recipe, "front_end=fbank")
+    assert r.returncode == 0 and "--front-end" not in r.stdout and "--ssl-model" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            "front_end=ssl",
+            "ERROR: front_end=ssl needs ssl_model=DIR (a local WavLM/HuBERT/wav2vec 2.0 folder; docs/ssl.md)",
+        ),
+        ("front_end=mfcc", "ERROR: front_end=mfcc: choose fbank or ssl"),
+    ],
+)
+def test_a_bad_front_end_stops_stage_4_with_one_line(recipe, settings, message):
+    r = stage4(recipe, settings)
+    assert r.returncode == 1 and r.stderr.strip() == message and "arg:" not in r.stdout

@@ -20,7 +20,8 @@
 # model_config, lr_schedule (default noam), mixup_alpha (default 0: off), warmup_batches,
 # extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default: the last
 # min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
-# allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500).
+# allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500),
+# front_end (default fbank), ssl_model and ssl_finetune_top (default 0) (stage 4; docs/ssl.md).
 # force=true (./run.sh --force) redoes stages 0 and 2 where they are marked done; stages 1 and 3
 # keep no marker (seconds of work) and always redo theirs.
 
@@ -110,6 +111,18 @@ stage_validate() {  # stage 3: validate the cuts, write the protocol's splits ne
 
 stage_train() {  # stage 4: one model per fold, resumed from its last epoch, skipped when finished
   local k dir s lang
+  local -a front=()
+  # Checked here, before a fold's BPE model or log: a wrong value stops the stage with one line.
+  case ${front_end:-fbank} in
+    fbank) ;;
+    ssl)
+      if [ -z "${ssl_model:-}" ]; then
+        echo "ERROR: front_end=ssl needs ssl_model=DIR (a local WavLM/HuBERT/wav2vec 2.0 folder; docs/ssl.md)" >&2
+        return 1
+      fi
+      front=(--front-end ssl --ssl-model "$ssl_model" --ssl-finetune-top "${ssl_finetune_top:-0}") ;;
+    *) echo "ERROR: front_end=${front_end}: choose fbank or ssl" >&2; return 1 ;;
+  esac
   for k in ${folds:-official}; do
     dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k"); lang=$(lang_dir "$k")
     log "train${folds:+ fold $k} -> $dir"
@@ -123,7 +136,7 @@ stage_train() {  # stage 4: one model per fold, resumed from its last epoch, ski
       --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
       --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
       --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
-      --start-epoch $(utils/next_epoch.sh "$dir") ${extra_train_args:-}
+      --start-epoch $(utils/next_epoch.sh "$dir") ${front[@]+"${front[@]}"} ${extra_train_args:-}
   done
 }
 

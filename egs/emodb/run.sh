@@ -32,6 +32,9 @@ mixup_alpha=0.4            # fbank mixup with soft emotion targets (0: off); RES
 tasks=emotion,ctc,gender   # no intensity labels; phones of the 10 German texts by espeak-ng
 ctc_units=phone            # CTC targets: phone (G2P, data/lang), char (transcript characters) or bpe (sentencepiece per fold, training transcripts only); phones vs units here: docs/model.md "CTC units" (10 shared sentences); other units want their own exp_name
 bpe_vocab_size=100         # ctc_units=bpe: sentencepiece pieces per fold (data/lang_bpe_<N>_fold<k>); 10 sentences allow at most 484
+front_end=fbank            # fbank: the stored features of stage 2; ssl: a WavLM/HuBERT/wav2vec 2.0 encoder on the cuts' audio (stage 2 still runs: stage 3 validates its cuts; docs/ssl.md)
+ssl_model=""               # front_end=ssl: local Hugging Face folder of the encoder (never downloaded)
+ssl_finetune_top=0         # front_end=ssl: also train its top N layers (0: frozen)
 extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)

@@ -26,6 +26,9 @@ warmup_batches=50          # learning-rate warm-up, in batches
 tasks=emotion,intensity,ctc,gender  # tasks trained (emotion, intensity, ctc: phones, gender); missing labels are masked
 ctc_units=phone            # CTC targets: phone (G2P, data/lang), char (transcript characters) or bpe (sentencepiece per fold, training transcripts only); other units want their own exp_name
 bpe_vocab_size=500         # ctc_units=bpe: sentencepiece pieces per fold (data/lang_bpe_<N>_fold<k>)
+front_end=fbank            # fbank: the stored features of stage 2; ssl: a WavLM/HuBERT/wav2vec 2.0 encoder on the cuts' audio (stage 2 still runs: stage 3 validates its cuts; docs/ssl.md)
+ssl_model=""               # front_end=ssl: local Hugging Face folder of the encoder (never downloaded)
+ssl_finetune_top=0         # front_end=ssl: also train its top N layers (0: frozen)
 exp_dir=exp/small_multitask  # the model's folder
 decode_checkpoint="--checkpoint best-valid.pt"  # weights of stages 5 and 9 (chosen on dev); or "--epoch 30 --avg 5"
 allow_untrained_alignment=true  # the demo's CTC head does not learn within its budget: stage 6 marks the cuts untrusted
