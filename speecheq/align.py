@@ -83,6 +83,16 @@ class AlignmentError(SpeechEQError, ValueError):
     ``SpeechEQError`` so that stage scripts print it as one line."""
 
 
+def require_phone_units(units: str, where: str) -> None:
+    """Alignment places phones (the align stage's cuts, ``speecheq infer --align``'s items): a CTC
+    head trained on characters or BPE pieces has no phone boundaries to give."""
+    if units != "phone":
+        raise AlignmentError(
+            f"{where}: the CTC head was trained on {units} units; alignment gives phone "
+            "boundaries and needs a model trained with phone units (the lang stage's default)"
+        )
+
+
 def _files_by_stem(directory: Pathlike, suffix: str, what: str) -> Dict[str, Path]:
     directory = Path(directory)
     if not directory.is_dir():
@@ -396,11 +406,7 @@ def align_corpus(
     if not meta.get("tokens"):
         raise AlignmentError(f"{exp_dir}: the model was trained without the ctc task; nothing to align with")
     tokens = ctc_tokens(meta)
-    if tokens.units != "phone":
-        raise AlignmentError(
-            f"{exp_dir}: the CTC head was trained on {tokens.units} units; alignment gives phone "
-            "boundaries and needs a model trained with phone units (the lang stage's default)"
-        )
+    require_phone_units(tokens.units, str(exp_dir))
     scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
     where = f"{exp_dir} ({tag})"
     per, per_source = head_per(meta)

@@ -603,7 +603,9 @@ def infer_parser(prog: Optional[str] = "speecheq infer") -> argparse.ArgumentPar
         default=30.0,
         help="longer recordings are split at pauses into segments of at most this many seconds (0: never)",
     )
-    p.add_argument("--align", action="store_true", help="add the CTC alignment of the predicted phones")
+    p.add_argument(
+        "--align", action="store_true", help="add the CTC alignment of the predicted phones (packages with phone units)"
+    )
     p.add_argument(
         "--corpus",
         default=None,

@@ -281,14 +281,17 @@ def make_loader(dataset, sampler, num_workers: int = 0, seed: int = 0):
     )
 
 
-def labels_per_corpus(cuts, scheme: LabelScheme, tasks: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, int]]:
+def labels_per_corpus(
+    cuts, scheme: LabelScheme, tasks: Optional[Sequence[str]] = None, tokens=None
+) -> Dict[str, Dict[str, int]]:
     """{corpus: {"cuts": n, task: cuts labelled for that task}}: in a multi-corpus run the masks
     decide which corpora teach each task (EmoDB's intensity is only its neutral 0; CASIA without
-    transcripts has no phones), and a task that no corpus labels is the run's mistake."""
+    transcripts has no phones), and a task that no corpus labels is the run's mistake. ``tokens``:
+    the run's token table, whose units decide what a ctc label is (None: G2P phones)."""
     by_corpus: Dict[str, list] = {}
     for cut in cuts:
         by_corpus.setdefault((cut.supervisions[0].custom or {}).get("corpus", ""), []).append(cut)
-    ctx = TargetContext(scheme)
+    ctx = TargetContext(scheme, tokens)
     counted = [TASK_TABLE[t] for t in (TASK_TABLE if tasks is None else tasks) if t in TASK_TABLE]
     counted = [t for t in counted if t.counted]
     out = {}

@@ -82,6 +82,7 @@ def engine_metadata(package: Package) -> dict:
         "inputs": list(INFERENCE_INPUTS),
         "outputs": InferenceGraph(package.model).output_names,
         "categories": package.categories,
+        "ctc_units": package.ctc_units,
         "min_frames": MIN_EXPORT_FRAMES,
     }
 

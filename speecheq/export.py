@@ -91,7 +91,7 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
     meta = {
         "model_type": "speecheq",
         "version": str(ONNX_METADATA_VERSION),
-        "comment": "speech emotion recognition: emotion category, intensity, gender, CTC phones",
+        "comment": "speech emotion recognition: emotion category, intensity, gender, CTC tokens (ctc_units)",
         "speecheq_version": package.version,
         "package_format_version": str(package.format_version),
         "weights": str(package.source.get("weights", "")),
@@ -112,6 +112,8 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
         **{f"{t.name}_labels": ",".join(t.classes) for t in graph.tasks if getattr(t, "classes", ())},
         "tasks": ",".join(trained),
         "tokens": " ".join(package.tokens or []),
+        # What the tokens spell (phone, char, bpe): only phone strings can be aligned or read as phones.
+        "ctc_units": package.ctc_units,
         "min_frames": str(MIN_INPUT_FRAMES),
         "min_padded_frames": str(MIN_EXPORT_FRAMES),
         "subsampling_factor": str(SUBSAMPLING_FACTOR),

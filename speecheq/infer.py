@@ -152,6 +152,12 @@ class Inferencer:
             raise SpeechEQError(
                 "--align needs a model trained with the ctc task and a token table; this package has none"
             )
+        if align:
+            from speecheq.align import require_phone_units
+
+            require_phone_units(package.ctc_units, "--align")
+        # A char or bpe string under "phones" would be read as phones; phone records keep their key.
+        self.ctc_key = "phones" if package.ctc_units == "phone" else "tokens"
         self.align = align
         # The utterance-level tasks the engine gives outputs for; the CTC outputs are read apart (phones, alignment).
         # An engine without names gives INFERENCE_OUTPUTS, in order (the contract before engines named them).
@@ -300,7 +306,10 @@ class Inferencer:
                 rec.update(segment=k, start=round(u.start, 3), end=round(u.end, 3))
             rec["duration"] = round(u.end - u.start, 3)
             rec.update(self._readout(u.out["heads"]))
-            rec["phones"] = " ".join(tokens[t] for t in u.out["phones"]) if u.out["phones"] is not None else None
+            hyp = u.out["phones"]
+            rec[self.ctc_key] = " ".join(tokens[t] for t in hyp) if hyp is not None else None
+            if self.ctc_key != "phones":
+                rec["units"] = self.package.ctc_units
             if self.align:
                 rec["alignment"] = u.out["alignment"]
             out.append(rec)

@@ -563,7 +563,8 @@ class CtcTask(Task):
     def tsv_cells(self, record, categories):
         ali = record.get("alignment")
         return [
-            record.get("phones"),
+            # One header for every package: a char or bpe package's tokens sit in this column.
+            record.get("phones", record.get("tokens")),
             " ".join(f"{a['phone']}:{a['start']}:{a['end']}" for a in ali) if ali else None,
         ]
 

@@ -292,19 +292,21 @@ class Trainer:
         summary = label_summary(self.train_cuts, self.scheme)
         log.info("train cuts: %s", json.dumps(summary))
         require_nonempty(summary, "training set", list(self.weights))
-        self.labels_per_corpus = labels_per_corpus(self.train_cuts, self.scheme, list(self.weights))
+        self.tokens = None
+        if "ctc" in self.weights or (config.lang_dir / "tokens.txt").is_file():
+            self.tokens = TokenTable.from_lang_dir(config.lang_dir)
+        # Counted with the token table: a char or bpe run's ctc labels are transcripts, not G2P phones.
+        self.labels_per_corpus = labels_per_corpus(self.train_cuts, self.scheme, list(self.weights), self.tokens)
+        ctc_name = f"ctc ({self.tokens.units})" if self.tokens is not None else "ctc"
         for corpus, counts in self.labels_per_corpus.items():
             unlabelled = [t for t in self.weights if counts.get(t) == 0]
             log.info(
                 "train cuts of %s: %s%s",
                 corpus or "(no corpus)",
-                json.dumps(counts),
+                json.dumps({ctc_name if k == "ctc" else k: v for k, v in counts.items()}),
                 f"; no {', '.join(unlabelled)} labels: those tasks learn from the other corpora" if unlabelled else "",
             )
         self.dev_cuts = self.load_cuts(config.dev_cuts, train=False) if config.dev_cuts else None
-        self.tokens = None
-        if "ctc" in self.weights or (config.lang_dir / "tokens.txt").is_file():
-            self.tokens = TokenTable.from_lang_dir(config.lang_dir)
         overrides = json.loads(config.model_config) if config.model_config else {}
         # The adversary predicts the training speakers; dev and test speakers are unknown to it.
         self.speakers = None

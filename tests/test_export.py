@@ -77,6 +77,7 @@ def test_engines_carry_the_fingerprint_and_infer_reads_them(exported, tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(exported.parent / "model.onnx")).metadata_props}
     assert meta["speecheq_fingerprint"] == pkg.fingerprint
     assert json.loads(meta["speecheq.json"])["categories"] == pkg.categories
+    assert meta["ctc_units"] == json.loads(meta["speecheq.json"])["ctc_units"] == "phone"
     write_wav(tmp_path / "a.wav", tone(2.0, seed=5))
     write_wav(tmp_path / "short.wav", tone(0.1, seed=6))  # 10 fbank frames: below the graphs' minimum of 11
     sources = collect_sources([tmp_path])

@@ -100,7 +100,7 @@ def test_char_units_need_transcripts(tmp_path):
         prepare_lang([path], tmp_path / "lang", "char")
 
 
-def test_tiny_training_and_decoding_with_bpe_units(synth_data, tmp_path):
+def test_tiny_training_and_decoding_with_bpe_units(synth_data, tmp_path, capsys):
     """BPE trained on the training cuts only; the checkpoint and the package keep the units,
     decoding spells the test transcripts with the checkpoint's model and reports a TER."""
     import torch
@@ -126,7 +126,47 @@ def test_tiny_training_and_decoding_with_bpe_units(synth_data, tmp_path):
     assert metrics["phones"]["units"] == "bpe" and metrics["phones"]["count"] > 0
     header = results.read_text().splitlines()[-3]
     assert "TER % (bpe)" in header and "PER %" not in header
-    assert package_from_exp(exp, epoch=1)["ctc_units"] == "bpe"
+    per_corpus = [
+        line for p in exp.glob("log/log-train*") for line in p.read_text().splitlines() if "train cuts of" in line
+    ]
+    assert per_corpus and all('"ctc (bpe)": ' in line for line in per_corpus), per_corpus
+    package = package_from_exp(exp, epoch=1)
+    assert package["ctc_units"] == "bpe"
+    infer_names_the_units_and_refuses_align(package, tmp_path, capsys)
+
+
+def infer_names_the_units_and_refuses_align(package, tmp_path, capsys):
+    """BPE pieces are not phones: infer reports them under "tokens" with their units, and
+    --align (phone boundaries) stops with the align stage's one line."""
+    from speecheq.cli import main
+    from speecheq.package import save_package
+    from tests.conftest import tone, write_wav
+
+    from speecheq.engines import engine_metadata
+    from speecheq.export import onnx_metadata
+    from speecheq.package import load_package
+
+    path = tmp_path / "bpe-package.pt"
+    save_package(package, path)
+    loaded = load_package(path)
+    assert onnx_metadata(loaded)["ctc_units"] == engine_metadata(loaded)["ctc_units"] == "bpe"
+    write_wav(tmp_path / "audio" / "a.wav", tone(1.0, freq=180.0, seed=1))
+    out = tmp_path / "out.jsonl"
+    for extra, code in (([], 0), (["--align"], 1)):
+        with pytest.raises(SystemExit) as e:
+            main(
+                ["infer", "--no-progress", "--model", str(path), str(tmp_path / "audio"), "--output", str(out), *extra]
+            )
+            raise SystemExit(0)
+        assert e.value.code == code
+        if not extra:
+            (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+            assert rec["units"] == "bpe" and isinstance(rec["tokens"], str) and "phones" not in rec
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "ERROR: --align: the CTC head was trained on bpe units; alignment gives phone boundaries "
+        "and needs a model trained with phone units (the lang stage's default)"
+    )
 
 
 def test_recipe_lang_folders_and_a_bad_ctc_units():
