@@ -49,9 +49,6 @@ class SpeechEQDataset(torch.utils.data.Dataset):
     the front end's frame shift, so that the model's frames last what the front end says.
     """
 
-    #: The front end of a dataset given none (the Trainer's): what the fbank stage stores.
-    default_front_end = staticmethod(default_front_end)
-
     def __init__(
         self,
         scheme: LabelScheme,
@@ -70,7 +67,7 @@ class SpeechEQDataset(torch.utils.data.Dataset):
         self.speakers = speakers
         from lhotse.dataset.input_strategies import PrecomputedFeatures
 
-        self.front_end = front_end or self.default_front_end()
+        self.front_end = front_end or default_front_end()
         self.input_strategy = input_strategy or self.front_end.input_strategy()
         self.precomputed = isinstance(self.input_strategy, PrecomputedFeatures)
         if augment is not None and augment.active and not self.precomputed:

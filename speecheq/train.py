@@ -50,7 +50,7 @@ from speecheq.data import (
     speaker_cmvn_stats,
 )
 from speecheq.errors import SpeechEQError
-from speecheq.features import FrontEnd, feature_statistics
+from speecheq.features import FrontEnd, default_front_end, feature_statistics
 from speecheq.io import atomic_output, folder_lock, load_cuts_lazy, remove_stale_temporaries, write_json_atomic
 from speecheq.labels import LabelScheme, label_summary, require_nonempty
 from speecheq.losses import MultitaskLoss
@@ -219,7 +219,7 @@ class Trainer:
         self.exp_dir: Path = config.exp_dir
         self.is_main = self.rank == 0
         # What batches are made for; build() loads an ssl encoder and replaces it (load_front_end).
-        self.front_end = SpeechEQDataset.default_front_end()
+        self.front_end = default_front_end()
 
     # ---------------------------------------------------------------- setup
     def load_cuts(self, paths, train: bool):
@@ -261,7 +261,7 @@ class Trainer:
         """The front end batches are made for, and the ssl encoder (with its pre-trained weights) or None."""
         config = self.config
         if config.front_end != "ssl":
-            return SpeechEQDataset.default_front_end(), None
+            return default_front_end(), None
         from speecheq.model.ssl import SSLEncoder
 
         # Feature-level operations have no audio-level twin here: refused rather than silently skipped.
