@@ -496,6 +496,39 @@ def run_fuse(argv=None, prog: Optional[str] = "speecheq fuse") -> None:
         print(path)
 
 
+def ensemble_parser(prog: Optional[str] = "speecheq ensemble") -> argparse.ArgumentParser:
+    p = _parser(
+        prog,
+        """Stages 5 and 8 with ensemble_seeds: a seed ensemble, the equal-weight mean of the class
+probabilities of N >= 2 runs over the same folds. Each run is a decode folder pattern with {k}
+(fold) and {split} (a --splits name), e.g.
+  --runs 'exp/all4_all/fold{k}/decode/ravdess_fold{k}_{split}-epoch-25-avg-5' \\
+         'exp/all4_seed43_all/fold{k}/decode/ravdess_fold{k}_{split}-epoch-25-avg-5'
+Writes OUT_DIR/fold<k>/decode/<set>-ens/{predictions.tsv,metrics.json} (emotion category metrics
+only); summarise with speecheq decode --folds OUT_DIR/fold*/decode/*_test-ens/metrics.json.""",
+        _RawHelp,
+    )
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        required=True,
+        metavar="PATTERN",
+        help="decode folders of at least 2 runs, with {k} and {split}",
+    )
+    p.add_argument("--folds", nargs="+", default=["0", "1", "2", "3"], help="folds substituted for {k}")
+    p.add_argument("--splits", nargs="+", default=["test", "dev"], help="sets substituted for {split}")
+    p.add_argument("--out-dir", type=Path, required=True, help="output folder, e.g. exp/all4_ens_all")
+    return p
+
+
+def run_ensemble(argv=None, prog: Optional[str] = "speecheq ensemble") -> None:
+    args = ensemble_parser(prog).parse_args(argv)
+    from speecheq.fusion import average_folds
+
+    for path in average_folds(args.runs, args.folds, args.splits, args.out_dir):
+        print(path)
+
+
 # Stage 9 and inference
 
 
@@ -671,6 +704,9 @@ COMMANDS = {
         run_baseline, "stage 7: openSMILE functionals + SVM on the folds", "local/baseline_functionals.py"
     ),
     "fuse": Command(run_fuse, "stage 8: late fusion of two runs, weight chosen on each dev set", "local/fuse.py"),
+    "ensemble": Command(
+        run_ensemble, "stages 5, 8: seed ensemble, the mean posterior of several runs", "local/ensemble.py"
+    ),
     "export": Command(run_export, "stage 9: model package, TorchScript and ONNX engines", "local/export.py"),
     "infer": Command(run_infer, "emotion, intensity, gender and phones for audio files, folders, manifests"),
 }

@@ -7,6 +7,10 @@ from their decode folders (``predictions.tsv`` of dev and test, ``p_<category>``
 and the fused test set is written in the same layout:
 ``<out-dir>/<fold>/decode/<set>-fused/{predictions.tsv,metrics.json}`` plus
 ``<out-dir>/<fold>/fusion.json`` with the chosen w and the dev UA of every w.
+
+A seed ensemble (:func:`average_runs`, :func:`average_folds`) reads the same folders: the
+equal-weight mean of N >= 2 runs' probabilities on one set, written as
+``<out-dir>/<fold>/decode/<set>-ens/{predictions.tsv,metrics.json}``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = logging.getLogger("speecheq")
 
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 TAG = "fused"
+ENSEMBLE_TAG = "ens"
 
 
 @dataclass
@@ -105,6 +110,24 @@ def choose_weight(a: Predictions, b: Predictions, weights: Sequence[float] = WEI
     return {"w": best, "dev_UA": table[best], "dev_UA_by_w": {f"{w:.1f}": ua for w, ua in table.items()}}
 
 
+def check_patterns(patterns: Sequence[str]) -> None:
+    """Each pattern names a decode folder with {k} (the fold) and {split} (dev or test)."""
+    for pattern in patterns:
+        for key in ("{k}", "{split}"):
+            if key not in pattern:
+                raise SpeechEQError(f"pattern {pattern!r} has no {key}")
+
+
+def fold_name(k: str) -> str:
+    """The output folder of fold ``k``: as the recipes name it (k, fold<k> or official)."""
+    return k if str(k).startswith("fold") or k == "official" else f"fold{k}"
+
+
+def set_of(decode_dir: Path) -> str:
+    """``<set>`` of a decode folder ``<set>-<tag>``."""
+    return Path(decode_dir).name.split("-", 1)[0]
+
+
 def fuse_fold(
     a_dev: Path,
     b_dev: Path,
@@ -126,7 +149,7 @@ def fuse_fold(
     probs = choice["w"] * ta.probs + (1 - choice["w"]) * tb.probs
     scheme = LabelScheme("fused", tuple(ta.categories))
     recs = category_records(ta.cut_ids, ta.corpora, ta.truth, probs)
-    set_name = Path(b_test).name.split("-", 1)[0]
+    set_name = set_of(b_test)
     decode_dir = Path(out_dir) / "decode" / f"{set_name}-{TAG}"
     info = {
         "w": choice["w"],
@@ -159,13 +182,9 @@ def fuse_folds(
     names: Sequence[str] = ("net", "svm"),
 ) -> List[Path]:
     """Patterns name a decode folder with {k} (the fold) and {split} (dev or test)."""
-    for pattern in (a_pattern, b_pattern):
-        for key in ("{k}", "{split}"):
-            if key not in pattern:
-                raise SpeechEQError(f"pattern {pattern!r} has no {key}")
+    check_patterns([a_pattern, b_pattern])
     out = []
     for k in folds:
-        fold = k if str(k).startswith("fold") or k == "official" else f"fold{k}"
         paths = {
             (side, split): Path(p.format(k=k, split=split))
             for side, p in (("a", a_pattern), ("b", b_pattern))
@@ -177,9 +196,50 @@ def fuse_folds(
                 paths["b", "dev"],
                 paths["a", "test"],
                 paths["b", "test"],
-                Path(out_dir) / fold,
+                Path(out_dir) / fold_name(k),
                 weights=weights,
                 names=names,
             )
         )
     return out
+
+
+def average_runs(decode_dirs: Sequence[Path], out_dir: Path) -> Path:
+    """The equal-weight mean of N >= 2 runs' class probabilities on one set (a seed ensemble).
+
+    Every member is aligned to the first by cut id, so members that differ in cuts, categories
+    or true categories stop with one line. Writes ``<out_dir>/decode/<set>-ens/`` (the set from
+    the first member's folder name) with the members recorded in metrics.json; returns its
+    metrics.json. Like fusion, the ensemble row carries the emotion category metrics only: the
+    other tasks' outputs are not averaged.
+    """
+    from speecheq.baseline import category_records, write_decode_dir
+
+    if len(decode_dirs) < 2:
+        raise SpeechEQError(f"an ensemble averages at least 2 runs (got {len(decode_dirs)})")
+    first = read_predictions(decode_dirs[0])
+    members = [first] + [aligned(first, read_predictions(d)) for d in decode_dirs[1:]]
+    probs = np.mean([m.probs for m in members], axis=0)
+    scheme = LabelScheme("ensemble", tuple(first.categories))
+    recs = category_records(first.cut_ids, first.corpora, first.truth, probs)
+    set_name = set_of(decode_dirs[0])
+    decode_dir = Path(out_dir) / "decode" / f"{set_name}-{ENSEMBLE_TAG}"
+    info = {"members": [str(d) for d in decode_dirs], "rule": "mean of p"}
+    summary = write_decode_dir(decode_dir, recs, scheme, {"corpus_aware": True, "ensemble": info}, set_name)
+    log.info("%s: mean of %d runs, UA %.2f", decode_dir, len(members), summary["headline"].get("UA", float("nan")))
+    return decode_dir / "metrics.json"
+
+
+def average_folds(patterns: Sequence[str], folds: Sequence[str], splits: Sequence[str], out_dir: Path) -> List[Path]:
+    """:func:`average_runs` of every fold and split; patterns as in :func:`fuse_folds`.
+
+    Writes ``<out_dir>/fold<k>/decode/<set>-ens/``; returns the metrics.json files, fold by fold.
+    """
+    if len(patterns) < 2:
+        raise SpeechEQError(f"an ensemble averages at least 2 runs (got {len(patterns)})")
+    check_patterns(patterns)
+    return [
+        average_runs([Path(p.format(k=k, split=split)) for p in patterns], Path(out_dir) / fold_name(k))
+        for k in folds
+        for split in splits
+    ]

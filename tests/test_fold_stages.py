@@ -1,6 +1,8 @@
 """utils/stages.sh's fold stages: stage 6 in a multi-stage run (a refused alignment is a logged skip), and
 the decode folders' names read from local/decode.py's list instead of rebuilt in bash."""
 
+import json
+import os
 import subprocess
 
 import pytest
@@ -114,3 +116,141 @@ def test_the_front_end_variables_reach_train(recipe):
 def test_a_bad_front_end_stops_stage_4_with_one_line(recipe, settings, message):
     r = stage4(recipe, settings)
     assert r.returncode == 1 and r.stderr.strip() == message and "arg:" not in r.stdout
+
+
+def _runs(stdout):
+    """(exp dir, seed) of each local/train.py the stub saw."""
+    runs, args = [], [line[4:] for line in stdout.splitlines() if line.startswith("arg:")]
+    for i, a in enumerate(args):
+        if a == "--exp-dir":
+            runs.append([args[i + 1]])
+        if a == "--seed":
+            runs[-1].append(args[i + 1])
+    return [tuple(r) for r in runs]
+
+
+def test_ensemble_seeds_train_one_more_model_per_fold_and_seed(recipe):
+    r = stage4(recipe, "folds='0 1'; ensemble_seeds='43 7'")
+    assert r.returncode == 0, r.stderr
+    assert _runs(r.stdout) == [
+        ("exp/m_all/fold0", "0"),
+        ("exp/m_seed43_all/fold0", "43"),
+        ("exp/m_seed7_all/fold0", "7"),
+        ("exp/m_all/fold1", "0"),
+        ("exp/m_seed43_all/fold1", "43"),
+        ("exp/m_seed7_all/fold1", "7"),
+    ]
+    r = stage4(recipe, "folds='0 1'")
+    assert _runs(r.stdout) == [("exp/m_all/fold0", "0"), ("exp/m_all/fold1", "0")]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("'43 x1'", "ERROR: ensemble_seeds='43 x1': 'x1' is not a non-negative integer seed"),
+        ("'43 0'", "ERROR: ensemble_seeds='43 0': seed 0 twice (seed=0 trains the first member)"),
+        ("'43 43'", "ERROR: ensemble_seeds='43 43': seed 43 twice (seed=0 trains the first member)"),
+    ],
+)
+def test_a_bad_ensemble_seed_stops_stage_4_with_one_line(recipe, value, message):
+    r = stage4(recipe, f"ensemble_seeds={value}")
+    assert r.returncode == 1 and r.stderr.strip() == message and "arg:" not in r.stdout
+
+
+# Stands in for local/decode.py: decoding writes a predictions.tsv whose p_a is set by the model's
+# seed (exp/m_all: 0.9, exp/m_seed<s>_all: s / 100), and a summary (--folds) is logged.
+DECODE_STUB = r"""#!/usr/bin/env python3
+import argparse, json, pathlib, re, sys
+p = argparse.ArgumentParser()
+for o in ("--exp-dir", "--metrics-list", "--summary-out", "--results", "--run-name"):
+    p.add_argument(o)
+p.add_argument("--cuts", nargs="+")
+p.add_argument("--folds", nargs="+")
+args, _ = p.parse_known_args()
+if args.folds:
+    assert all(pathlib.Path(f).is_file() for f in args.folds), args.folds
+    with open("summaries.log", "a") as f:
+        f.write(json.dumps({"run_name": args.run_name, "folds": args.folds}) + "\n")
+    sys.exit(0)
+seed = re.search(r"_seed(\d+)_", args.exp_dir)
+pa = int(seed.group(1)) / 100 if seed else 0.9
+written = []
+for cuts in args.cuts:
+    name = pathlib.Path(cuts).name.replace(".jsonl.gz", "").replace("_cuts_", "_")
+    out = pathlib.Path(args.exp_dir) / "decode" / f"{name}-epoch-1-avg-1"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = ["cut_id\tcorpus\temotion_true\temotion_pred\tp_a\tp_b"]
+    rows += [f"{name}-{i}\temodb\t{'ab'[i % 2]}\ta\t{pa}\t{1 - pa:.2f}" for i in range(4)]
+    (out / "predictions.tsv").write_text("\n".join(rows) + "\n")
+    (out / "metrics.json").write_text("{}")
+    written.append(str(out / "metrics.json"))
+pathlib.Path(args.metrics_list).write_text("".join(w + "\n" for w in written))
+"""
+
+
+def test_stage_5_decodes_every_member_and_writes_the_ensemble_row(recipe):
+    stub = recipe / "local" / "decode.py"
+    stub.write_text(DECODE_STUB)
+    stub.chmod(0o755)
+    (recipe / "local" / "ensemble.py").symlink_to(REPO / "local" / "ensemble.py")
+    # two namings of folds in one run: each fold's decode patterns are its own
+    script = (
+        "set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; tasks=emotion; "
+        "num_epochs=1; device=cpu; seed=0; folds='1 official'; ensemble_seeds='40 50'; results=R.md; "
+        ". utils/stages.sh; stage_decode"
+    )
+    env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    for fold, s in (("fold1", "fold1_"), ("official", "")):
+        for split in ("test", "dev"):
+            for run in ("m_all", "m_seed40_all", "m_seed50_all"):
+                assert (recipe / f"exp/{run}/{fold}/decode/emodb_{s}{split}-epoch-1-avg-1/predictions.tsv").is_file()
+            ens = recipe / f"exp/m_ens_all/{fold}/decode/emodb_{s}{split}-ens"
+            lines = (ens / "predictions.tsv").read_text().splitlines()
+            header = lines[0].split("\t")
+            p_a = {float(line.split("\t")[header.index("p_a")]) for line in lines[1:]}
+            assert p_a == {0.6}, lines  # (0.9 + 0.4 + 0.5) / 3
+            assert json.loads((ens / "metrics.json").read_text())["ensemble"]["members"] == [
+                f"exp/{run}/{fold}/decode/emodb_{s}{split}-epoch-1-avg-1"
+                for run in ("m_all", "m_seed40_all", "m_seed50_all")
+            ]
+    rows = [json.loads(line) for line in (recipe / "summaries.log").read_text().splitlines()]
+    assert rows == [
+        {
+            "run_name": "emodb all m (emotion) epoch-1-avg-1 folds: 1 official",
+            "folds": [
+                "exp/m_all/fold1/decode/emodb_fold1_test-epoch-1-avg-1/metrics.json",
+                "exp/m_all/official/decode/emodb_test-epoch-1-avg-1/metrics.json",
+            ],
+        },
+        {
+            "run_name": "emodb all m (emotion) epoch-1-avg-1 ensemble of seeds 0 40 50 folds: 1 official",
+            "folds": [
+                "exp/m_ens_all/fold1/decode/emodb_fold1_test-ens/metrics.json",
+                "exp/m_ens_all/official/decode/emodb_test-ens/metrics.json",
+            ],
+        },
+    ]
+
+
+def test_stage_8_fuses_the_ensemble_when_there_is_one(recipe):
+    # Stand in for local/fuse.py and local/decode.py: each prints its arguments, one a line.
+    for name in ("fuse", "decode"):
+        stub = recipe / "local" / f"{name}.py"
+        stub.write_text(f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
+        stub.chmod(0o755)
+    script = (
+        "set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; num_epochs=1; "
+        "device=cpu; seed=0; folds='0 1'; ensemble_seeds='40 50'; results=R.md; . utils/stages.sh; stage_fuse"
+    )
+    r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    fuse = [line[5:] for line in r.stdout.splitlines() if line.startswith("fuse:")]
+    decode = [line[7:] for line in r.stdout.splitlines() if line.startswith("decode:")]
+    assert fuse[fuse.index("--a") + 1] == "exp/m_ens_all/fold{k}/decode/emodb_fold{k}_{split}-ens"
+    assert fuse[fuse.index("--out-dir") + 1] == "exp/fusion_m_ens_ComParE_2016_all"
+    assert "--cuts" not in decode  # the ensemble's dev sets were decoded in stage 5
+    assert decode[decode.index("--run-name") + 1] == (
+        "emodb all m ensemble of seeds 0 40 50 + ComParE_2016 SVM, fused (w on dev) folds: 0 1"
+    )

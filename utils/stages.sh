@@ -13,13 +13,19 @@
 # "official" (the corpus's own single split: <corpus>_cuts_<split>). A recipe of one model
 # (egs/synth) sets exp_dir instead of folds and exp_name; its split is the single one.
 #
+# Seed ensembles (docs/training-levers.md). ensemble_seeds="43 44" trains each fold again per
+# extra seed, exp/<exp_name>_seed<s>_<label_preset>/fold<k> (stage 4); stage 5 decodes every
+# member's test and dev sets and writes the mean posterior of the seed-$seed model and these to
+# exp/<exp_name>_ens_<label_preset> (local/ensemble.py), one more row in $results; stage 8 then
+# fuses that ensemble with the SVM instead of the single model.
+#
 # Variables read. Stages 0-3: corpus corpus_dir nj executor dask_scheduler device label_preset
 # force. Stages 4-9: folds and exp_name (or exp_dir), model_preset tasks num_epochs max_duration
-# seed, and results (stages 5, 7, 8: the RESULTS.md their rows go to). Where the recipe has them:
-# feature_type (default fbank) and feat_dir (default data/fbank; e.g. data/fbank_pitch),
-# model_config, lr_schedule (default noam), mixup_alpha (default 0: off), warmup_batches,
-# extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default: the last
-# min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
+# seed ensemble_seeds, and results (stages 5, 7, 8: the RESULTS.md their rows go to). Where the
+# recipe has them: feature_type (default fbank) and feat_dir (default data/fbank; e.g.
+# data/fbank_pitch), model_config, lr_schedule (default noam), mixup_alpha (default 0: off),
+# warmup_batches, extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default:
+# the last min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
 # allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500),
 # front_end (default fbank), ssl_model and ssl_finetune_top (default 0) (stage 4; docs/ssl.md).
 # force=true (./run.sh --force) redoes stages 0 and 2 where they are marked done; stages 1 and 3
@@ -84,6 +90,27 @@ decoded_tag() {  # decoded_tag METRICS SET -> the weights tag of .../decode/<SET
   echo "${folder##*/"$2"-}"
 }
 
+ensemble_seeds_ok() {  # one line and a failure where ensemble_seeds cannot name extra models
+  local sd seen=" "
+  [ -n "${ensemble_seeds:-}" ] || return 0
+  if [ -n "${exp_dir:-}" ]; then
+    echo "ERROR: ensemble_seeds needs a recipe with folds (this one trains the single model $exp_dir)" >&2; return 1
+  fi
+  for sd in $ensemble_seeds; do
+    case $sd in
+      *[!0-9]*) echo "ERROR: ensemble_seeds='$ensemble_seeds': '$sd' is not a non-negative integer seed" >&2; return 1 ;;
+    esac
+    if [ "$sd" = "$seed" ] || [[ "$seen" == *" $sd "* ]]; then
+      echo "ERROR: ensemble_seeds='$ensemble_seeds': seed $sd twice (seed=$seed trains the first member)" >&2; return 1
+    fi
+    seen="$seen$sd "
+  done
+}
+
+member_exp_name() {  # member_exp_name SEED -> the exp_name of the ensemble member trained with SEED
+  if [ "$1" = "$seed" ]; then echo "${exp_name:-}"; else echo "${exp_name}_seed$1"; fi
+}
+
 stage_prepare() {  # stage 0: corpus folder -> data/manifests/<corpus>_{recordings,supervisions}_all
   local/prepare.py --corpus "$corpus" --corpus-dir "$corpus_dir" --output-dir data/manifests --nj "$nj" \
     --executor "$executor" ${dask_scheduler:+--dask-scheduler "$dask_scheduler"} $(force_flag) "$@"
@@ -109,10 +136,29 @@ stage_validate() {  # stage 3: validate the cuts, write the protocol's splits ne
   local/validate.py --corpus "$corpus" --fbank-dir "$(feats)" --label-preset "$label_preset" "$@"
 }
 
-stage_train() {  # stage 4: one model per fold, resumed from its last epoch, skipped when finished
-  local k dir s lang
+train_fold() {  # train_fold FOLD DIR SEED [FRONT-END ARGS]: one model of a fold, resumed, skipped when finished
+  local k=$1 dir=$2 sd=$3 s lang
+  shift 3
+  s=$(fold_prefix "$k"); lang=$(lang_dir "$k")
+  log "train${folds:+ fold $k} (seed $sd) -> $dir"
+  if utils/trained.sh "$dir" "$num_epochs"; then log "already trained ($dir/epoch-$num_epochs.pt)"; return 0; fi
+  if [ "${ctc_units:-phone}" = bpe ]; then  # deterministic: a resumed fold gets the same pieces again
+    local/prepare_lang.py --supervisions "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --units bpe \
+      --bpe-vocab-size "${bpe_vocab_size:-500}" --lang-dir "$lang"
+  fi
+  local/train.py --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
+    --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir "$lang" --exp-dir "$dir" \
+    --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
+    --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $sd \
+    --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
+    --start-epoch $(utils/next_epoch.sh "$dir") "$@" ${extra_train_args:-}
+}
+
+stage_train() {  # stage 4: one model per fold (and per extra seed of ensemble_seeds), resumed, skipped when finished
+  local k sd
   local -a front=()
   # Checked here, before a fold's BPE model or log: a wrong value stops the stage with one line.
+  ensemble_seeds_ok || return 1
   case ${front_end:-fbank} in
     fbank) ;;
     ssl)
@@ -124,26 +170,25 @@ stage_train() {  # stage 4: one model per fold, resumed from its last epoch, ski
     *) echo "ERROR: front_end=${front_end}: choose fbank or ssl" >&2; return 1 ;;
   esac
   for k in ${folds:-official}; do
-    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k"); lang=$(lang_dir "$k")
-    log "train${folds:+ fold $k} -> $dir"
-    if utils/trained.sh "$dir" "$num_epochs"; then log "already trained ($dir/epoch-$num_epochs.pt)"; continue; fi
-    if [ "${ctc_units:-phone}" = bpe ]; then  # deterministic: a resumed fold gets the same pieces again
-      local/prepare_lang.py --supervisions "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --units bpe \
-        --bpe-vocab-size "${bpe_vocab_size:-500}" --lang-dir "$lang"
-    fi
-    local/train.py --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
-      --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir "$lang" --exp-dir "$dir" \
-      --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
-      --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $seed \
-      --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
-      --start-epoch $(utils/next_epoch.sh "$dir") ${front[@]+"${front[@]}"} ${extra_train_args:-}
+    for sd in $seed ${ensemble_seeds:-}; do
+      train_fold "$k" "$(exp_name=$(member_exp_name "$sd") fold_exp_dir "$k")" "$sd" ${front[@]+"${front[@]}"}
+    done
   done
+}
+
+decode_pattern() {  # decode_pattern DIR FOLD TAG -> the decode folder of FOLD's model DIR, with {k} and {split}
+  # (local/ensemble.py's --runs; {k} stands for the fold's folder name, fold<k> or official)
+  local s
+  s=$(fold_prefix "$2")
+  echo "${1%/*}/{k}/decode/${corpus}_${s:+"{k}_"}{split}-$3"
 }
 
 stage_decode() {  # stage 5: each fold's test set, then mean and std over folds -> $results
   # A recipe of one model: its test and dev sets, one row each in ${results:-$exp_dir/RESULTS.md}, printed.
-  local k dir s weights tag="" out table
-  local -a metrics=()
+  # With ensemble_seeds: also every member's test and dev sets and their mean posterior, one more row.
+  local k dir s weights tag="" out table sd ens="exp/${exp_name:-}_ens_${label_preset}"
+  local -a metrics=() ens_metrics=() runs cuts
+  ensemble_seeds_ok || return 1
   weights=$(decode_weights)
   if [ -n "${exp_dir:-}" ]; then
     table=${results:-$exp_dir/RESULTS.md}
@@ -154,16 +199,34 @@ stage_decode() {  # stage 5: each fold's test set, then mean and std over folds 
     return
   fi
   for k in $folds; do
-    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
-    log "decode fold $k ($weights)"
-    out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}test.jsonl.gz")
-    metrics+=("$out")
-    [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}test")
+    s=$(fold_prefix "$k"); runs=()
+    cuts=("$(feats)/${corpus}_cuts_${s}test.jsonl.gz")
+    # an ensemble's dev sets too: stage 8 chooses its fusion weight on them
+    [ -z "${ensemble_seeds:-}" ] || cuts+=("$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
+    for sd in $seed ${ensemble_seeds:-}; do
+      dir=$(exp_name=$(member_exp_name "$sd") fold_exp_dir "$k")
+      log "decode fold $k${ensemble_seeds:+, seed $sd} ($weights)"
+      out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "${cuts[@]}")
+      out=${out%%$'\n'*}  # the test set's
+      runs+=("$(decode_pattern "$dir" "$k" "$(decoded_tag "$out" "${corpus}_${s}test")")")
+      [ "$sd" = "$seed" ] || continue
+      metrics+=("$out")
+      [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}test")
+    done
+    [ -n "${ensemble_seeds:-}" ] || continue
+    dir=$(exp_name="${exp_name}_ens" fold_exp_dir "$k")
+    local/ensemble.py --runs "${runs[@]}" --folds "${dir##*/}" --splits test dev --out-dir "$ens"
+    ens_metrics+=("$dir/decode/${corpus}_${s}test-ens/metrics.json")
   done
   log "mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir "exp/${exp_name}_${label_preset}" --folds "${metrics[@]}" \
     --summary-out "exp/${exp_name}_${label_preset}/folds-summary-$tag.json" \
     --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
+  [ -n "${ensemble_seeds:-}" ] || return 0
+  log "ensemble of seeds $seed $ensemble_seeds: mean and std over folds ($folds) -> $results"
+  local/decode.py --exp-dir "$ens" --folds "${ens_metrics[@]}" --summary-out "$ens/folds-summary-ens-$tag.json" \
+    --results "$results" \
+    --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag ensemble of seeds $seed $ensemble_seeds folds: ${folds}"
 }
 
 stage_align() {  # stage 6 [FOLD]: CTC phone alignment of a fold's test set (default: the first) -> <feat_dir>_ali
@@ -223,26 +286,33 @@ stage_baseline() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
 stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM baseline's
   # p = w * p_net + (1 - w) * p_svm, w chosen per fold on that fold's dev set (speecheq/fusion.py).
   # Reads fusion_baseline (default ComParE_2016; ComParE_2016_spknorm for speaker-normalised runs).
-  local k dir s weights tag="" out svm=${fusion_baseline:-ComParE_2016} fused
+  # With ensemble_seeds the network side is stage 5's seed ensemble (its dev sets decoded there).
+  local k dir s weights tag="" out svm=${fusion_baseline:-ComParE_2016} fused net=$exp_name what
   local -a metrics
+  ensemble_seeds_ok || return 1
   weights=$(decode_weights)
-  fused="exp/fusion_${exp_name}_${svm}_${label_preset}"
   for k in $folds; do
     case $k in *[!0-9]*) echo "ERROR: stage 8 fuses numbered folds only (got '$k')" >&2; return 1 ;; esac
   done
-  for k in $folds; do  # the test sets were decoded in stage 5; the weight is chosen on dev
-    dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
-    out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
-    [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}dev")
-  done
-  local/fuse.py --a "exp/${exp_name}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
+  if [ -n "${ensemble_seeds:-}" ]; then
+    net=${exp_name}_ens tag=ens what="${exp_name} ensemble of seeds $seed $ensemble_seeds"
+  else
+    for k in $folds; do  # the test sets were decoded in stage 5; the weight is chosen on dev
+      dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
+      out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
+      [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}dev")
+    done
+    what="${exp_name} $tag"
+  fi
+  fused="exp/fusion_${net}_${svm}_${label_preset}"
+  local/fuse.py --a "exp/${net}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
     --b "exp/baseline_${svm}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm" \
-    --folds $folds --out-dir "$fused" --names "$exp_name" "$svm"
+    --folds $folds --out-dir "$fused" --names "$net" "$svm"
   metrics=()
   for k in $folds; do metrics+=("$fused/fold$k/decode/${corpus}_fold${k}_test-fused/metrics.json"); done
   log "mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir "$fused" --folds "${metrics[@]}" --summary-out "$fused/folds-summary-fused.json" \
-    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} $tag + ${svm} SVM, fused (w on dev) folds: ${folds}"
+    --results "$results" --run-name "${corpus} ${label_preset} ${what} + ${svm} SVM, fused (w on dev) folds: ${folds}"
 }
 
 stage_export() {  # stage 9 [INPUT]: the first fold's model, with the weights stage 5 decodes, as one package

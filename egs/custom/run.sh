@@ -43,6 +43,7 @@ decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 e
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
 exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
 seed=42                    # random seed of training
+ensemble_seeds=""          # more seeds: each trains exp/<exp_name>_seed<s>_<label_preset>; stages 5 and 8 then use the mean posterior of the seed-$seed model and these
 results=RESULTS.md         # the file stages 5, 7 and 8 append their rows to
 . utils/parse_options.sh
 corpus=custom
