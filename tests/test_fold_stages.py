@@ -80,17 +80,27 @@ def test_a_failed_decode_stops_the_stage(recipe):
     assert r.returncode == 1 and "went on" not in r.stdout and "ERROR: no cuts" in r.stderr
 
 
-def stage4(recipe, settings):
-    # Stands in for local/train.py: one line per argument, so a path with a space shows as one.
-    stub = recipe / "local" / "train.py"
-    stub.write_text('#!/usr/bin/env bash\nprintf "arg:%s\\n" "$@"\n')
-    stub.chmod(0o755)
+def stub(recipe, script, text):
+    """local/<script> replaced by ``text``."""
+    path = recipe / "local" / script
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def fold_recipe(recipe, settings, call, **kw):
+    """``call`` after utils/stages.sh, in a fold recipe of exp_name m with ``settings``."""
     script = (
         "set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; model_preset=tiny; "
-        "tasks=emotion; num_epochs=1; max_duration=10; device=cpu; seed=0; folds=0; "
-        f"{settings}; . utils/stages.sh; stage_train"
+        "tasks=emotion; num_epochs=1; max_duration=10; device=cpu; seed=0; folds=0; results=R.md; "
+        f"{settings}; . utils/stages.sh; {call}"
     )
-    return subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=120, **kw)
+
+
+def stage4(recipe, settings):
+    # Stands in for local/train.py: one line per argument, so a path with a space shows as one.
+    stub(recipe, "train.py", '#!/usr/bin/env bash\nprintf "arg:%s\\n" "$@"\n')
+    return fold_recipe(recipe, settings, "stage_train")
 
 
 def test_the_front_end_variables_reach_train(recipe):
@@ -189,18 +199,11 @@ pathlib.Path(args.metrics_list).write_text("".join(w + "\n" for w in written))
 
 
 def test_stage_5_decodes_every_member_and_writes_the_ensemble_row(recipe):
-    stub = recipe / "local" / "decode.py"
-    stub.write_text(DECODE_STUB)
-    stub.chmod(0o755)
+    stub(recipe, "decode.py", DECODE_STUB)
     (recipe / "local" / "ensemble.py").symlink_to(REPO / "local" / "ensemble.py")
-    # two namings of folds in one run: each fold's decode patterns are its own
-    script = (
-        "set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; tasks=emotion; "
-        "num_epochs=1; device=cpu; seed=0; folds='1 official'; ensemble_seeds='40 50'; results=R.md; "
-        ". utils/stages.sh; stage_decode"
-    )
     env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
-    r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=120, env=env)
+    # two namings of folds in one run: each fold's decode patterns are its own
+    r = fold_recipe(recipe, "folds='1 official'; ensemble_seeds='40 50'", "stage_decode", env=env)
     assert r.returncode == 0, r.stderr
     for fold, s in (("fold1", "fold1_"), ("official", "")):
         for split in ("test", "dev"):
@@ -237,14 +240,8 @@ def test_stage_5_decodes_every_member_and_writes_the_ensemble_row(recipe):
 def test_stage_8_fuses_the_ensemble_when_there_is_one(recipe):
     # Stand in for local/fuse.py and local/decode.py: each prints its arguments, one a line.
     for name in ("fuse", "decode"):
-        stub = recipe / "local" / f"{name}.py"
-        stub.write_text(f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
-        stub.chmod(0o755)
-    script = (
-        "set -euo pipefail; . utils/log.sh; corpus=emodb; exp_name=m; label_preset=all; num_epochs=1; "
-        "device=cpu; seed=0; folds='0 1'; ensemble_seeds='40 50'; results=R.md; . utils/stages.sh; stage_fuse"
-    )
-    r = subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=60)
+        stub(recipe, f"{name}.py", f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
+    r = fold_recipe(recipe, "folds='0 1'; ensemble_seeds='40 50'", "stage_fuse")
     assert r.returncode == 0, r.stderr
     fuse = [line[5:] for line in r.stdout.splitlines() if line.startswith("fuse:")]
     decode = [line[7:] for line in r.stdout.splitlines() if line.startswith("decode:")]
