@@ -401,9 +401,11 @@ def align_corpus(
     from speecheq.data import SpeechEQDataset, make_eval_sampler, make_loader
     from speecheq.io import folder_lock, load_cuts_lazy, remove_stale_temporaries, write_cuts, write_json_atomic
     from speecheq.labels import LabelScheme
+    from speecheq.tasks import was_trained
 
     model, meta, tag = load_model(Path(exp_dir), epoch, avg, use_averaged_model, checkpoint, device)
-    if not meta.get("tokens"):
+    # A run without the ctc task may still record the lang folder's tokens: its CTC head is untrained.
+    if not meta.get("tokens") or not was_trained(meta.get("tasks"), "ctc"):
         raise AlignmentError(f"{exp_dir}: the model was trained without the ctc task; nothing to align with")
     tokens = ctc_tokens(meta)
     require_phone_units(tokens.units, str(exp_dir))

@@ -26,7 +26,7 @@ from speecheq.options import decode_parser as get_parser  # noqa: F401  (its old
 from speecheq.options import DecodeConfig, set_num_threads
 from speecheq.plots import plot_confusion
 from speecheq.predict import headline, predict_batches, summarize
-from speecheq.tasks import readout_order
+from speecheq.tasks import Task, readout_order, trained_readout
 
 log = logging.getLogger("speecheq")
 
@@ -39,8 +39,11 @@ def set_name(path: Path) -> str:
     return name.replace("_cuts_", "_")
 
 
-def write_predictions(records: Sequence[dict], scheme: LabelScheme, tokens, path: Path) -> None:
-    tasks = readout_order()
+def write_predictions(
+    records: Sequence[dict], scheme: LabelScheme, tokens, path: Path, tasks: Optional[Sequence[Task]] = None
+) -> None:
+    """One row per record, the columns of ``tasks`` (None: every evaluated task)."""
+    tasks = readout_order(tasks)
     header = ["cut_id", "corpus", *[c for t in tasks for c in t.prediction_columns(scheme)]]
     lines = ["\t".join(header)]
     for r in records:
@@ -54,6 +57,9 @@ def decode_set(
 ) -> dict:
     scheme = LabelScheme(meta["label_preset"], tuple(meta["categories"]))
     tokens = ctc_tokens(meta)
+    # Only what the model trained is read out, summarised and written; a checkpoint without
+    # "tasks" (older speecheq) gets every head, as it did then (speecheq.tasks.was_trained).
+    tasks = trained_readout(meta.get("tasks"))
     cuts = load_cuts_lazy(cuts_path)
     cmvn = speaker_cmvn_stats(cuts) if meta.get("speaker_cmvn") else None
     dataset = SpeechEQDataset(scheme, tokens, cmvn, front_end=recorded_front_end(meta))
@@ -61,7 +67,11 @@ def decode_set(
     from tqdm import tqdm
 
     records = list(
-        tqdm(predict_batches(model, loader, scheme, device, corpus_aware), desc=f"decode {cuts_path.name}", unit="utt")
+        tqdm(
+            predict_batches(model, loader, scheme, device, corpus_aware, tasks=tasks),
+            desc=f"decode {cuts_path.name}",
+            unit="utt",
+        )
     )
     if not records:
         raise SpeechEQError(f"{cuts_path}: no cuts to decode")
@@ -70,7 +80,7 @@ def decode_set(
     summary["corpus_aware"] = corpus_aware
     summary["speaker_cmvn"] = bool(meta.get("speaker_cmvn"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions(records, scheme, tokens, out_dir / "predictions.tsv")
+    write_predictions(records, scheme, tokens, out_dir / "predictions.tsv", tasks)
     write_json_atomic(out_dir / "metrics.json", summary)
     if "category" in summary:
         plot_confusion(
@@ -106,7 +116,9 @@ def fold_values(metric_files: Sequence[Path], metric: str) -> List[float]:
             raise SpeechEQError(f"fold metrics not found: {f}")
         headline = json.loads(f.read_text())["headline"]
         if headline.get(metric) is None:
-            raise SpeechEQError(f"{f}: no {metric!r} in the headline ({', '.join(headline)})")
+            raise SpeechEQError(
+                f"{f}: no {metric!r} in the headline ({', '.join(headline)}; a task the model did not train has none)"
+            )
         out.append(float(headline[metric]))
     return out
 

@@ -21,6 +21,7 @@ from typing import Dict, List
 
 from speecheq.errors import SpeechEQError
 from speecheq.io import Pathlike, atomic_output
+from speecheq.tasks import was_trained
 
 log = logging.getLogger("speecheq")
 
@@ -131,7 +132,8 @@ def model_card(config: dict) -> str:
     source = config.get("source") or {}
     train_args = source.get("train_args") or {}
     feature = config.get("feature_config") or {}
-    tasks = [t for t, w in (config.get("tasks") or {}).items() if float(w or 0) > 0]
+    recorded = config.get("tasks") or {}
+    tasks = [t for t in recorded if was_trained(recorded, t)]
     corpora = sorted(config.get("corpus_categories") or {})
     lines = [
         "---",

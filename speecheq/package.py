@@ -34,7 +34,7 @@ from speecheq.features import SSL_FEATURE_TYPE, FrontEnd
 from speecheq.io import Pathlike, atomic_output
 from speecheq.labels import EMOTION_MAPS, LabelScheme
 from speecheq.model import ModelConfig, SpeechEQModel
-from speecheq.tasks import default_tasks
+from speecheq.tasks import default_tasks, was_trained
 
 log = logging.getLogger("speecheq")
 
@@ -250,8 +250,9 @@ class Package:
         return FrontEnd.from_feature_config(self.feature_config)
 
     def has_task(self, task: str) -> bool:
-        """Heads of tasks the model never trained give numbers that mean nothing; readers skip them."""
-        return float(self.tasks.get(task, 0.0) or 0.0) > 0
+        """Heads of tasks the model never trained give numbers that mean nothing; readers skip them
+        (speecheq.tasks.was_trained)."""
+        return was_trained(self.tasks, task)
 
     def allowed_categories(self, corpus: str) -> List[str]:
         """Categories of ``corpus`` for the corpus-aware decision: the package's map first,

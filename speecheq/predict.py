@@ -12,16 +12,20 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 import torch
 
 from speecheq.labels import LabelScheme
-from speecheq.tasks import corpus_aware_log_probs, greedy_ctc, readout_order, restricted_log_probs  # noqa: F401
+from speecheq.tasks import Task, corpus_aware_log_probs, greedy_ctc, readout_order, restricted_log_probs  # noqa: F401
 
 
-def records_from_outputs(out: dict, batch: dict, scheme: LabelScheme, corpus_aware: bool = True) -> List[dict]:
+def records_from_outputs(
+    out: dict, batch: dict, scheme: LabelScheme, corpus_aware: bool = True, tasks: Optional[Sequence[Task]] = None
+) -> List[dict]:
     """One record per utterance of a batch the model has already run on: truths (where
-    known) next to predictions, for every evaluated task whose output the model has.
+    known) next to predictions, for each of ``tasks`` (None: every evaluated task) whose output
+    the model has. Decoding and validation pass the tasks the model trained
+    (:func:`speecheq.tasks.trained_readout`): the other heads exist but give noise.
     Validation calls it with the outputs it computed its loss on."""
     corpora = batch.get("corpus") or [""] * len(batch["cut_ids"])
     records = [{"cut_id": cut_id, "corpus": corpus} for cut_id, corpus in zip(batch["cut_ids"], corpora)]
-    for task in readout_order():
+    for task in readout_order(tasks):
         if task.output in out:
             for record, fields in zip(records, task.records(out, batch, scheme, corpus_aware)):
                 record.update(fields)
@@ -36,14 +40,15 @@ def predict_batches(
     device="cpu",
     corpus_aware: bool = True,
     amp_dtype: Optional[torch.dtype] = None,
+    tasks: Optional[Sequence[Task]] = None,
 ) -> Iterator[dict]:
-    """Run the model over batches and yield one record per utterance."""
+    """Run the model over batches and yield one record per utterance (of ``tasks``: :func:`records_from_outputs`)."""
     model.eval()
     device = torch.device(device)
     for batch in batches:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = model(batch["features"].to(device), batch["feature_lens"].to(device))
-        yield from records_from_outputs(out, batch, scheme, corpus_aware)
+        yield from records_from_outputs(out, batch, scheme, corpus_aware, tasks)
 
 
 def summarize(records: Sequence[dict], scheme: LabelScheme) -> Dict[str, object]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from speecheq.errors import SpeechEQError
 from speecheq.labels import GENDERS, LabelScheme
@@ -605,6 +605,28 @@ def readout_order(tasks: Optional[Sequence[Task]] = None) -> List[Task]:
     tuple keeps emotion, intensity, gender first, as exported models and their readers expect)."""
     tasks = [t for t in (TABLE.values() if tasks is None else tasks) if t.evaluated]
     return [t for t in tasks if not t.frame_level] + [t for t in tasks if t.frame_level]
+
+
+#: Decoding and validation read it out of every model: UA chooses the best epoch, and fusion and
+#: every RESULTS.md row read the category.
+MAIN_TASK = "emotion"
+
+
+def was_trained(weights: Optional[Mapping[str, float]], name: str) -> bool:
+    """Whether a model trained the head of task ``name``, from the task -> loss weight its
+    checkpoint (``tasks``) or package recorded. The model has a head for every task whatever it
+    was trained on, and heads of tasks it never trained give numbers that mean nothing; readers
+    skip them. ``weights`` None: a checkpoint from before the weights were recorded cannot tell
+    a trained head from an untrained one, so every head counts, as every head was read then."""
+    if weights is None:
+        return True
+    return float(weights.get(name, 0.0) or 0.0) > 0
+
+
+def trained_readout(weights: Optional[Mapping[str, float]]) -> List[Task]:
+    """The evaluated tasks that decoding and validation read out of a model trained with
+    ``weights`` (:func:`was_trained`), in :func:`readout_order`; the main task always."""
+    return [t for t in readout_order() if t.name == MAIN_TASK or was_trained(weights, t.name)]
 
 
 def utterance_tasks() -> List[Task]:

@@ -59,6 +59,7 @@ from speecheq.options import TrainConfig, set_num_threads
 from speecheq.options import train_parser as get_parser  # noqa: F401  (its old home)
 from speecheq.predict import headline, records_from_outputs, summarize
 from speecheq.tasks import TABLE as TASK_TABLE
+from speecheq.tasks import trained_readout
 from speecheq.text.tokens import TokenTable
 
 log = logging.getLogger("speecheq")
@@ -491,6 +492,8 @@ class Trainer:
         # Dev loss and metrics in one pass: collect batches' losses while predicting.
         totals = LossTotals()
         records = []
+        # The heads of tasks this run does not train would log noise as if it were a measurement.
+        tasks = trained_readout(self.weights)
         self.model.eval()
         with torch.inference_mode():
             for batch in loader:
@@ -499,7 +502,7 @@ class Trainer:
                     out, {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 )
                 totals.add(stats)
-                records.extend(records_from_outputs(out, batch, self.scheme))
+                records.extend(records_from_outputs(out, batch, self.scheme, tasks=tasks))
         self.model.train()
         result = headline(summarize(records, self.scheme))
         result.update({f"loss_{t}": mean for t, mean in totals.means().items()})

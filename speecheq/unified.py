@@ -291,7 +291,11 @@ def intensity_by_category(predictions: Mapping[str, Pathlike], out: Optional[Pat
     per_fold: Dict[str, Dict[str, Dict[str, float]]] = {}
     for fold, path in predictions.items():
         values: Dict[str, List[float]] = {}
-        for r in read_predictions(path):
+        rows = read_predictions(path)
+        if rows and "intensity_pred" not in rows[0]:
+            # Decoding writes no column for a head the model never trained.
+            raise SpeechEQError(f"{path}: no intensity_pred column (the model was trained without the intensity task)")
+        for r in rows:
             if r["emotion_true"] != "-":
                 values.setdefault(r["emotion_true"], []).append(float(r["intensity_pred"]))
         if not values:
