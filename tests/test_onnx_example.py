@@ -77,18 +77,7 @@ def test_standalone_example_reproduces_speecheq_infer(onnx_package, tmp_path):
     ]
     want = infer_records(onnx_package, files, tmp_path)
     assert want[0]["duration"] < 1.9  # 2.4 s of audio, trimmed to the tone and its margins
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples/onnx_infer.py"),
-            str(onnx_package.with_name("model.onnx")),
-            *map(str, files),
-            str(tmp_path / "missing.wav"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = run_example(onnx_package.with_name("model.onnx"), *files, tmp_path / "missing.wav")
     assert r.returncode == 0, r.stderr[-2000:]
     got = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(got) == 4 and got[3] == {"path": str(tmp_path / "missing.wav"), "error": "file not found"}
@@ -98,3 +87,42 @@ def test_standalone_example_reproduces_speecheq_infer(onnx_package, tmp_path):
             [g["probabilities"][c] for c in CATEGORIES], [w["probabilities"][c] for c in CATEGORIES], atol=1e-4
         )
         assert g["intensity"] == pytest.approx(w["intensity"], abs=1e-4)
+        assert g["gender_probability"] == pytest.approx(w["gender_probability"], abs=1e-4)
+        assert g["phones"] == w["phones"]  # greedy CTC over the valid encoder frames
+    assert any(w["phones"] for w in want), "an empty CTC read-out would prove nothing"
+    # A char or bpe model's read-out goes, as speecheq infer writes it, under "tokens" with its units.
+    r = run_example(with_metadata(onnx_package, tmp_path / "char.onnx", ctc_units="char"), files[0])
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    assert "phones" not in got and got["tokens"] == want[0]["phones"] and got["units"] == "char"
+
+
+def run_example(model, *paths):
+    return subprocess.run(
+        [sys.executable, str(REPO / "examples/onnx_infer.py"), str(model), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def with_metadata(onnx_package, path, **changes):
+    """A copy of the package's model.onnx with some metadata entries changed."""
+    import onnx
+
+    model = onnx.load(str(onnx_package.with_name("model.onnx")))
+    for prop in model.metadata_props:
+        prop.value = changes.get(prop.key, prop.value)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_example_refuses_a_feature_type_lhotse_cannot_rebuild(onnx_package, tmp_path):
+    from speecheq.features import extractor_config
+
+    config = json.dumps(extractor_config("fbank-pitch"), sort_keys=True)
+    model = with_metadata(onnx_package, tmp_path / "pitch.onnx", feature_type="fbank-pitch", feature_config=config)
+    r = run_example(model, write_wav(tmp_path / "a.wav", tone(1.0)))
+    assert r.returncode != 0 and r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("ERROR: ") and "'fbank-pitch'" in line and "lhotse alone" in line
