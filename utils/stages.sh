@@ -29,7 +29,8 @@
 # allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500),
 # front_end (default fbank), ssl_model and ssl_finetune_top (default 0) (stage 4; docs/ssl.md).
 # force=true (./run.sh --force) redoes stages 0 and 2 where they are marked done; stages 1 and 3
-# keep no marker (seconds of work) and always redo theirs.
+# keep no marker (seconds of work) and always redo theirs. egs/unified (several corpora, one model)
+# trains with the same train_model and front_end_args, and decodes with decode_weights.
 
 force_flag() {  # --force when the recipe runs with --force (none otherwise)
   if [ "${force:-false}" = true ]; then echo --force; fi
@@ -146,19 +147,25 @@ train_fold() {  # train_fold FOLD DIR SEED [FRONT-END ARGS]: one model of a fold
     local/prepare_lang.py --supervisions "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --units bpe \
       --bpe-vocab-size "${bpe_vocab_size:-500}" --lang-dir "$lang"
   fi
-  local/train.py --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
-    --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir "$lang" --exp-dir "$dir" \
+  train_model "$dir" "$sd" --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
+    --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir "$lang" "$@"
+}
+
+train_model() {  # train_model DIR SEED ARGS...: local/train.py on ARGS (cuts, lang, front end) into DIR, resumed
+  # The model and training settings every recipe shares (egs/unified too); extra_train_args come
+  # last, so a flag given there overrides the recipe's variable.
+  local dir=$1 sd=$2
+  shift 2
+  local/train.py "$@" --exp-dir "$dir" \
     --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
     --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $sd \
     --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
-    --start-epoch $(utils/next_epoch.sh "$dir") "$@" ${extra_train_args:-}
+    --start-epoch $(utils/next_epoch.sh "$dir") ${extra_train_args:-}
 }
 
-stage_train() {  # stage 4: one model per fold (and per extra seed of ensemble_seeds), resumed, skipped when finished
-  local k sd
-  local -a front=()
-  # Checked here, before a fold's BPE model or log: a wrong value stops the stage with one line.
-  ensemble_seeds_ok || return 1
+front_end_args() {  # sets the caller's array front to local/train.py's front-end arguments; one line and a failure on a bad value
+  # front_end (default fbank: the cuts' stored features), ssl_model, ssl_finetune_top (default 0); docs/ssl.md
+  front=()
   case ${front_end:-fbank} in
     fbank) ;;
     ssl)
@@ -169,6 +176,14 @@ stage_train() {  # stage 4: one model per fold (and per extra seed of ensemble_s
       front=(--front-end ssl --ssl-model "$ssl_model" --ssl-finetune-top "${ssl_finetune_top:-0}") ;;
     *) echo "ERROR: front_end=${front_end}: choose fbank or ssl" >&2; return 1 ;;
   esac
+}
+
+stage_train() {  # stage 4: one model per fold (and per extra seed of ensemble_seeds), resumed, skipped when finished
+  local k sd
+  local -a front=()
+  # Checked here, before a fold's BPE model or log: a wrong value stops the stage with one line.
+  ensemble_seeds_ok || return 1
+  front_end_args || return 1
   for k in ${folds:-official}; do
     for sd in $seed ${ensemble_seeds:-}; do
       train_fold "$k" "$(exp_name=$(member_exp_name "$sd") fold_exp_dir "$k")" "$sd" ${front[@]+"${front[@]}"}
