@@ -129,8 +129,8 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
         assert set(row) == {"synth_test", "ravdess_fold0_test"}
         assert all(0 <= v <= 100 for v in row.values())
     assert (unified / "exp/cross_corpus_fold0/cross_corpus.png").stat().st_size > 1000
-    # The corpus-aware decision: RAVDESS test predictions stay inside the 4 shared categories.
-    pred = (unified / "exp/unified_fold0/decode/ravdess_fold0_test-best-valid/predictions.tsv").read_text()
+    # Decoded with the recipes' default weights (the last min(5, num_epochs) epochs averaged): every RAVDESS test cut.
+    pred = (unified / "exp/unified_fold0/decode/ravdess_fold0_test-epoch-1-avg-1/predictions.tsv").read_text()
     assert pred.count("\n") == 6 * 4 + 1
 
 
@@ -146,6 +146,45 @@ def test_unprepared_corpus_is_one_clear_error(tmp_path):
     )
     assert r.returncode == 1
     assert "ERROR: ravdess is not prepared: run egs/ravdess/run.sh --stop-stage 3 first" in r.stderr
+
+
+def prepared(recipe, corpus, feat_dir, extractor):
+    """A corpus recipe whose stage 2 is marked done in feat_dir, as compute_corpus_fbank marks it."""
+    marker = recipe / feat_dir / f"{corpus}_cuts_all.jsonl.gz.done"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"cuts": 1, "extractor": extractor}))
+
+
+def unified_fails(unified, *args):
+    r = subprocess.run(["bash", "run.sh", *args], cwd=unified, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    return r.stderr.strip()
+
+
+def test_a_corpus_without_the_feature_type_or_a_bad_front_end_is_one_clear_error(tmp_path):
+    egs = tmp_path / "egs"
+    unified = recipe_copy(egs, "unified")
+    prepared(egs / "emodb", "emodb", "data/fbank_pitch", "fbank-pitch")
+    prepared(egs / "ravdess", "ravdess", "data/fbank", "fbank")  # prepared with the recipe's defaults only
+    pitch = ("--feature-type", "fbank-pitch", "--feat-dir", "data/fbank_pitch")
+    assert unified_fails(unified, "--corpora", "emodb ravdess", *pitch, "--stop-stage", "0") == (
+        "ERROR: ravdess is not prepared with fbank-pitch features in data/fbank_pitch: run egs/ravdess/run.sh "
+        "--stop-stage 3 --feature-type fbank-pitch --feat-dir data/fbank_pitch first "
+        "(missing ../ravdess/data/fbank_pitch/ravdess_cuts_all.jsonl.gz.done)"
+    )
+    assert not (unified / "data/fbank_pitch/emodb_cuts_all.jsonl.gz.done").exists(), "checked before linking"
+    # The requested type in a folder that holds another: the corpus's own stage 2 refuses to mix them.
+    assert unified_fails(unified, "--corpora", "ravdess", "--feature-type", "fbank-pitch", "--stop-stage", "0") == (
+        "ERROR: ravdess's data/fbank holds fbank features, not fbank-pitch: every corpus needs the same feature "
+        "type; prepare it with egs/ravdess/run.sh --stop-stage 3 --feature-type fbank-pitch --feat-dir "
+        "<a folder of its own, e.g. data/fbank_pitch> and pass that --feat-dir here"
+    )
+    # Stage 4 checks the front end (utils/stages.sh front_end_args) before the folds or any training.
+    stage4 = ("--corpora", "emodb", "--stage", "4", "--stop-stage", "4")
+    assert unified_fails(unified, *stage4, "--front-end", "ssl") == (
+        "ERROR: front_end=ssl needs ssl_model=DIR (a local WavLM/HuBERT/wav2vec 2.0 folder; docs/ssl.md)"
+    )
+    assert unified_fails(unified, *stage4, "--front-end", "mfcc") == "ERROR: front_end=mfcc: choose fbank or ssl"
 
 
 # ----------------------------------------------------------------- fold pairing (speecheq/unified.py)
@@ -356,7 +395,16 @@ def phones_of(manifests, corpus):
         return {p for line in f for p in (json.loads(line).get("custom", {}).get("phones") or [])}
 
 
-def prepare_like_its_recipe(recipe_dir, corpus, corpus_dir, monkeypatch, trim_silence_db=0.0, **options):
+def prepare_like_its_recipe(
+    recipe_dir,
+    corpus,
+    corpus_dir,
+    monkeypatch,
+    trim_silence_db=0.0,
+    feature_type="fbank",
+    feat_dir="data/fbank",
+    **options,
+):
     """Stages 0-3 of egs/<corpus>/run.sh in-process (their scripts are tested in test_corpora):
     the same library calls, paths relative to the recipe folder as the scripts write them."""
     from speecheq.corpora import prepare_corpus
@@ -367,8 +415,8 @@ def prepare_like_its_recipe(recipe_dir, corpus, corpus_dir, monkeypatch, trim_si
     recipe_dir.mkdir(parents=True)
     monkeypatch.chdir(recipe_dir)
     prepare_corpus(corpus, corpus_dir, "data/manifests", g2p=G2P(), progress=False, **options)
-    compute_corpus_fbank(corpus, "data/manifests", "data/fbank", nj=1)
-    validate_and_split(corpus, "data/fbank", "all", trim_silence_db=trim_silence_db)
+    compute_corpus_fbank(corpus, "data/manifests", feat_dir, nj=1, extractor=feature_type)
+    validate_and_split(corpus, feat_dir, "all", trim_silence_db=trim_silence_db)
 
 
 def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
@@ -500,3 +548,80 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
         f"prepare + EmoDB models: {prepared - start:.0f} s ({prepared_cpu - cpu:.0f} s CPU); "
         f"run_folds.sh: {elapsed:.0f} s ({children.ru_utime + children.ru_stime:.0f} s CPU)"
     )
+
+
+def test_unified_trains_on_fbank_pitch_and_passes_the_front_end_and_the_recipe_defaults(tmp_path, monkeypatch):
+    """Two corpora prepared by their recipes' stages with fbank-pitch into data/fbank_pitch: the
+    unified recipe links that folder and trains on its 84-dim features; run_folds.sh hands the
+    features, the front end and the training defaults down to local/train.py (a stand-in here)."""
+    import torch
+
+    egs = tmp_path / "egs"
+    for a in range(1, 25):
+        for e, inten in (("01", "01"), ("05", "02")):
+            write_wav(
+                tmp_path / "ravdess" / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav",
+                tone(0.6, freq=100 + 5 * a, seed=a),
+            )
+    for k, spk in enumerate(EMODB_SPEAKERS):
+        for name in ("a01Na", "a02Wa"):
+            write_wav(tmp_path / "emodb" / "wav" / f"{spk}{name}.wav", tone(0.6, freq=110 + 15 * k, seed=k))
+    pitch = {"feature_type": "fbank-pitch", "feat_dir": "data/fbank_pitch"}
+    for corpus in ("ravdess", "emodb"):
+        prepare_like_its_recipe(egs / corpus, corpus, tmp_path / corpus, monkeypatch, **pitch)
+    unified = recipe_copy(egs, "unified")
+    (unified / "run_folds.sh").symlink_to((REPO / "egs/unified/run_folds.sh").resolve())
+    options = ("--corpora", "ravdess emodb", "--feature-type", "fbank-pitch", "--feat-dir", "data/fbank_pitch")
+    small = ("--model-config", TINY_MODEL, "--num-epochs", "1", "--max-duration", "30")
+    recipe(unified, "run.sh", *options, *small, "--stop-stage", "4", "--single", "false")
+
+    assert (unified / "data/fbank_pitch/ravdess_feats_all.lca").is_symlink()
+    ckpt = torch.load(unified / "exp/unified_fold0/epoch-1.pt", map_location="cpu", weights_only=False)
+    assert ckpt["model_config"]["num_mel_bins"] == 84  # 80 mel bands + log F0, voicing and their deltas
+    assert "fbank-pitch" in json.dumps(ckpt["training_data"]["feature_config"])
+    args = ckpt["train_args"]
+    assert [str(p) for p in args["train_cuts"]] == [
+        "data/fbank_pitch/ravdess_cuts_fold0_train.jsonl.gz",
+        "data/fbank_pitch/emodb_cuts_fold0_train.jsonl.gz",
+    ]
+    # The single-corpus recipes' defaults (egs/ravdess/run.sh), where the command did not set them.
+    assert (args["lr_schedule"], args["mixup_alpha"], ckpt["label_preset"]) == ("cosine", 0.4, "all")
+
+    # run_folds.sh -> run.sh -> utils/stages.sh train_model -> local/train.py, here a stand-in
+    # that prints its arguments, one a line (a path with a space shows as one).
+    (unified / "local").unlink()
+    (unified / "local").mkdir()
+    for script in (REPO / "local").glob("*.py"):
+        if script.name != "train.py":
+            (unified / "local" / script.name).symlink_to(script)
+    (unified / "local/train.py").write_text('#!/usr/bin/env bash\nprintf "arg:%s\\n" "$@"\n')
+    (unified / "local/train.py").chmod(0o755)
+    front = ("--front-end", "ssl", "--ssl-model", "models/wavlm base", "--ssl-finetune-top", "2")
+    recipe(
+        unified,
+        "run_folds.sh",
+        *options,
+        *front,
+        "--folds",
+        "1",
+        "--name",
+        "ssl",
+        "--stop-stage",
+        "4",
+        "--extra-train-args",
+        "--mixup-alpha 0",
+    )
+    log = (unified / "exp/log/ssl-fold1.log").read_text()
+    args = [line[4:] for line in log.splitlines() if line.startswith("arg:")]
+    i = args.index("--front-end")
+    assert tuple(args[i : i + 6]) == front
+    for flag, values in {
+        "--train-cuts": ["data/fbank_pitch/ravdess_cuts_fold1_train.jsonl.gz"],
+        "--num-epochs": ["25"],
+        "--max-duration": ["50"],
+        "--lr-schedule": ["cosine"],
+        "--mixup-alpha": ["0.4", "0"],  # --extra-train-args come last: the last value is the one used
+        "--seed": ["42"],
+    }.items():
+        assert [args[j + 1] for j, a in enumerate(args) if a == flag] == values, flag
+    assert "data/fbank_pitch/emodb_cuts_fold1_train.jsonl.gz" == args[args.index("--train-cuts") + 2]

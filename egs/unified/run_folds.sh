@@ -22,31 +22,44 @@ cd "$(dirname "$0")"
 corpora="synth ravdess"      # any prepared corpora (egs/<corpus>/run.sh --stop-stage 3 first)
 folds=""                     # unified model indices to train and report (default: all, 0..M-1)
 name=unified                 # exp/<name>_fold<k>; e.g. unified_balanced with --corpus-weights
-label_preset=all
-tasks=emotion,intensity,ctc,gender
-model_preset=small
-model_config=""
-num_epochs=25
-max_duration=50
+# The model, features and training settings are run.sh's, passed to it (defaults: the
+# single-corpus recipes' measured configuration, docs/unified.md).
+label_preset=all             # every corpus's categories, each decided among its own (corpus-aware)
+tasks=emotion,intensity,ctc,gender  # tasks trained; a corpus without a task's labels is masked
+model_preset=small           # encoder size: tiny or small (docs/model.md)
+model_config=""              # JSON overrides of the preset
+feature_type=fbank           # fbank or fbank-pitch: the features every corpus was prepared with
+feat_dir=data/fbank          # the corpora's features folder, the same in each corpus recipe (e.g. data/fbank_pitch)
+front_end=fbank              # fbank, or ssl with ssl_model (docs/ssl.md)
+ssl_model=""                 # front_end=ssl: local folder of the encoder
+ssl_finetune_top=0           # front_end=ssl: also train its top N layers
+num_epochs=25                # training epochs
+max_duration=50              # s of audio per batch
+lr_schedule=cosine           # learning-rate schedule (noam: open-ended)
+mixup_alpha=0.4              # fbank mixup (0: off)
+seed=42                      # random seed of training
 corpus_weights=""            # e.g. "ravdess=1,emodb=1": equal sampling shares
-jobs=2
-extra_train_args="--lr-schedule cosine --mixup-alpha 0.4"  # the small corpora's recipe defaults (RESULTS.md "levers")
+jobs=2                       # models trained at a time, one single-thread job each
+extra_train_args=""          # more local/train.py flags, last (they override the variables above)
 decode_checkpoint=""         # default: the last min(5, num_epochs) epochs averaged
 single=""                    # CORPUS=EXP_PATTERN ({k}: the fold) of each corpus's own fold models, for the matrix
 intensity_on=""              # corpora to report the mean predicted intensity per category on (e.g. emodb)
 device=cpu
 stop_stage=6                 # 4: train only; 5: and decode; 6: and the report
 . utils/parse_options.sh
-. utils/stages.sh            # decode_weights
+. utils/stages.sh            # decode_weights, front_end_args
+front_end_args               # a bad front_end or a missing ssl_model stops here, in one line, before any job
 
-./run.sh --stage 0 --stop-stage 1 --corpora "$corpora"
+./run.sh --stage 0 --stop-stage 1 --corpora "$corpora" --feature-type $feature_type --feat-dir "$feat_dir"
 mkdir -p exp/log
-all_models=$(local/unified_folds.py --corpora $corpora --plan-out exp/$name-folds.json)
+all_models=$(local/unified_folds.py --corpora $corpora --fbank-dir "$feat_dir" --plan-out exp/$name-folds.json)
 log "the corpora pair into unified models $all_models (exp/$name-folds.json)"
 folds=${folds:-$all_models}
 weights=$(decode_weights)
 common=(--corpora "$corpora" --name $name --label-preset $label_preset --tasks $tasks --model-preset $model_preset
-        --num-epochs $num_epochs --max-duration $max_duration --device $device --single false)
+        --feature-type $feature_type --feat-dir "$feat_dir" --front-end $front_end --ssl-model "$ssl_model"
+        --ssl-finetune-top $ssl_finetune_top --num-epochs $num_epochs --max-duration $max_duration
+        --lr-schedule $lr_schedule --mixup-alpha $mixup_alpha --seed $seed --device $device --single false)
 [ -z "$model_config" ] || common+=(--model-config "$model_config")
 [ -z "$corpus_weights" ] || common+=(--corpus-weights "$corpus_weights")
 
@@ -66,6 +79,6 @@ for k in $folds; do
   ./run.sh --stage 5 --stop-stage 5 --fold $k "${common[@]}" --decode-checkpoint "$weights"
 done
 [ $stop_stage -ge 6 ] || exit 0
-local/unified_report.py --corpora $corpora --exp-root exp --name $name --models $folds --label-preset $label_preset \
+local/unified_report.py --corpora $corpora --fbank-dir "$feat_dir" --exp-root exp --name $name --models $folds --label-preset $label_preset \
   $weights --device $device --results exp/$name-RESULTS.md ${single:+--single $single} ${intensity_on:+--intensity-on $intensity_on}
 cat exp/$name-RESULTS.md
