@@ -563,7 +563,7 @@ def compute_corpus_fbank(
     manifests = {kind: manifest_dir / f"{corpus}_{kind}_{split}.jsonl.gz" for kind in ("recordings", "supervisions")}
     inputs = {f"{kind} manifest": file_fingerprint(check_readable_manifest(path)) for kind, path in manifests.items()}
     if is_done(cuts_path) and not force:
-        wanted, done_with = str(options.get("extractor", "fbank")), _done_extractor(cuts_path)
+        wanted, done_with = str(options.get("extractor", "fbank")), done_extractor(cuts_path)
         if done_with != wanted:
             # Skipping would hand the next stages features of another kind than asked for.
             raise SpeechEQError(
@@ -601,7 +601,7 @@ def compute_corpus_fbank(
     return cuts_path
 
 
-def _done_extractor(cuts_path: Path) -> str:
+def done_extractor(cuts_path: Path) -> str:
     """The extractor a finished fbank stage recorded in its marker (markers from before the option: fbank)."""
     import json
 
