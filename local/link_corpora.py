@@ -3,7 +3,7 @@
 
 Every corpus must have been prepared with the same --feature-type into the same --feat-dir
 (a folder relative to its recipe folder, e.g. data/fbank_pitch); a corpus that was not stops
-the stage with one line before anything is linked (speecheq.corpora.link_prepared)."""
+the stage with one line before anything is linked (speecheq.unified.link_prepared)."""
 
 import argparse
 from pathlib import Path
@@ -27,7 +27,7 @@ def main():
     )
     args = p.parse_args()
 
-    from speecheq.corpora import link_prepared
+    from speecheq.unified import link_prepared
 
     link_prepared(args.corpora, args.egs_dir, args.data_dir, args.feat_dir, args.feature_type)
 

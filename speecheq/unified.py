@@ -36,6 +36,67 @@ from speecheq.io import Pathlike, load_cuts_lazy, write_json_atomic, write_text_
 
 log = logging.getLogger("speecheq")
 
+
+def link_prepared(
+    corpora: List[str],
+    egs_dir: Pathlike,
+    data_dir: Pathlike = "data",
+    feat_dir: Pathlike = "data/fbank",
+    feature_type: str = "fbank",
+) -> Dict[str, List[Path]]:
+    """Make corpora prepared by their own recipes visible to a multi-corpus recipe.
+
+    Feature manifests store storage paths relative to the recipe folder
+    (``<feat_dir>/<corpus>_feats_all``), so the files are linked into the same
+    relative place here (``feat_dir``, relative to the current folder, as in each corpus's
+    recipe folder) rather than copied: nothing is extracted twice. Every corpus must have
+    finished stage 2 with ``feature_type`` features in its ``feat_dir``; one that has not
+    stops the call with one line before anything is linked.
+    """
+    from speecheq.corpora import get_corpus
+    from speecheq.features import done_extractor
+
+    egs_dir, data_dir, feat_dir = Path(egs_dir), Path(data_dir), Path(feat_dir)
+    if feat_dir.is_absolute() or ".." in feat_dir.parts:
+        raise SpeechEQError(f"feat dir {feat_dir}: give a folder inside the recipe folder, e.g. data/fbank_pitch")
+    own = feat_dir == Path("data/fbank") and feature_type == "fbank"  # the corpus recipes' defaults
+    how = "" if own else f" --feature-type {feature_type} --feat-dir {feat_dir}"
+    for corpus in corpora:
+        get_corpus(corpus)
+        cuts = egs_dir / corpus / feat_dir / f"{corpus}_cuts_all.jsonl.gz"
+        marker = cuts.with_name(cuts.name + ".done")
+        if not marker.exists():
+            what = "" if own else f" with {feature_type} features in {feat_dir}"
+            raise SpeechEQError(
+                f"{corpus} is not prepared{what}: run egs/{corpus}/run.sh --stop-stage 3{how} first (missing {marker})"
+            )
+        done_with = done_extractor(cuts)
+        if done_with != feature_type:
+            raise SpeechEQError(
+                f"{corpus}'s {feat_dir} holds {done_with} features, not {feature_type}: every corpus needs the same "
+                f"feature type; prepare it with egs/{corpus}/run.sh --stop-stage 3 --feature-type {feature_type} "
+                f"--feat-dir <a folder of its own, e.g. data/fbank_pitch> and pass that --feat-dir here"
+            )
+    linked: Dict[str, List[Path]] = {}
+    for corpus in corpora:
+        linked[corpus] = []
+        for src_dir, dst_dir in (
+            (egs_dir / corpus / "data" / "manifests", data_dir / "manifests"),
+            (egs_dir / corpus / feat_dir, feat_dir),
+        ):
+            dst_dir.mkdir(parents=True, exist_ok=True)
+            for src in sorted(src_dir.glob(f"{corpus}_*")):
+                dst = dst_dir / src.name
+                if dst.is_symlink() or dst.exists():
+                    if dst.resolve() == src.resolve():
+                        continue
+                    dst.unlink()
+                dst.symlink_to(src.resolve())
+                linked[corpus].append(dst)
+        log.info("%s: linked %d prepared files from %s", corpus, len(linked[corpus]), egs_dir / corpus)
+    return linked
+
+
 SPLITS = ("train", "dev", "test")
 
 
