@@ -48,7 +48,9 @@ from speecheq.labels import LabelScheme
 
 log = logging.getLogger("speecheq")
 
-FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
+OPENSMILE_SETS = ("eGeMAPSv02", "ComParE_2016")
+# GE2E: a pretrained speaker encoder's utterance features (speecheq/ge2e.py), from a local weights file.
+FEATURE_SETS = (*OPENSMILE_SETS, "GE2E")
 KERNELS = ("linear", "rbf")
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 TAG = "svm"
@@ -101,12 +103,37 @@ def functionals_path(functionals_dir: Path, corpus: str, featset: str) -> Path:
     return Path(functionals_dir) / f"{corpus}_{featset}.npz"
 
 
-def make_smile(featset: str):
+class SmileFunctionals:
+    """openSMILE's functionals behind the extractor interface that speecheq.ge2e.GE2EFeatures shares:
+    ``feature_names``, ``source`` (what else the values depend on) and ``process(samples, rate)``."""
+
+    source = ""
+
+    def __init__(self, featset: str):
+        import opensmile
+
+        self.smile = opensmile.Smile(
+            feature_set=opensmile.FeatureSet[featset], feature_level=opensmile.FeatureLevel.Functionals
+        )
+        self.feature_names = list(self.smile.feature_names)
+
+    def process(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+        with warnings.catch_warnings():
+            # "Segment too short, filling with NaN": counted by the caller as a skip instead.
+            warnings.simplefilter("ignore", UserWarning)
+            return self.smile.process_signal(samples, sampling_rate).to_numpy(dtype=np.float64)[0]
+
+
+def make_extractor(featset: str, speaker_encoder: Optional[Path] = None):
     if featset not in FEATURE_SETS:
         raise SpeechEQError(f"unknown feature set {featset!r}; choose from {', '.join(FEATURE_SETS)}")
-    import opensmile
+    if featset == "GE2E":
+        if speaker_encoder is None:
+            raise SpeechEQError("feature set GE2E needs --speaker-encoder (a local GE2E weights file)")
+        from speecheq.ge2e import GE2EFeatures
 
-    return opensmile.Smile(feature_set=opensmile.FeatureSet[featset], feature_level=opensmile.FeatureLevel.Functionals)
+        return GE2EFeatures(speaker_encoder)
+    return SmileFunctionals(featset)
 
 
 def cut_functionals(smile, cut) -> Tuple[Optional[np.ndarray], str]:
@@ -121,10 +148,7 @@ def cut_functionals(smile, cut) -> Tuple[Optional[np.ndarray], str]:
     mono = audio.mean(axis=0) if audio.ndim == 2 else audio.reshape(-1)
     if mono.size == 0 or not np.all(np.isfinite(mono)):
         return None, "empty or non-finite audio"
-    with warnings.catch_warnings():
-        # "Segment too short, filling with NaN": counted below as a skip instead.
-        warnings.simplefilter("ignore", UserWarning)
-        values = smile.process_signal(mono, cut.sampling_rate).to_numpy(dtype=np.float64)[0]
+    values = smile.process(mono, cut.sampling_rate)
     if not np.all(np.isfinite(values)):
         return None, "too short for functionals (non-finite values)"
     return values, ""
@@ -143,27 +167,42 @@ class Functionals:
         return np.stack([self.rows[c] for c in cut_ids]) if cut_ids else np.zeros((0, len(self.names)))
 
 
-def _read_cache(path: Path):
-    """{signature: row}, feature names, {signature: reason} of a cache file (empty when none)."""
+def _read_cache(path: Path, source: str = ""):
+    """{signature: row}, feature names, {signature: reason} of a cache file (empty when none,
+    or when it was computed from another ``source``, e.g. other encoder weights)."""
     if not path.is_file():
         return {}, [], {}
     try:
         with np.load(path, allow_pickle=False) as z:
             keys, feats, names, reasons = list(z["signatures"]), z["features"], list(z["names"]), list(z["reasons"])
+            cached_source = str(z["source"]) if "source" in z.files else ""
     except (OSError, ValueError, KeyError, EOFError) as e:
         log.warning("%s: unreadable functionals cache (%s); recomputing it", path, e)
+        return {}, [], {}
+    if cached_source != source:
+        log.warning("%s: computed from %r, not %r; recomputing it", path, cached_source, source)
         return {}, [], {}
     return {k: feats[n] for n, k in enumerate(keys)}, names, {k: r for k, r in zip(keys, reasons) if r}
 
 
-def compute_functionals(manifests: Sequence[Path], featset: str, cache: Path, progress: bool = True) -> Functionals:
+def compute_functionals(
+    manifests: Sequence[Path],
+    featset: str,
+    cache: Path,
+    progress: bool = True,
+    speaker_encoder: Optional[Path] = None,
+) -> Functionals:
     """Functionals of every cut in ``manifests``, from the cache where it holds the same
     audio span, computed and added to the cache (written atomically) otherwise.
 
     The cache is keyed by the span (recording, channel, start, duration), not by cut id:
     the validate stage gives a trimmed cut a new id in every fold's manifest, while its
     audio, and so its functionals, is the same in all of them."""
-    rows, names, failed = _read_cache(cache)
+    source = ""
+    if featset == "GE2E":
+        smile = make_extractor(featset, speaker_encoder)  # checks the weights before any cut is read
+        source = smile.source
+    rows, names, failed = _read_cache(cache, source)
     span_of: Dict[str, str] = {}
     todo = {}
     for path in manifests:
@@ -174,7 +213,8 @@ def compute_functionals(manifests: Sequence[Path], featset: str, cache: Path, pr
     if todo:
         from tqdm import tqdm
 
-        smile = make_smile(featset)
+        if featset != "GE2E":
+            smile = make_extractor(featset)
         names = list(smile.feature_names)
         if rows and len(next(iter(rows.values()))) != len(names):
             rows, failed = {}, {}
@@ -196,6 +236,7 @@ def compute_functionals(manifests: Sequence[Path], featset: str, cache: Path, pr
                 features=np.stack([rows[k] for k in keys]).astype(np.float64),
                 names=np.array(names),
                 reasons=np.array([failed.get(k, "") for k in keys]),
+                source=np.array(source),
             )
     else:
         log.info("%s: functionals of all cuts cached in %s", featset, cache)
@@ -505,6 +546,7 @@ def run_baseline(
     calibration_folds: int = 5,
     fit_on: str = "train",
     progress: bool = True,
+    speaker_encoder: Optional[Path] = None,
 ) -> Dict[str, Dict[str, Path]]:
     """The baseline on every fold: {fold: {split: metrics.json}}."""
     scheme = LabelScheme.from_preset(label_preset)
@@ -530,7 +572,9 @@ def run_baseline(
             if not p.is_file():
                 raise SpeechEQError(f"fold manifest not found: {p} (run the validate stage, stage 3, first)")
     manifests = [p for paths in fold_paths.values() for p in paths.values()]
-    feats = compute_functionals(manifests, featset, functionals_path(functionals_dir, corpus, featset), progress)
+    feats = compute_functionals(
+        manifests, featset, functionals_path(functionals_dir, corpus, featset), progress, speaker_encoder
+    )
     return {
         f: run_fold(
             f,

@@ -370,7 +370,7 @@ def run_align(argv=None, prog: Optional[str] = "speecheq align") -> None:
 
 # Stage 7
 
-FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")  # speecheq.baseline.FEATURE_SETS, without importing it for --help
+FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016", "GE2E")  # speecheq.baseline.FEATURE_SETS, without importing it for --help
 
 
 def baseline_parser(prog: Optional[str] = "speecheq baseline") -> argparse.ArgumentParser:
@@ -390,7 +390,19 @@ def baseline_parser(prog: Optional[str] = "speecheq baseline") -> argparse.Argum
         default=["0", "1", "2", "3"],
         help="folds as the recipe names them: k, fold<k>, or official (the corpus's single split)",
     )
-    p.add_argument("--feature-set", choices=FEATURE_SETS, default="eGeMAPSv02", help="openSMILE functionals")
+    p.add_argument(
+        "--feature-set",
+        choices=FEATURE_SETS,
+        default="eGeMAPSv02",
+        help="openSMILE functionals, or GE2E: a pretrained speaker encoder's utterance features (needs --speaker-encoder)",
+    )
+    p.add_argument(
+        "--speaker-encoder",
+        type=Path,
+        default=None,
+        help="GE2E weights file for --feature-set GE2E, e.g. resemblyzer/pretrained.pt of the resemblyzer wheel "
+        "(read from disk, never downloaded)",
+    )
     p.add_argument(
         "--speaker-norm",
         action="store_true",
@@ -461,6 +473,7 @@ def run_baseline(argv=None, prog: Optional[str] = "speecheq baseline") -> None:
         calibration_folds=args.calibration_folds,
         fit_on=args.fit_on,
         progress=not args.no_progress,
+        speaker_encoder=args.speaker_encoder,
     )
 
 

@@ -119,7 +119,7 @@ def test_baseline_writes_decode_format_above_chance(tiny, tmp_path, monkeypatch)
     assert (out["1"]["dev"].parent / "confusion.png").is_file()
 
     # The functionals are cached: a second configuration computes none.
-    monkeypatch.setattr(baseline, "make_smile", lambda featset: pytest.fail("functionals recomputed"))
+    monkeypatch.setattr(baseline, "make_extractor", lambda *a, **k: pytest.fail("functionals recomputed"))
     monkeypatch.setattr("speecheq.plots.plot_confusion", lambda *a, **k: None)  # 1 s each, drawn above already
     _run(tiny, tmp_path / "exp_norm", speaker_norm=True)
     assert json.loads((tmp_path / "exp_norm/fold1/svm.json").read_text())["speaker_norm"] is True
@@ -205,9 +205,9 @@ def test_precomputed_kernels_give_the_svc_solution():
 
 
 def test_functionals_of_a_cut_read_its_own_audio_and_downmix():
-    from speecheq.baseline import cut_functionals, make_smile
+    from speecheq.baseline import cut_functionals, make_extractor
 
-    smile = make_smile("eGeMAPSv02")
+    smile = make_extractor("eGeMAPSv02")
     x = tone(0.8, freq=200)
 
     class Stereo:  # a cut whose audio comes back (channels, samples)
@@ -218,7 +218,7 @@ def test_functionals_of_a_cut_read_its_own_audio_and_downmix():
 
     values, reason = cut_functionals(smile, Stereo())
     assert reason == "" and values.shape == (88,)
-    np.testing.assert_allclose(values, smile.process_signal(x, SR).to_numpy()[0], rtol=1e-5)
+    np.testing.assert_allclose(values, smile.smile.process_signal(x, SR).to_numpy()[0], rtol=1e-5)
 
     class Short(Stereo):
         def load_audio(self):

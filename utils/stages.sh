@@ -275,14 +275,16 @@ stage_baseline() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
   # Four rows: eGeMAPSv02 and ComParE_2016, each without and with per-speaker normalisation
   # (which uses the test speakers' own unlabelled audio). Narrow them from the environment,
   # e.g. baseline_featsets=eGeMAPSv02 baseline_speaker_norm=yes ./run.sh --stage 7 --stop-stage 7.
+  # --speaker-encoder <GE2E weights> adds two rows of a pretrained speaker encoder's features (speecheq/ge2e.py).
   local featset norm name dir k s
-  local -a metrics norm_arg
-  for featset in ${baseline_featsets:-eGeMAPSv02 ComParE_2016}; do
+  local -a metrics norm_arg encoder_arg=()
+  [ -n "${speaker_encoder:-}" ] && encoder_arg=(--speaker-encoder "$speaker_encoder")
+  for featset in ${baseline_featsets:-eGeMAPSv02 ComParE_2016${speaker_encoder:+ GE2E}}; do
     for norm in ${baseline_speaker_norm:-no yes}; do
       name="baseline_${featset}"; norm_arg=()
       if [ "$norm" = yes ]; then name="${name}_spknorm"; norm_arg=(--speaker-norm); fi
       log "baseline $name: kernel and C by leave-one-speaker-out on each fold's training speakers (folds: $folds)"
-      local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" \
+      local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" "${encoder_arg[@]}" \
         --label-preset "$label_preset" --fbank-dir "$(feats)" --functionals-dir data/functionals \
         --exp-dir "exp/${name}_${label_preset}"
       metrics=()

@@ -42,6 +42,7 @@ ssl_finetune_top=0         # front_end=ssl: also train its top N layers (0: froz
 extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
 fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
+speaker_encoder=""           # stage 7: a GE2E weights file (resemblyzer's pretrained.pt) adds the GE2E SVM rows
 exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
 seed=42                    # random seed of training
 ensemble_seeds=""          # more seeds: each trains exp/<exp_name>_seed<s>_<label_preset>; stages 5 and 8 then use the mean posterior of the seed-$seed model and these
