@@ -237,6 +237,50 @@ def test_unknown_feature_set_is_one_line(tiny, tmp_path):
         _run(tiny, tmp_path / "exp", fbank_dir=tmp_path)
 
 
+def test_ge2e_feature_set_runs_the_stage_and_keys_its_cache_by_the_weights(tiny, tmp_path, caplog):
+    """--feature-set GE2E: a speaker encoder's 768 utterance features through the same SVM stage;
+    other weights never reuse the cached rows."""
+    import torch
+
+    from speecheq.errors import SpeechEQError
+    from speecheq.ge2e import GE2EEncoder
+
+    with pytest.raises(SpeechEQError, match="needs --speaker-encoder"):
+        _run(tiny, tmp_path / "exp", featset="GE2E")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"w{seed}.pt")
+        torch.save({"model_state": GE2EEncoder().state_dict()}, paths[-1])
+    functionals = tmp_path / "functionals"
+    out = _run(tiny, tmp_path / "exp", featset="GE2E", speaker_encoder=paths[0], functionals_dir=functionals)
+    m = json.loads(out["0"]["test"].read_text())
+    # Random weights carry no emotion, so only the run itself is checked here; the real encoder's
+    # accuracy is a RESULTS.md row.
+    assert m["utterances"] == 9 and m["baseline"]["featset"] == "GE2E"
+    assert json.loads((tmp_path / "exp/fold1/svm.json").read_text())["featset"] == "GE2E"
+    with np.load(functionals / "synth_GE2E.npz") as cache:
+        assert cache["features"].shape == (len(SPEAKERS) * len(CLASSES) * 3, 768)
+        first, source = cache["features"].copy(), str(cache["source"])
+    with caplog.at_level("WARNING", logger="speecheq"):
+        _run(tiny, tmp_path / "exp1", featset="GE2E", speaker_encoder=paths[1], functionals_dir=functionals)
+    assert "recomputing it" in caplog.text
+    with np.load(functionals / "synth_GE2E.npz") as cache:
+        assert str(cache["source"]) != source and not np.allclose(cache["features"], first)
+
+
+def test_ge2e_without_weights_is_one_line_from_the_command_line(tiny, tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(REPO / "local/baseline_functionals.py"), "--corpus", "synth", "--folds", "0",
+         "--feature-set", "GE2E", "--speaker-encoder", str(tmp_path / "missing.pt"),
+         "--fbank-dir", str(tiny / "data/fbank"), "--functionals-dir", str(tmp_path / "f"),
+         "--exp-dir", str(tmp_path / "exp"), "--label-preset", "4class"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "speaker encoder weights not found" in r.stderr and not (tmp_path / "exp").exists()
+
+
 # ---------------------------------------------------------------- fusion
 
 

@@ -24,7 +24,7 @@ ARCHITECTURE = REPO / "docs" / "architecture.md"
 FLOORS = (
     ("foundations", ("__init__", "errors", "io", "labels", "tasks", "metrics", "plots", "curves", "executors")),
     ("signal, text, network", ("audio", "text", "model", "ctc", "options")),
-    ("corpora, front end", ("corpora.*", "features", "pitch")),
+    ("corpora, front end", ("corpora.*", "features", "pitch", "ge2e")),
     ("registry, batches, checkpoints", ("corpora", "splits", "augment", "data", "losses", "predict", "checkpoint")),
     ("stages", ("train", "decode", "align", "baseline", "fusion", "unified")),
     ("package, inference", ("package", "hf", "engines", "export", "inputs", "segments", "records", "infer", "pretrained")),
