@@ -251,3 +251,26 @@ def test_stage_8_fuses_the_ensemble_when_there_is_one(recipe):
     assert decode[decode.index("--run-name") + 1] == (
         "emodb all m ensemble of seeds 0 40 50 + ComParE_2016 SVM, fused (w on dev) folds: 0 1"
     )
+
+
+def test_stage_8_averages_several_svm_rows_before_fusing(recipe):
+    """fusion_baseline "ComParE_2016 GE2E": the SVMs' equal-weight mean on dev and test, then one w on dev."""
+    for name in ("ensemble", "fuse", "decode"):
+        stub(recipe, f"{name}.py", f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
+    r = fold_recipe(
+        recipe, "folds='0 1'; fusion_baseline='ComParE_2016 GE2E'; decode_checkpoint='--epoch 1 --avg 1'", "stage_fuse"
+    )
+    assert r.returncode == 0, r.stderr
+    calls = {
+        n: [line[len(n) + 1 :] for line in r.stdout.splitlines() if line.startswith(f"{n}:")]
+        for n in ("ensemble", "fuse")
+    }
+    ens, fuse = calls["ensemble"], calls["fuse"]
+    runs = ens[ens.index("--runs") + 1 : ens.index("--folds")]
+    assert runs == [
+        f"exp/baseline_{row}_all/fold{{k}}/decode/emodb_fold{{k}}_{{split}}-svm" for row in ("ComParE_2016", "GE2E")
+    ]
+    assert ens[ens.index("--out-dir") + 1] == "exp/baseline_ComParE_2016+GE2E_all"
+    assert ens[ens.index("--splits") + 1 : ens.index("--splits") + 3] == ["test", "dev"]
+    assert fuse[fuse.index("--b") + 1] == "exp/baseline_ComParE_2016+GE2E_all/fold{k}/decode/emodb_fold{k}_{split}-ens"
+    assert fuse[fuse.index("--out-dir") + 1].startswith("exp/fusion_m_") and fuse[-1] == "ComParE_2016+GE2E"

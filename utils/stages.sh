@@ -303,9 +303,21 @@ stage_baseline() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
 stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM baseline's
   # p = w * p_net + (1 - w) * p_svm, w chosen per fold on that fold's dev set (speecheq/fusion.py).
   # Reads fusion_baseline (default ComParE_2016; ComParE_2016_spknorm for speaker-normalised runs).
+  # Several SVM rows ("ComParE_2016 GE2E") are first averaged with equal weights (no weight tuned:
+  # exp/baseline_ComParE_2016+GE2E_<preset>), so that dev still chooses one weight only.
   # With ensemble_seeds the network side is stage 5's seed ensemble (its dev sets decoded there).
-  local k dir s weights tag="" out svm=${fusion_baseline:-ComParE_2016} fused net=$exp_name what
-  local -a metrics
+  local k dir s weights tag="" out svm svm_tag=svm fused net=$exp_name what row
+  local -a metrics svm_runs=()
+  svm=$(echo ${fusion_baseline:-ComParE_2016} | tr ' ' '+')
+  if [[ $svm == *+* ]]; then
+    for row in ${fusion_baseline}; do
+      svm_runs+=("exp/baseline_${row}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm")
+    done
+    log "classic ensemble ${svm}: the equal-weight mean of the SVMs' posteriors on dev and test"
+    local/ensemble.py --runs "${svm_runs[@]}" --folds $folds --splits test dev \
+      --out-dir "exp/baseline_${svm}_${label_preset}" || return 1
+    svm_tag=ens
+  fi
   ensemble_seeds_ok || return 1
   weights=$(decode_weights)
   for k in $folds; do
@@ -323,7 +335,7 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
   fi
   fused="exp/fusion_${net}_${svm}_${label_preset}"
   local/fuse.py --a "exp/${net}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
-    --b "exp/baseline_${svm}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm" \
+    --b "exp/baseline_${svm}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-${svm_tag}" \
     --folds $folds --out-dir "$fused" --names "$net" "$svm"
   metrics=()
   for k in $folds; do metrics+=("$fused/fold$k/decode/${corpus}_fold${k}_test-fused/metrics.json"); done

@@ -37,7 +37,7 @@ ssl_model=""               # front_end=ssl: local Hugging Face folder of the enc
 ssl_finetune_top=0         # front_end=ssl: also train its top N layers (0: frozen)
 extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
-fusion_baseline=ComParE_2016  # stage 8: the SVM row fused with the network (ComParE_2016_spknorm with --speaker-cmvn)
+fusion_baseline=ComParE_2016  # stage 8: the SVM row(s) fused with the network (ComParE_2016_spknorm with --speaker-cmvn; "ComParE_2016 GE2E": their mean)
 speaker_encoder=""           # stage 7: a GE2E weights file (resemblyzer's pretrained.pt) adds the GE2E SVM rows
 exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
 seed=42                    # random seed of training
