@@ -253,13 +253,19 @@ def test_stage_8_fuses_the_ensemble_when_there_is_one(recipe):
     )
 
 
-def test_stage_8_averages_several_svm_rows_before_fusing(recipe):
-    """fusion_baseline "ComParE_2016 GE2E": the SVMs' equal-weight mean on dev and test, then one w on dev."""
+@pytest.mark.parametrize(
+    "settings, norm",
+    [
+        ("fusion_baseline='ComParE_2016 GE2E'", ""),
+        # the default with a speaker encoder: both rows, normalised as the network is
+        ("speaker_encoder=w.pt; extra_train_args='--num-workers 0 --speaker-cmvn'", "_spknorm"),
+    ],
+)
+def test_stage_8_averages_several_svm_rows_before_fusing(recipe, settings, norm):
+    """Several SVM rows: the SVMs' equal-weight mean on dev and test, then one w on dev."""
     for name in ("ensemble", "fuse", "decode"):
         stub(recipe, f"{name}.py", f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
-    r = fold_recipe(
-        recipe, "folds='0 1'; fusion_baseline='ComParE_2016 GE2E'; decode_checkpoint='--epoch 1 --avg 1'", "stage_fuse"
-    )
+    r = fold_recipe(recipe, f"folds='0 1'; {settings}; decode_checkpoint='--epoch 1 --avg 1'", "stage_fuse")
     assert r.returncode == 0, r.stderr
     calls = {
         n: [line[len(n) + 1 :] for line in r.stdout.splitlines() if line.startswith(f"{n}:")]
@@ -267,10 +273,24 @@ def test_stage_8_averages_several_svm_rows_before_fusing(recipe):
     }
     ens, fuse = calls["ensemble"], calls["fuse"]
     runs = ens[ens.index("--runs") + 1 : ens.index("--folds")]
-    assert runs == [
-        f"exp/baseline_{row}_all/fold{{k}}/decode/emodb_fold{{k}}_{{split}}-svm" for row in ("ComParE_2016", "GE2E")
-    ]
-    assert ens[ens.index("--out-dir") + 1] == "exp/baseline_ComParE_2016+GE2E_all"
+    rows = [f"ComParE_2016{norm}", f"GE2E{norm}"]
+    assert runs == [f"exp/baseline_{row}_all/fold{{k}}/decode/emodb_fold{{k}}_{{split}}-svm" for row in rows]
+    svm = "+".join(rows)
+    assert ens[ens.index("--out-dir") + 1] == f"exp/baseline_{svm}_all"
     assert ens[ens.index("--splits") + 1 : ens.index("--splits") + 3] == ["test", "dev"]
-    assert fuse[fuse.index("--b") + 1] == "exp/baseline_ComParE_2016+GE2E_all/fold{k}/decode/emodb_fold{k}_{split}-ens"
-    assert fuse[fuse.index("--out-dir") + 1].startswith("exp/fusion_m_") and fuse[-1] == "ComParE_2016+GE2E"
+    assert fuse[fuse.index("--b") + 1] == f"exp/baseline_{svm}_all/fold{{k}}/decode/emodb_fold{{k}}_{{split}}-ens"
+    assert fuse[fuse.index("--out-dir") + 1].startswith("exp/fusion_m_") and fuse[-1] == svm
+
+
+def test_stage_8_default_rows_follow_the_network_and_the_encoder(recipe):
+    script = ". utils/stages.sh; fusion_rows"
+    for settings, rows in (
+        ("true", "ComParE_2016"),
+        ("extra_train_args='--speaker-cmvn'", "ComParE_2016_spknorm"),
+        ("speaker_encoder=w.pt", "ComParE_2016 GE2E"),
+        ("speaker_encoder=w.pt; fusion_baseline=eGeMAPSv02", "eGeMAPSv02"),
+    ):
+        r = subprocess.run(
+            ["bash", "-c", f"{settings}; {script}"], cwd=recipe, capture_output=True, text=True, timeout=30
+        )
+        assert r.stdout.strip() == rows, (settings, r.stdout, r.stderr)

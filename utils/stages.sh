@@ -300,17 +300,25 @@ stage_baseline() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
   done
 }
 
+fusion_rows() {  # the SVM row(s) stage 8 fuses with the network, as stage 7 names them
+  # fusion_baseline when given; else ComParE_2016, with GE2E beside it when stage 7 had a speaker
+  # encoder (the RESULTS.md selection), and the _spknorm rows for a --speaker-cmvn network.
+  if [ -n "${fusion_baseline:-}" ]; then echo "$fusion_baseline"; return; fi
+  local norm=""
+  case " ${extra_train_args:-} " in *" --speaker-cmvn "*) norm=_spknorm ;; esac
+  echo "ComParE_2016${norm}${speaker_encoder:+ GE2E${norm}}"
+}
+
 stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM baseline's
   # p = w * p_net + (1 - w) * p_svm, w chosen per fold on that fold's dev set (speecheq/fusion.py).
-  # Reads fusion_baseline (default ComParE_2016; ComParE_2016_spknorm for speaker-normalised runs).
-  # Several SVM rows ("ComParE_2016 GE2E") are first averaged with equal weights (no weight tuned:
-  # exp/baseline_ComParE_2016+GE2E_<preset>), so that dev still chooses one weight only.
+  # The SVM rows are fusion_rows'. Several ("ComParE_2016 GE2E") are first averaged with equal weights
+  # (no weight tuned: exp/baseline_ComParE_2016+GE2E_<preset>), so that dev still chooses one weight only.
   # With ensemble_seeds the network side is stage 5's seed ensemble (its dev sets decoded there).
   local k dir s weights tag="" out svm svm_tag=svm fused net=$exp_name what row
   local -a metrics svm_runs=()
-  svm=$(echo ${fusion_baseline:-ComParE_2016} | tr ' ' '+')
+  svm=$(fusion_rows | tr ' ' '+')
   if [[ $svm == *+* ]]; then
-    for row in ${fusion_baseline}; do
+    for row in $(fusion_rows); do
       svm_runs+=("exp/baseline_${row}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm")
     done
     log "classic ensemble ${svm}: the equal-weight mean of the SVMs' posteriors on dev and test"

@@ -37,8 +37,8 @@ ssl_model=""               # front_end=ssl: local Hugging Face folder of the enc
 ssl_finetune_top=0         # front_end=ssl: also train its top N layers (0: frozen)
 extra_train_args=""        # more local/train.py options, e.g. "--speaker-cmvn" (docs/training-levers.md)
 decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 epochs averaged; or "--checkpoint best-valid.pt"
-fusion_baseline=ComParE_2016  # stage 8: the SVM row(s) fused with the network (ComParE_2016_spknorm with --speaker-cmvn; "ComParE_2016 GE2E": their mean)
-speaker_encoder=""           # stage 7: a GE2E weights file (resemblyzer's pretrained.pt) adds the GE2E SVM rows
+speaker_encoder=""         # stage 7: a GE2E weights file (resemblyzer's pretrained.pt) adds the GE2E SVM rows
+fusion_baseline=""         # stage 8: SVM row(s) fused with the network; default ComParE_2016 (+ GE2E with a speaker encoder: their mean), _spknorm rows with --speaker-cmvn
 exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
 seed=42                    # random seed of training
 ensemble_seeds=""          # more seeds: each trains exp/<exp_name>_seed<s>_<label_preset>; stages 5 and 8 then use the mean posterior of the seed-$seed model and these
@@ -88,7 +88,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: fuse the network's posteriors with the $fusion_baseline SVM's (weight chosen on each fold's dev set)"
+  log "Stage 8: fuse the network's posteriors with the SVM rows $(fusion_rows) (weight chosen on each fold's dev set)"
   stage_fuse
 fi
 
