@@ -18,7 +18,6 @@ import sys
 import numpy as np
 import onnxruntime as ort
 import soundfile as sf
-from lhotse import Fbank, FbankConfig
 from lhotse.features.base import FeatureExtractor
 
 
@@ -64,16 +63,13 @@ def fbank_input(audio, meta, fbank):
     return padded, len(feats)
 
 
-# An ssl model's frames hold no energy: speecheq trims its audio where the fbank stage's default
-# fbank (lhotse's, 80 mel bins, 10 ms) says silence. That front end is speecheq's fixed choice,
-# not in the metadata. (Its 7-frame floor needs no check: the 0.25 s margin never leaves fewer.)
-SSL_TRIM_FBANK = Fbank(FbankConfig(num_mel_bins=80))
-
-
 def audio_input(audio, meta):
-    """(1, N) samples for a graph that reads audio (an ssl model)."""
-    sr, shift, first, last = int(meta["sample_rate"]), SSL_TRIM_FBANK.frame_shift, 0, len(audio)
-    logmel = SSL_TRIM_FBANK.extract(audio, sr)
+    """(1, N) samples for a graph that reads audio (an ssl model). Its frames hold no energy: speecheq
+    trims the audio where the fbank of trim_feature_config (the fbank stage's default) says silence.
+    (Its 7-frame floor needs no check: the 0.25 s margin never leaves fewer.)"""
+    trim_fbank = FeatureExtractor.from_dict(json.loads(meta["trim_feature_config"]))
+    sr, shift, first, last = int(meta["sample_rate"]), trim_fbank.frame_shift, 0, len(audio)
+    logmel = trim_fbank.extract(audio, sr)
     lo, hi = speech_frames(logmel, meta, 1000 * shift, 1)
     if (lo, hi) != (0, len(logmel)):  # frame bounds to sample bounds
         first, last = int(round(lo * shift * sr)), min(int(round(hi * shift * sr)), len(audio))
@@ -89,6 +85,10 @@ def main(model, paths):
     if meta.get("model_type") != "speecheq":
         sys.exit(f"ERROR: {model} has no SpeechEQ metadata (export it again with local/export.py --onnx)")
     reads_audio = meta.get("input_kind") == "audio"
+    if reads_audio and "trim_feature_config" not in meta:
+        sys.exit(
+            f"ERROR: {model}: an audio graph without trim_feature_config (export it again with local/export.py --onnx)"
+        )
     if not reads_audio:
         try:  # speecheq's own extractors (fbank-pitch) are unknown to lhotse; kaldifeat needs kaldifeat
             fbank = FeatureExtractor.from_dict(json.loads(meta["feature_config"]))

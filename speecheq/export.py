@@ -80,7 +80,7 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
     """sherpa-onnx-style metadata: flat string keys, so that a reader without speecheq (C++,
     examples/onnx_infer.py) can rebuild the front end and read the outputs. Lists are joined
     by "," (categories) or " " (tokens: a CTC symbol never holds whitespace, as in tokens.txt)."""
-    from speecheq.features import TRIM_MARGIN, spectral_dims
+    from speecheq.features import TRIM_MARGIN, default_front_end, spectral_dims
     from speecheq.model import SUBSAMPLING_FACTOR
 
     cfg = package.feature_config
@@ -126,6 +126,9 @@ def onnx_metadata(package: Package) -> Dict[str, str]:
         for key in ("min_frames", "min_padded_frames"):
             del meta[key]
         meta.update(input_kind="audio", min_samples=str(package.model.min_input_length), subsampling_factor="1")
+        # Its frames hold no energy: silence is trimmed on the fbank stage's default fbank of the audio, as
+        # speecheq infer trims it; named here so that a reader rebuilds it with FeatureExtractor.from_dict().
+        meta["trim_feature_config"] = json.dumps(default_front_end().extractor("cpu").to_dict(), sort_keys=True)
     for key in (
         "dither",
         "window_type",

@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 from speecheq.checkpoint import recorded_front_end  # noqa: E402
 from speecheq.errors import SpeechEQError  # noqa: E402
 from speecheq.model.ssl import FEATURE_TYPE, write_random_model  # noqa: E402
-from tests.conftest import tone, train_args, write_wav  # noqa: E402
+from tests.conftest import REPO, tone, train_args, write_wav  # noqa: E402
 
 
 def ssl_train_args(synth_data, exp, folder, *extra):
@@ -140,6 +140,25 @@ def test_ssl_inference_trims_silence_on_the_audio(synth_data, tmp_path):
         durations[db] = rec["duration"]
     assert durations[0.0] == pytest.approx(3.5, abs=0.02)
     assert durations[None] == pytest.approx(1.5 + 2 * 0.25, abs=0.05)
+
+    # The ONNX metadata names that fbank, and examples/onnx_infer.py trims with it as infer does.
+    import importlib.util
+
+    import soundfile as sf
+    from lhotse.features.base import FeatureExtractor
+
+    from speecheq.export import onnx_metadata
+
+    meta = onnx_metadata(package)
+    assert meta["input_kind"] == "audio"
+    trim = FeatureExtractor.from_dict(json.loads(meta["trim_feature_config"]))
+    assert trim.frame_shift == pytest.approx(0.01) and trim.feature_dim(16000) == 80
+    spec = importlib.util.spec_from_file_location("onnx_infer", REPO / "examples/onnx_infer.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    audio, _ = sf.read(wav, dtype="float32")
+    _, n = example.audio_input(audio, meta)
+    assert n / 16000 == pytest.approx(durations[None], abs=1e-3)
 
 
 def test_ssl_options_are_checked_in_one_line(synth_data, tmp_path):
