@@ -198,10 +198,10 @@ def compute_functionals(
     The cache is keyed by the span (recording, channel, start, duration), not by cut id:
     the validate stage gives a trimmed cut a new id in every fold's manifest, while its
     audio, and so its functionals, is the same in all of them."""
-    source = ""
-    if featset == "GE2E":
-        smile = make_extractor(featset, speaker_encoder)  # checks the weights before any cut is read
-        source = smile.source
+    # A GE2E cache is keyed by its weights, so they are read (and checked) first; openSMILE is
+    # only loaded when a cut needs computing.
+    smile = make_extractor(featset, speaker_encoder) if featset == "GE2E" else None
+    source = smile.source if smile is not None else SmileFunctionals.source
     rows, names, failed = _read_cache(cache, source)
     span_of: Dict[str, str] = {}
     todo = {}
@@ -213,8 +213,7 @@ def compute_functionals(
     if todo:
         from tqdm import tqdm
 
-        if featset != "GE2E":
-            smile = make_extractor(featset)
+        smile = smile or make_extractor(featset)
         names = list(smile.feature_names)
         if rows and len(next(iter(rows.values()))) != len(names):
             rows, failed = {}, {}

@@ -29,6 +29,7 @@ range, rate), which is what emotion moves.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 from typing import List, Tuple
 
@@ -55,21 +56,22 @@ FEATURE_NAMES: List[str] = (
 )
 
 
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, log above.
+HZ_PER_MEL = 200.0 / 3
+MIN_LOG_HZ = 1000.0
+MIN_LOG_MEL = MIN_LOG_HZ / HZ_PER_MEL
+LOG_STEP = np.log(6.4) / 27.0
+
+
 def hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, log above."""
     f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
-    mel = f / f_sp
-    return np.where(f >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, mel)
+    log_part = MIN_LOG_MEL + np.log(np.maximum(f, 1e-10) / MIN_LOG_HZ) / LOG_STEP
+    return np.where(f >= MIN_LOG_HZ, log_part, f / HZ_PER_MEL)
 
 
 def mel_to_hz(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    return np.where(m >= MIN_LOG_MEL, MIN_LOG_HZ * np.exp(LOG_STEP * (m - MIN_LOG_MEL)), HZ_PER_MEL * m)
 
 
 def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
@@ -82,6 +84,11 @@ def mel_filterbank(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: i
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
     return weights * (2.0 / (mel_points[2:] - mel_points[:-2]))[:, None]
+
+
+@lru_cache(maxsize=1)
+def _mel_basis() -> torch.Tensor:
+    return torch.from_numpy(mel_filterbank().astype(np.float32))
 
 
 def mel_spectrogram(samples: np.ndarray) -> torch.Tensor:
@@ -97,7 +104,7 @@ def mel_spectrogram(samples: np.ndarray) -> torch.Tensor:
         return_complex=True,
     )
     power = spec.real.pow(2) + spec.imag.pow(2)
-    return (torch.from_numpy(mel_filterbank().astype(np.float32)) @ power).T.contiguous()
+    return (_mel_basis() @ power).T.contiguous()
 
 
 def normalise_volume(samples: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
@@ -180,13 +187,14 @@ class GE2EFeatures:
         samples = normalise_volume(np.asarray(samples, dtype=np.float32))
         windows = partial_windows(len(samples))
         # As Resemblyzer: zeros appended to the samples (not the frames) up to the last window's end.
+        # Frames are centred and zero-padded, so the utterance's own frames are the first
+        # len // HOP + 1 of the padded samples' (the same values): one spectrogram serves both.
         padded = np.pad(samples, (0, max(0, windows[-1].stop * HOP - len(samples))))
-        padded_mels = mel_spectrogram(padded)
-        partials = torch.stack([padded_mels[w] for w in windows])
-        partial_embeddings, _ = self.encoder.embed(partials)
+        mels = mel_spectrogram(padded)
+        partial_embeddings, _ = self.encoder.embed(torch.stack([mels[w] for w in windows]))
         embedding = partial_embeddings.mean(dim=0)
         embedding = embedding / embedding.norm().clamp_min(1e-12)
-        _, states = self.encoder.embed(mel_spectrogram(samples)[None])
+        _, states = self.encoder.embed(mels[None, : len(samples) // HOP + 1])
         states = states[0]
         return torch.cat([embedding, states.mean(dim=0), states.std(dim=0, unbiased=False)]).double().numpy()
 

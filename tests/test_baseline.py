@@ -406,3 +406,10 @@ def test_baseline_help_imports_neither_torch_nor_opensmile():
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert "usage:" in r.stdout and "LOADED []" in r.stdout, r.stdout + r.stderr
+
+
+def test_cli_feature_sets_are_the_baselines():
+    """speecheq/cli.py repeats the names so that --help needs no import of the stage; they must not drift."""
+    from speecheq import baseline, cli
+
+    assert cli.FEATURE_SETS == baseline.FEATURE_SETS

@@ -314,11 +314,12 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
   # The SVM rows are fusion_rows'. Several ("ComParE_2016 GE2E") are first averaged with equal weights
   # (no weight tuned: exp/baseline_ComParE_2016+GE2E_<preset>), so that dev still chooses one weight only.
   # With ensemble_seeds the network side is stage 5's seed ensemble (its dev sets decoded there).
-  local k dir s weights tag="" out svm svm_tag=svm fused net=$exp_name what row
+  local k dir s weights tag="" out rows svm svm_tag=svm fused net=$exp_name what row
   local -a metrics svm_runs=()
-  svm=$(fusion_rows | tr ' ' '+')
+  rows=$(fusion_rows)
+  svm=$(echo $rows | tr ' ' '+')
   if [[ $svm == *+* ]]; then
-    for row in $(fusion_rows); do
+    for row in $rows; do
       svm_runs+=("exp/baseline_${row}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm")
     done
     log "classic ensemble ${svm}: the equal-weight mean of the SVMs' posteriors on dev and test"
