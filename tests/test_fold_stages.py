@@ -113,6 +113,20 @@ def test_the_front_end_variables_reach_train(recipe):
     assert r.returncode == 0 and "--front-end" not in r.stdout and "--ssl-model" not in r.stdout
 
 
+def test_ctc_weight_reaches_train_and_extra_train_args_override_it(recipe):
+    def args(settings):
+        r = stage4(recipe, settings)
+        assert r.returncode == 0, r.stderr
+        return [line[4:] for line in r.stdout.splitlines() if line.startswith("arg:")]
+
+    assert "--ctc-weight" not in args("true")  # the task table's weight
+    given = args("ctc_weight=1.0")
+    assert given[given.index("--ctc-weight") + 1] == "1.0"
+    both = args("ctc_weight=1.0; extra_train_args='--ctc-weight 0.3'")
+    last = len(both) - 1 - both[::-1].index("--ctc-weight")  # argparse keeps the last
+    assert both[last + 1] == "0.3" and both.index("--ctc-weight") < last
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [

@@ -24,7 +24,7 @@
 # seed ensemble_seeds, and results (stages 5, 7, 8: the RESULTS.md their rows go to). Where the
 # recipe has them: feature_type (default fbank) and feat_dir (default data/fbank; e.g.
 # data/fbank_pitch), model_config, lr_schedule (default noam), mixup_alpha (default 0: off),
-# warmup_batches, extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default:
+# warmup_batches, ctc_weight (default: the task table's), extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default:
 # the last min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
 # allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500),
 # front_end (default fbank), ssl_model and ssl_finetune_top (default 0) (stage 4; docs/ssl.md).
@@ -160,7 +160,7 @@ train_model() {  # train_model DIR SEED ARGS...: local/train.py on ARGS (cuts, l
     --label-preset $label_preset --model-preset $model_preset ${model_config:+--model-config "$model_config"} \
     --tasks $tasks --num-epochs $num_epochs --max-duration $max_duration --device $device --seed $sd \
     --lr-schedule ${lr_schedule:-noam} --mixup-alpha ${mixup_alpha:-0} ${warmup_batches:+--warmup-batches $warmup_batches} \
-    --start-epoch $(utils/next_epoch.sh "$dir") ${extra_train_args:-}
+    ${ctc_weight:+--ctc-weight $ctc_weight} --start-epoch $(utils/next_epoch.sh "$dir") ${extra_train_args:-}
 }
 
 front_end_args() {  # sets the caller's array front to local/train.py's front-end arguments; one line and a failure on a bad value
