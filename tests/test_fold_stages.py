@@ -308,3 +308,23 @@ def test_stage_8_default_rows_follow_the_network_and_the_encoder(recipe):
             ["bash", "-c", f"{settings}; {script}"], cwd=recipe, capture_output=True, text=True, timeout=30
         )
         assert r.stdout.strip() == rows, (settings, r.stdout, r.stderr)
+
+
+def test_the_emodb_recipe_trains_its_measured_configuration(recipe):
+    """egs/emodb/run.sh's defaults are the configuration its 5-fold confirmation selected (RESULTS.md)."""
+    for name in ("run.sh", "path.sh"):
+        (recipe / name).symlink_to(REPO / "egs/emodb" / name)
+    stub(recipe, "train.py", '#!/usr/bin/env bash\nprintf "arg:%s\\n" "$@"\n')
+    r = subprocess.run(
+        ["bash", "run.sh", "--stage", "4", "--stop-stage", "4", "--folds", "2"],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    args = [line[4:] for line in r.stdout.splitlines() if line.startswith("arg:")]
+    value = {flag: args[args.index(flag) + 1] for flag in ("--num-epochs", "--model-config", "--ctc-weight", "--tasks")}
+    assert value["--num-epochs"] == "50" and value["--ctc-weight"] == "1.0"
+    assert json.loads(value["--model-config"]) == {"ctc_upsample": 2} and "ctc" in value["--tasks"].split(",")
+    assert args[args.index("--train-cuts") + 1] == "data/fbank/emodb_cuts_fold2_train.jsonl.gz"
