@@ -34,6 +34,7 @@ num_epochs=20              # training epochs (per fold)
 max_duration=200           # s of audio per batch
 lr_schedule=cosine         # anneals within the budget; noam: open-ended inverse square root
 tasks=emotion,ctc,gender   # no intensity labels; gender only with --speaker-table
+ctc_weight=""              # the phone (CTC) task's loss weight; empty: the task table's 0.1 (EmoDB trains at 1.0: docs/training-levers.md)
 ctc_units=phone            # CTC targets: phone (G2P, data/lang), char (transcript characters) or bpe (sentencepiece per fold, training transcripts only); char suits the Mandarin half; other units want their own exp_name
 bpe_vocab_size=500         # ctc_units=bpe: sentencepiece pieces per fold (data/lang_bpe_<N>_fold<k>)
 front_end=fbank            # fbank: the stored features of stage 2; ssl: a WavLM/HuBERT/wav2vec 2.0 encoder on the cuts' audio (stage 2 still runs: stage 3 validates its cuts; docs/ssl.md)

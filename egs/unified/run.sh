@@ -23,6 +23,7 @@ name=unified                 # the model is exp/<name>_fold<k> (e.g. unified_bal
 label_preset=all             # every corpus's categories, each decided among its own (corpus-aware); 4class: the 4 most share
 corpus_weights=""            # e.g. "synth=1,ravdess=1": equal sampling shares (default: as many cuts as each has)
 tasks=emotion,intensity,ctc,gender  # tasks trained; a corpus without a task's labels is masked
+ctc_weight=""              # the phone (CTC) task's loss weight; empty: the task table's 0.1 (EmoDB trains at 1.0: docs/training-levers.md)
 model_preset=small           # encoder size: tiny or small (docs/model.md)
 model_config=""              # JSON overrides of the preset
 feature_type=fbank           # fbank or fbank-pitch: the features every corpus was prepared with (its run.sh --feature-type)
