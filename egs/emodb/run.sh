@@ -24,7 +24,7 @@ feat_dir=data/fbank       # features folder of stages 2-9; one per feature type 
 folds="0 1 2 3 4"          # fold k tests one speaker pair; dev = the next pair
 label_preset=all           # EmoDB's 7 emotions (boredom, disgust included); 4class for the cross-corpus table
 model_preset=small         # encoder size: tiny or small (docs/model.md)
-model_config='{"ctc_upsample": 2}'  # JSON overrides of the preset; a 20 ms CTC head: 1.8 encoder frames per phone at 40 ms are too few for CTC (docs/training-levers.md)
+model_config='{"ctc_upsample": 2}'  # JSON overrides of the preset (a --model-config given replaces this one: keep ctc_upsample in it); a 20 ms CTC head: 1.8 encoder frames per phone at 40 ms are too few for CTC (docs/training-levers.md)
 num_epochs=50              # training epochs (per fold): 6 training speakers give about 30 updates an epoch
 ctc_weight=1.0             # the phone task's loss weight (task table: 0.1); with the 20 ms head and 50 epochs EmoDB's phones are learnt (RESULTS.md)
 max_duration=50             # s per batch: twice the updates of 100 s, learnt faster (RESULTS.md)
