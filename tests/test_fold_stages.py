@@ -97,6 +97,11 @@ def fold_recipe(recipe, settings, call, **kw):
     return subprocess.run(["bash", "-c", script], cwd=recipe, capture_output=True, text=True, timeout=120, **kw)
 
 
+def train_args(stdout):
+    """The arguments the local/train.py stub printed, one per "arg:" line."""
+    return [line[4:] for line in stdout.splitlines() if line.startswith("arg:")]
+
+
 def stage4(recipe, settings):
     # Stands in for local/train.py: one line per argument, so a path with a space shows as one.
     stub(recipe, "train.py", '#!/usr/bin/env bash\nprintf "arg:%s\\n" "$@"\n')
@@ -106,7 +111,7 @@ def stage4(recipe, settings):
 def test_the_front_end_variables_reach_train(recipe):
     r = stage4(recipe, "front_end=ssl; ssl_model='models/wavlm base'; ssl_finetune_top=2")
     assert r.returncode == 0, r.stderr
-    args = [line[4:] for line in r.stdout.splitlines() if line.startswith("arg:")]
+    args = train_args(r.stdout)
     i = args.index("--front-end")
     assert args[i : i + 6] == ["--front-end", "ssl", "--ssl-model", "models/wavlm base", "--ssl-finetune-top", "2"]
     r = stage4(recipe, "front_end=fbank")
@@ -117,7 +122,7 @@ def test_ctc_weight_reaches_train_and_extra_train_args_override_it(recipe):
     def args(settings):
         r = stage4(recipe, settings)
         assert r.returncode == 0, r.stderr
-        return [line[4:] for line in r.stdout.splitlines() if line.startswith("arg:")]
+        return train_args(r.stdout)
 
     assert "--ctc-weight" not in args("true")  # the task table's weight
     given = args("ctc_weight=1.0")
@@ -144,7 +149,7 @@ def test_a_bad_front_end_stops_stage_4_with_one_line(recipe, settings, message):
 
 def _runs(stdout):
     """(exp dir, seed) of each local/train.py the stub saw."""
-    runs, args = [], [line[4:] for line in stdout.splitlines() if line.startswith("arg:")]
+    runs, args = [], train_args(stdout)
     for i, a in enumerate(args):
         if a == "--exp-dir":
             runs.append([args[i + 1]])
@@ -323,7 +328,7 @@ def test_the_emodb_recipe_trains_its_measured_configuration(recipe):
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    args = [line[4:] for line in r.stdout.splitlines() if line.startswith("arg:")]
+    args = train_args(r.stdout)
     value = {flag: args[args.index(flag) + 1] for flag in ("--num-epochs", "--model-config", "--ctc-weight", "--tasks")}
     assert value["--num-epochs"] == "50" and value["--ctc-weight"] == "1.0"
     assert json.loads(value["--model-config"]) == {"ctc_upsample": 2} and "ctc" in value["--tasks"].split(",")
