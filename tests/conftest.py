@@ -39,6 +39,14 @@ def ravdess_dir() -> Path:
     return RAVDESS_DIR
 
 
+def recipe_copy(dest: Path, corpus: str) -> Path:
+    """A scratch copy of egs/<corpus> at dest: its scripts linked, its data/ and exp/ dest's own."""
+    dest.mkdir(parents=True)
+    for name in ("run.sh", "local", "utils", "path.sh"):
+        (dest / name).symlink_to((REPO / "egs" / corpus / name).resolve())
+    return dest
+
+
 # utils/kill_test.py owns the tiny model and its training options; the suite trains the same model
 if "kill_test" not in sys.modules:  # conftest is imported both as conftest and as tests.conftest
     _spec = importlib.util.spec_from_file_location("kill_test", REPO / "utils" / "kill_test.py")

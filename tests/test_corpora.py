@@ -14,7 +14,7 @@ from speecheq.corpora.common import UtteranceSplit, balanced_folds
 from speecheq.errors import SpeechEQError
 from speecheq.text import G2P
 from speecheq.text.encoding import decode_bytes, read_text
-from tests.conftest import REPO, tone, write_wav
+from tests.conftest import REPO, recipe_copy, tone, write_wav
 
 G2P_ = G2P()  # one memo for the whole file: each fixed sentence is spelled once
 
@@ -33,10 +33,7 @@ def prepare(name, root, tmp_path, **options):
 
 def run_recipe(corpus, tmp_path, *args):
     """Stages 0-3 of egs/<corpus>/run.sh in a scratch copy of the recipe folder."""
-    recipe = tmp_path / f"egs_{corpus}"
-    recipe.mkdir()
-    for name in ("run.sh", "local", "utils", "path.sh"):
-        (recipe / name).symlink_to((REPO / "egs" / corpus / name).resolve())
+    recipe = recipe_copy(tmp_path / f"egs_{corpus}", corpus)
     r = subprocess.run(
         ["bash", "run.sh", "--stop-stage", "3", "--nj", "1", *args],
         cwd=recipe,

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from speecheq.errors import SpeechEQError
-from tests.conftest import REPO, tone, write_wav
+from tests.conftest import REPO, recipe_copy, tone, write_wav
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
@@ -330,10 +330,7 @@ def test_recipe_stage_0_with_spaces_and_non_ascii_in_the_corpus_path(tmp_path):
     from tests.test_prepare import fake_ravdess
 
     corpus = fake_ravdess(tmp_path / "rav space ü 语音")
-    recipe = tmp_path / "egs_ravdess"
-    recipe.mkdir()
-    for name in ("run.sh", "local", "utils", "path.sh"):
-        (recipe / name).symlink_to((REPO / "egs" / "ravdess" / name).resolve())
+    recipe = recipe_copy(tmp_path / "egs_ravdess", "ravdess")
     r = subprocess.run(
         ["bash", "run.sh", "--stage", "0", "--stop-stage", "0", "--nj", "1", "--corpus-dir", str(corpus)],
         cwd=recipe,

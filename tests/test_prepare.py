@@ -10,7 +10,7 @@ from speecheq.corpora import get_corpus, prepare_corpus
 from speecheq.corpora.common import Utterance, build_manifests, validate_contract
 from speecheq.corpora.ravdess import prepare_ravdess, protocol
 from speecheq.errors import SpeechEQError
-from tests.conftest import REPO, tone, write_wav
+from tests.conftest import recipe_copy, tone, write_wav
 
 
 def fake_ravdess(root, actors=(1, 2), emotions=("01", "05")):
@@ -84,10 +84,7 @@ def test_prepare_is_skipped_when_done(tmp_path):
 
 def test_ravdess_recipe_prepares_all_1440_files(ravdess_dir, tmp_path, monkeypatch):
     """The real corpus through stages 0-3 of egs/ravdess (read in place, never copied)."""
-    recipe = tmp_path / "ravdess"
-    recipe.mkdir()
-    for name in ("run.sh", "local", "utils", "path.sh"):
-        (recipe / name).symlink_to((REPO / "egs" / "ravdess" / name).resolve())
+    recipe = recipe_copy(tmp_path / "ravdess", "ravdess")
     r = subprocess.run(
         ["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(ravdess_dir)],
         cwd=recipe,

@@ -15,7 +15,7 @@ from speecheq.corpora import prepare_corpus
 from speecheq.errors import SpeechEQError
 from speecheq.features import compute_corpus_fbank
 from speecheq.io import done_marker
-from tests.conftest import REPO
+from tests.conftest import REPO, recipe_copy
 from tests.test_prepare import fake_ravdess
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -35,10 +35,7 @@ def run_recipe(recipe, *args):
 def test_recipe_prepares_another_folder_only_with_force_and_never_skips_a_missing_one(tmp_path):
     a = fake_ravdess(tmp_path / "a", actors=(1, 2))
     b = fake_ravdess(tmp_path / "b", actors=(3,))
-    recipe = tmp_path / "egs_ravdess"
-    recipe.mkdir()
-    for name in ("run.sh", "local", "utils", "path.sh"):
-        (recipe / name).symlink_to((REPO / "egs" / "ravdess" / name).resolve())
+    recipe = recipe_copy(tmp_path / "egs_ravdess", "ravdess")
     stage0 = ("--stage", "0", "--stop-stage", "0", "--corpus-dir")
     manifests = recipe / "data/manifests"
     r = run_recipe(recipe, *stage0, str(a))

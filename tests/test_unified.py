@@ -21,15 +21,7 @@ from speecheq.unified import (
     pair_folds,
     shared_category_metrics,
 )
-from tests.conftest import REPO, TINY_MODEL, tone, write_wav
-
-
-def recipe_copy(egs, name):
-    d = egs / name
-    d.mkdir(parents=True)
-    for item in ("run.sh", "local", "utils", "path.sh"):
-        (d / item).symlink_to((REPO / "egs" / name / item).resolve())
-    return d
+from tests.conftest import REPO, TINY_MODEL, recipe_copy, tone, write_wav
 
 
 def run(cwd, *args, timeout=600):
@@ -60,7 +52,7 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
             write_wav(
                 corpus / f"Actor_{a:02d}" / f"03-01-{e}-{inten}-01-01-{a:02d}.wav", tone(1.0, freq=100 + 5 * a, seed=a)
             )
-    ravdess = recipe_copy(egs, "ravdess")
+    ravdess = recipe_copy(egs / "ravdess", "ravdess")
     run(ravdess, "--stop-stage", "3", "--corpus-dir", str(corpus), "--label-preset", "4class")
     # The corpus's own stages 4-6 (shared fold stages): one fold, one epoch, tiny model.
     run(
@@ -104,7 +96,7 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
     for name in ("speecheq-package.pt", "model.ts.pt", "model.onnx"):
         assert (ravdess / "exp/multitask_4class/fold1" / name).stat().st_size > 1000
 
-    unified = recipe_copy(egs, "unified")
+    unified = recipe_copy(egs / "unified", "unified")
     run(  # stage 9 is the same shared export as the fold recipe's above
         unified,
         "--stop-stage",
@@ -136,7 +128,7 @@ def test_unified_recipe_trains_decodes_and_writes_the_matrix(synth_data, tmp_pat
 
 def test_unprepared_corpus_is_one_clear_error(tmp_path):
     egs = tmp_path / "egs"
-    unified = recipe_copy(egs, "unified")
+    unified = recipe_copy(egs / "unified", "unified")
     r = subprocess.run(
         ["bash", "run.sh", "--corpora", "ravdess", "--stop-stage", "0"],
         cwd=unified,
@@ -163,7 +155,7 @@ def unified_fails(unified, *args):
 
 def test_a_corpus_without_the_feature_type_or_a_bad_front_end_is_one_clear_error(tmp_path):
     egs = tmp_path / "egs"
-    unified = recipe_copy(egs, "unified")
+    unified = recipe_copy(egs / "unified", "unified")
     prepared(egs / "emodb", "emodb", "data/fbank_pitch", "fbank-pitch")
     prepared(egs / "ravdess", "ravdess", "data/fbank", "fbank")  # prepared with the recipe's defaults only
     pitch = ("--feature-type", "fbank-pitch", "--feat-dir", "data/fbank_pitch")
@@ -470,7 +462,7 @@ def test_unified_folds_over_casia_ravdess_and_emodb(tmp_path, monkeypatch):
         )
     prepared, prepared_cpu = time.time(), time.process_time()
 
-    unified = recipe_copy(egs, "unified")
+    unified = recipe_copy(egs / "unified", "unified")
     (unified / "run_folds.sh").symlink_to((REPO / "egs/unified/run_folds.sh").resolve())
     recipe(
         unified,
@@ -569,7 +561,7 @@ def test_unified_trains_on_fbank_pitch_and_passes_the_front_end_and_the_recipe_d
     pitch = {"feature_type": "fbank-pitch", "feat_dir": "data/fbank_pitch"}
     for corpus in ("ravdess", "emodb"):
         prepare_like_its_recipe(egs / corpus, corpus, tmp_path / corpus, monkeypatch, **pitch)
-    unified = recipe_copy(egs, "unified")
+    unified = recipe_copy(egs / "unified", "unified")
     (unified / "run_folds.sh").symlink_to((REPO / "egs/unified/run_folds.sh").resolve())
     options = ("--corpora", "ravdess emodb", "--feature-type", "fbank-pitch", "--feat-dir", "data/fbank_pitch")
     small = ("--model-config", TINY_MODEL, "--num-epochs", "1", "--max-duration", "30")
