@@ -1,6 +1,6 @@
-"""Training-time augmentation: speed perturbation, random crops and mixup.
+"""Training-time augmentation: speed perturbation, random crops, CopyPaste and mixup.
 
-Cut-level choices (speed factor, crop window) are drawn from a generator seeded by
+Cut-level choices (speed factor, crop window, pasted partner) are drawn from a generator seeded by
 (seed, epoch, cut id), so they do not depend on batch composition or worker count,
 and a resumed run draws the same ones. Mixup draws from the trainer's torch RNG,
 which checkpoints restore.
@@ -12,7 +12,7 @@ import hashlib
 import logging
 import random
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -49,16 +49,43 @@ class CutAugment:
     crop: cuts longer than this many seconds are cropped to a random window of it.
         A cropped cut keeps its utterance labels and loses its phone transcript (the
         window holds an unknown part of it), so CTC skips it.
+    copy_paste: probability that a cut is joined with a neutral utterance of its own
+        speaker from ``partners`` (:func:`neutral_partners`), before or after it at random,
+        keeping the cut's labels (Pappagari et al. 2021's neutral CopyPaste): the model
+        sees the emotion next to the speaker's neutral voice. CTC learns both transcripts
+        in their order.
     """
 
     speed_factors: Sequence[float] = ()
     crop: float = 0.0
     seed: int = 0
     epoch: int = 0
+    copy_paste: float = 0.0
+    partners: Optional[Dict[str, List]] = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.copy_paste <= 1.0:
+            raise SpeechEQError(f"--copy-paste is a probability in [0, 1], got {self.copy_paste}")
+        if self.copy_paste > 0 and not self.partners:
+            raise SpeechEQError("--copy-paste: the training cuts have no neutral utterance to paste")
 
     @property
     def active(self) -> bool:
-        return len(self.speed_factors) > 1 or self.crop > 0
+        return len(self.speed_factors) > 1 or self.crop > 0 or self.copy_paste > 0
+
+    def partner(self, cut) -> Optional[Tuple[object, bool]]:
+        """(neutral cut of the same speaker, whether it goes first), or None: no paste this epoch.
+
+        Drawn from its own stream, so turning CopyPaste on leaves the speed and crop draws as they were."""
+        if self.copy_paste <= 0:
+            return None
+        rng = cut_rng(self.seed, self.epoch, f"paste/{cut.id}")
+        if rng.random() >= self.copy_paste:
+            return None
+        choices = [c for c in self.partners.get(cut.supervisions[0].speaker, ()) if c.id != cut.id]
+        if not choices:
+            return None
+        return rng.choice(choices), rng.random() < 0.5
 
     def apply(self, cut):
         """Returns (cut, features or None when the stored ones apply, phones_valid)."""
@@ -75,6 +102,18 @@ class CutAugment:
             return cut, None, phones_valid
         perturbed = cut.drop_features().perturb_speed(factor)
         return perturbed, compute_like(cut, perturbed), phones_valid
+
+
+def neutral_partners(cuts) -> Dict[str, List]:
+    """Each speaker's neutral training cuts: what CopyPaste joins to that speaker's utterances."""
+    from speecheq.labels import NEUTRAL
+
+    partners: Dict[str, List] = {}
+    for cut in cuts:
+        sup = cut.supervisions[0]
+        if (sup.custom or {}).get("emotion") == NEUTRAL:
+            partners.setdefault(sup.speaker, []).append(cut)
+    return partners
 
 
 _EXTRACTORS: dict = {}

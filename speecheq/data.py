@@ -71,8 +71,8 @@ class SpeechEQDataset(torch.utils.data.Dataset):
         self.input_strategy = input_strategy or self.front_end.input_strategy()
         self.precomputed = isinstance(self.input_strategy, PrecomputedFeatures)
         if augment is not None and augment.active and not self.precomputed:
-            # Perturbed and cropped cuts are read from, and recomputed like, the stored features.
-            raise SpeechEQError("cut augmentation (speed perturbation, random crop) needs stored features")
+            # Perturbed, cropped and pasted cuts are read from, and recomputed like, the stored features.
+            raise SpeechEQError("cut augmentation (speed perturbation, random crop, CopyPaste) needs stored features")
 
     def _check_inputs(self, cuts) -> None:
         shift = self.front_end.frame_shift
@@ -100,9 +100,9 @@ class SpeechEQDataset(torch.utils.data.Dataset):
                 from lhotse import CutSet
 
                 cuts = CutSet.from_cuts(c if c.sampling_rate == rate else c.resample(rate) for c in cuts)
-        phones_valid = [True] * len(cuts)
+        spoken = [[c] for c in cuts]
         if self.augment is not None and self.augment.active:
-            features, feature_lens, phones_valid = self._augmented_features(cuts)
+            features, feature_lens, spoken = self._augmented_features(cuts)
         else:
             try:
                 # OnTheFlyFeatures and AudioSamples may return more (audio, the cuts read): the inputs come first.
@@ -121,9 +121,13 @@ class SpeechEQDataset(torch.utils.data.Dataset):
                 features[i, :n] = (features[i, :n] - mean) / std
         ctx = TargetContext(self.scheme, self.tokens, self.speakers)
         targets = [cut_targets(c, ctx) for c in cuts]
-        for t, valid in zip(targets, phones_valid):
-            if not valid:  # a cropped window no longer says its whole transcript
-                t["ctc"] = TASK_TABLE["ctc"].missing
+        ctc = TASK_TABLE["ctc"]
+        for t, cut, parts in zip(targets, cuts, spoken):
+            if parts is None:  # a cropped window no longer says its whole transcript
+                t["ctc"] = ctc.missing
+            elif len(parts) > 1:  # CopyPaste: both transcripts, in the order they are heard
+                pieces = [t["ctc"] if part is cut else ctc.target(part, ctx) for part in parts]
+                t["ctc"] = ctc.missing if any(ctc.is_missing(p) for p in pieces) else [x for p in pieces for x in p]
         batch = {"features": features, "feature_lens": feature_lens.long()}
         for name, task in TASK_TABLE.items():
             batch.update(task.collate([t[name] for t in targets]))
@@ -135,20 +139,31 @@ class SpeechEQDataset(torch.utils.data.Dataset):
 
     def _augmented_features(self, cuts):
         """Per cut: the stored features, or on-the-fly ones for a perturbed cut; cropped
-        cuts read only their window. Padded with 0: the model masks padded frames, so the value
-        does not matter (lhotse's collate_features pads with its silence floor instead)."""
+        cuts read only their window; a pasted partner's stored features go before or after.
+        Padded with 0: the model masks padded frames, so the value does not matter (lhotse's
+        collate_features pads with its silence floor instead). Also returns, per cut, the cuts
+        whose transcripts it speaks in order, or None where it no longer says a whole one."""
         from speecheq.features import load_features
 
-        mats, phones_valid = [], []
+        mats, spoken = [], []
         for cut in cuts:
             new_cut, feats, valid = self.augment.apply(cut)
-            mats.append(feats if feats is not None else torch.from_numpy(load_features(new_cut)))
-            phones_valid.append(valid)
+            mat = feats if feats is not None else torch.from_numpy(load_features(new_cut))
+            parts = [cut]
+            pasted = self.augment.partner(cut)
+            if pasted is not None:
+                partner, first = pasted
+                other = torch.from_numpy(load_features(partner))
+                mat, parts = (
+                    (torch.cat([other, mat]), [partner, cut]) if first else (torch.cat([mat, other]), [cut, partner])
+                )
+            mats.append(mat)
+            spoken.append(parts if valid else None)
         lens = torch.tensor([m.shape[0] for m in mats], dtype=torch.long)
         features = torch.zeros(len(mats), int(lens.max()), mats[0].shape[1])
         for i, m in enumerate(mats):
             features[i, : m.shape[0]] = m
-        return features, lens, phones_valid
+        return features, lens, spoken
 
 
 class CmvnStats:

@@ -85,6 +85,7 @@ class TrainConfig:
     # augmentation
     speed_perturb: str = ""
     random_crop: float = 0.0
+    copy_paste: float = 0.0
     mixup_alpha: float = 0.0
     # model
     model_preset: str = "small"
@@ -241,6 +242,14 @@ def train_parser() -> argparse.ArgumentParser:
         default=TrainConfig.random_crop,
         metavar="SECONDS",
         help="train on a random window of this length of longer cuts (their phones are not used)",
+    )
+    g.add_argument(
+        "--copy-paste",
+        type=float,
+        default=TrainConfig.copy_paste,
+        metavar="PROB",
+        help="join each training cut, with this probability per epoch, to a neutral utterance of its speaker "
+        "(before or after it); the cut's labels stay, CTC learns both transcripts",
     )
     g.add_argument(
         "--mixup-alpha",

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from speecheq import __version__
-from speecheq.augment import CutAugment, mixup, parse_factors
+from speecheq.augment import CutAugment, mixup, neutral_partners, parse_factors
 from speecheq.checkpoint import (
     CTC_UNITS_KEY,
     TRAINING_DATA_KEY,
@@ -271,6 +271,7 @@ class Trainer:
             ("--mixup-alpha", config.mixup_alpha > 0),
             ("--speed-perturb", bool(parse_factors(config.speed_perturb))),
             ("--random-crop", config.random_crop > 0),
+            ("--copy-paste", config.copy_paste > 0),
         ):
             if on:
                 raise SpeechEQError(f"{flag} works on stored fbank features; the ssl front end reads audio (drop it)")
@@ -343,7 +344,13 @@ class Trainer:
             if self.dev_cuts is not None:
                 self.speaker_cmvn.update(speaker_cmvn_stats(self.dev_cuts))
         tokens = self.tokens if "ctc" in self.weights else None
-        self.augment = CutAugment(parse_factors(config.speed_perturb), config.random_crop, config.seed)
+        self.augment = CutAugment(
+            parse_factors(config.speed_perturb),
+            config.random_crop,
+            config.seed,
+            copy_paste=config.copy_paste,
+            partners=neutral_partners(self.train_cuts) if config.copy_paste > 0 else None,
+        )
         if config.mixup_alpha < 0 or config.random_crop < 0:
             raise SpeechEQError("--mixup-alpha and --random-crop must be >= 0")
         self.dataset = SpeechEQDataset(

@@ -1,5 +1,5 @@
-"""Training levers on generated audio: speed perturbation, random crops, mixup, the speaker
-adversary and the tiny preset."""
+"""Training levers on generated audio: speed perturbation, random crops, CopyPaste, mixup, the
+speaker adversary and the tiny preset."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import train_args
-from speecheq.augment import CutAugment, cut_rng, mixup, parse_factors
+from speecheq.augment import CutAugment, cut_rng, mixup, neutral_partners, parse_factors
 from speecheq.errors import SpeechEQError
 
 
@@ -94,6 +94,82 @@ def test_dataset_batch_with_augmentation_masks_cropped_phones(synth_data):
     assert (plain["phone_lens"] > 0).all() and (plain["speaker"] == -1).all()
 
 
+def test_copy_paste_joins_a_neutral_utterance_of_the_same_speaker(synth_data):
+    cuts = list(_train_cuts(synth_data))
+    partners = neutral_partners(cuts)
+    assert partners and all(
+        c.supervisions[0].custom["emotion"] == "neutral" and c.supervisions[0].speaker == spk
+        for spk, group in partners.items()
+        for c in group
+    )
+    augment = CutAugment(seed=0, copy_paste=1.0, partners=partners)
+    firsts = set()
+    for epoch in range(1, 12):
+        augment.epoch = epoch
+        for cut in cuts:
+            pasted = augment.partner(cut)
+            others = [c for c in partners.get(cut.supervisions[0].speaker, []) if c.id != cut.id]
+            if not others:
+                assert pasted is None
+                continue
+            partner, first = pasted
+            assert partner.id != cut.id and partner.supervisions[0].speaker == cut.supervisions[0].speaker
+            assert partner.supervisions[0].custom["emotion"] == "neutral"
+            firsts.add(first)
+            assert augment.partner(cut) == pasted  # the same draw for the same seed, epoch and cut
+    assert firsts == {True, False}  # before and after
+    # At probability 0.3 about 30 % of the cuts are joined in an epoch.
+    half = CutAugment(seed=0, copy_paste=0.3, partners=partners)
+    eligible = [c for c in cuts if any(p.id != c.id for p in partners.get(c.supervisions[0].speaker, []))]
+    joined = 0
+    for epoch in range(1, 21):
+        half.epoch = epoch
+        joined += sum(half.partner(c) is not None for c in eligible)
+    assert 0.2 < joined / (20 * len(eligible)) < 0.4, (joined, len(eligible))
+    assert CutAugment(seed=0).partner(cuts[0]) is None and not CutAugment(seed=0).active
+    with pytest.raises(SpeechEQError, match="neutral"):
+        CutAugment(copy_paste=0.5, partners={})
+    with pytest.raises(SpeechEQError, match="probability"):
+        CutAugment(copy_paste=1.5, partners=partners)
+
+
+def test_dataset_batch_with_copy_paste_speaks_both_transcripts(synth_data):
+    from lhotse import CutSet
+
+    from speecheq.data import SpeechEQDataset
+    from speecheq.labels import LabelScheme
+    from speecheq.text.tokens import TokenTable
+
+    all_cuts = list(_train_cuts(synth_data))
+    partners = neutral_partners(all_cuts)
+    emotional = [
+        c
+        for c in all_cuts
+        if c.supervisions[0].custom["emotion"] != "neutral" and c.supervisions[0].speaker in partners
+    ][:3]
+    cuts = CutSet.from_cuts(emotional)
+    tokens = TokenTable.from_file(synth_data / "lang/tokens.txt")
+    scheme = LabelScheme.from_preset("6class")
+    augment = CutAugment(seed=0, epoch=1, copy_paste=1.0, partners=partners)
+    batch = SpeechEQDataset(scheme, tokens, augment=augment)[cuts]
+    plain = SpeechEQDataset(scheme, tokens)[cuts]
+    assert torch.equal(batch["emotion"], plain["emotion"])  # the emotional cut's labels stay
+    assert torch.equal(batch["gender"], plain["gender"])
+    for i, cut_id in enumerate(batch["cut_ids"]):
+        cut = next(c for c in emotional if c.id == cut_id)
+        partner, first = augment.partner(cut)
+        own, other = cut.load_features(), partner.load_features()
+        n = int(batch["feature_lens"][i])
+        assert n == own.shape[0] + other.shape[0]
+        head = other if first else own
+        assert torch.allclose(batch["features"][i, : head.shape[0]], torch.from_numpy(head))
+        j = plain["cut_ids"].index(cut_id)
+        own_ids = plain["phones"][j, : int(plain["phone_lens"][j])].tolist()
+        other_ids = tokens.encode(tokens.spell(partner.supervisions[0]))
+        expected = other_ids + own_ids if first else own_ids + other_ids
+        assert batch["phones"][i, : int(batch["phone_lens"][i])].tolist() == expected
+
+
 def test_mixup_mixes_features_and_gives_soft_emotion_targets():
     from speecheq.losses import MultitaskLoss
 
@@ -155,6 +231,8 @@ def test_speaker_adversary_and_levers_train_end_to_end(synth_data, tmp_path):
             "0.9,1.1",
             "--random-crop",
             "1.5",
+            "--copy-paste",
+            "0.5",
             "--mixup-alpha",
             "0.4",
             "--num-epochs",
