@@ -238,3 +238,38 @@ def test_upsampled_ctc_head_gives_each_encoder_frame_several_ctc_frames():
     assert model.phoneme_head.proj.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="ctc_upsample"):
         ModelConfig(**{**TINY, "ctc_upsample": 0})
+
+
+def test_utterance_cmn_removes_a_fixed_spectral_offset_and_travels_in_the_config():
+    # A fixed log-mel offset per bin is what a microphone, a room or a gain adds to every frame.
+    features, lens = torch.randn(2, 150, 80), torch.tensor([150, 90])
+    offset = torch.linspace(-3.0, 4.0, 80)
+    shifted = features + offset
+    shifted[1, 90:] = float("nan")  # padding must not enter the utterance's mean
+    with_cmn = tiny_model(utterance_cmn=True)
+    a, b = with_cmn(features, lens), with_cmn(shifted, lens)
+    for key in ("emotion_logits", "intensity", "gender_logits", "ctc_log_probs"):
+        torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-4)
+    plain = tiny_model()
+    assert not torch.allclose(plain(features, lens)["emotion_logits"], plain(features + offset, lens)["emotion_logits"])
+    # The same weights without it see the offset: the option, not the weights, makes the invariance.
+    plain.load_state_dict(with_cmn.state_dict())
+    assert not torch.allclose(plain(features, lens)["emotion_logits"], a["emotion_logits"], atol=1e-4)
+    config = with_cmn.config.to_dict()
+    assert config["utterance_cmn"] is True and ModelConfig.from_dict(config) == with_cmn.config
+    assert "utterance_cmn" not in plain.config.to_dict()  # older checkpoints' configs compare equal
+    with pytest.raises(ValueError, match="true or false"):
+        ModelConfig.from_dict({**TINY, "utterance_cmn": "yes"})
+
+
+def test_utterance_cmn_survives_export():
+    model = tiny_model(utterance_cmn=True)
+    exported = torch.export.export(
+        model,
+        (torch.randn(2, 100, 80), torch.tensor([100, 80])),
+        dynamic_shapes={"features": {1: torch.export.Dim.DYNAMIC}, "feature_lens": None},
+    )
+    features, lens = torch.randn(2, 140, 80), torch.tensor([140, 60])
+    eager, got = model(features, lens), exported.module()(features + 2.5, lens)
+    for key in ("emotion_logits", "intensity", "gender_logits"):
+        torch.testing.assert_close(got[key], eager[key], atol=1e-4, rtol=1e-4)

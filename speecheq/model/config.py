@@ -38,6 +38,11 @@ class ModelConfig:
     freq_mask_width: int = 15
     num_time_masks: int = 2
     time_mask_ratio: float = 0.05
+    # Subtract each utterance's own mean fbank (over its valid frames) after the global
+    # normalisation: Kaldi's per-utterance CMN (apply-cmvn --norm-vars=false), SpeechBrain's
+    # "sentence" input normalisation. It removes a fixed channel and speaker spectral offset with
+    # the utterance alone, so unlike per-speaker CMVN it needs no other audio of the test speaker.
+    utterance_cmn: bool = False
     # The ssl front end's SSLEncoder.to_settings() (speecheq.model.ssl): the model then takes
     # (B, N) audio samples and the encoder's frames replace normalisation and subsampling;
     # num_mel_bins is then the encoder's output width. None: fbank-like frames.
@@ -47,6 +52,8 @@ class ModelConfig:
         self._check_types()
         if self.ssl is not None and not isinstance(self.ssl, dict):
             raise ValueError(f"ModelConfig.ssl must be a dict (SSLEncoder.to_settings()) or None, got {self.ssl!r}")
+        if self.ssl is not None and self.utterance_cmn:
+            raise ValueError("ModelConfig.utterance_cmn applies to fbank features, not to an ssl front end's frames")
         positive = (
             "num_mel_bins",
             "d_model",
@@ -96,12 +103,17 @@ class ModelConfig:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"ModelConfig.{field.name} must be a number, got {value!r}")
                 setattr(self, field.name, float(value))
+            elif field.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"ModelConfig.{field.name} must be true or false, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
+        # Options off are left out, so the configs of models trained before they existed stay as
+        # they were: their checkpoints resume and compare equal.
         if values["ssl"] is None:
-            # fbank models' configs stay as they were, so their checkpoints resume and compare equal.
             del values["ssl"]
+        if not values["utterance_cmn"]:
+            del values["utterance_cmn"]
         return values
 
     @classmethod

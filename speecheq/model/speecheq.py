@@ -153,6 +153,10 @@ class SpeechEQModel(nn.Module):
         # Padding may hold anything (even NaN); where() rather than a multiply
         # keeps it from leaking into SpecAugment or the convolutions.
         x = torch.where(valid_frames, x, 0.0)
+        if self.config.utterance_cmn:
+            # Padding is zero here, so the sum over time is the sum over valid frames.
+            utterance_mean = x.sum(dim=1, keepdim=True) / feature_lens.clamp(min=1).to(x.dtype).view(-1, 1, 1)
+            x = torch.where(valid_frames, x - utterance_mean, 0.0)
         x = self.specaugment(x, feature_lens)
         encoded, encoder_lens, valid = self.encoder(x, feature_lens)
         return {
