@@ -155,6 +155,7 @@ def model_card(config: dict) -> str:
         f"- Silence trimming at inference: {feature.get('trim_silence_db') or 'off'}"
         + (" dB below each segment's peak" if feature.get("trim_silence_db") else ""),
         f"- Per-speaker CMVN in training: {'yes (inference normalises each file by its own statistics)' if config.get('speaker_cmvn') else 'no'}",
+        f"- Per-utterance CMN: {'yes (inside the model and its exported engines)' if config.get('model_config', {}).get('utterance_cmn') else 'no'}",
         f"- Weights: `{source.get('weights', '?')}` (epoch {source.get('epoch', '?')}), fingerprint `{config.get('fingerprint', '')}`",
         f"- Written by speecheq {config.get('speecheq_version', '?')} with torch {config.get('torch_version', '?')} on {config.get('created', '?')}",
         "",

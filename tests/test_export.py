@@ -121,3 +121,29 @@ def test_local_export_script_runs_and_needs_a_source(tmp_path):
         cwd=REPO,
     )
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("ERROR: model package not found")
+
+
+def test_a_model_with_utterance_cmn_exports_and_its_engines_ignore_a_spectral_offset(tmp_path):
+    from speecheq.engines import OnnxEngine, TorchScriptEngine
+    from speecheq.export import export_engines
+    from speecheq.model import ModelConfig, SpeechEQModel
+    from speecheq.package import package_from_model, save_package
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        d_model=32, num_layers=1, num_heads=2, ff_dim=64, conv_kernel=7, subsampling_channels=8,
+        pooling_dim=16, num_emotions=4, vocab_size=6, utterance_cmn=True,
+    )  # fmt: skip
+    model = SpeechEQModel(config).eval()
+    path = save_package(
+        package_from_model(model, categories=["neutral", "happy", "sad", "angry"], tokens=list("_abcde")),
+        tmp_path / "speecheq-package.pt",
+    )
+    engines = export_engines(path)  # each engine is checked against eager and removed if it differs
+    pkg = load_package(path)
+    assert pkg.model.config.utterance_cmn
+    feats, lens = example_inputs(80, (140, 60), seed=3)
+    shifted = feats + torch.linspace(-2.0, 3.0, 80)  # a microphone's or room's fixed colouring
+    for engine in (TorchScriptEngine(pkg, engines["torchscript"], "cpu"), OnnxEngine(pkg, engines["onnx"], "cpu")):
+        for a, b in zip(engine(feats, lens), engine(shifted, lens)):
+            assert relative_error(b.numpy(), a.numpy()) < 1e-4, engine.name

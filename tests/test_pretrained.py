@@ -201,6 +201,7 @@ def test_hugging_face_folder_round_trip(tmp_path, wavs):
         "61.50",
         "Intended use and limits",
         "epoch-3-avg-2",
+        "Per-utterance CMN: no",
     ):
         assert text in card, text
     # Both layouts load to the same model; the folder runs through speecheq infer like the file.
