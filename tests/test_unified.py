@@ -600,6 +600,8 @@ def test_unified_trains_on_fbank_pitch_and_passes_the_front_end_and_the_recipe_d
         "ssl",
         "--stop-stage",
         "4",
+        "--ctc-weight",
+        "1.0",
         "--extra-train-args",
         "--mixup-alpha 0",
     )
@@ -614,6 +616,7 @@ def test_unified_trains_on_fbank_pitch_and_passes_the_front_end_and_the_recipe_d
         "--lr-schedule": ["cosine"],
         "--mixup-alpha": ["0.4", "0"],  # --extra-train-args come last: the last value is the one used
         "--seed": ["42"],
+        "--ctc-weight": ["1.0"],  # EmoDB's own recipe's weight, passed through run.sh
     }.items():
         assert [args[j + 1] for j, a in enumerate(args) if a == flag] == values, flag
     assert "data/fbank_pitch/emodb_cuts_fold1_train.jsonl.gz" == args[args.index("--train-cuts") + 2]

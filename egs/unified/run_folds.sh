@@ -26,6 +26,7 @@ name=unified                 # exp/<name>_fold<k>; e.g. unified_balanced with --
 # single-corpus recipes' measured configuration, docs/unified.md).
 label_preset=all             # every corpus's categories, each decided among its own (corpus-aware)
 tasks=emotion,intensity,ctc,gender  # tasks trained; a corpus without a task's labels is masked
+ctc_weight=""                # the phone task's loss weight; empty: the task table's 0.1 (EmoDB's own recipe: 1.0)
 model_preset=small           # encoder size: tiny or small (docs/model.md)
 model_config=""              # JSON overrides of the preset
 feature_type=fbank           # fbank or fbank-pitch: the features every corpus was prepared with
@@ -62,6 +63,7 @@ common=(--corpora "$corpora" --name $name --label-preset $label_preset --tasks $
         --lr-schedule $lr_schedule --mixup-alpha $mixup_alpha --seed $seed --device $device --single false)
 [ -z "$model_config" ] || common+=(--model-config "$model_config")
 [ -z "$corpus_weights" ] || common+=(--corpus-weights "$corpus_weights")
+[ -z "$ctc_weight" ] || common+=(--ctc-weight "$ctc_weight")
 
 pids=()
 for k in $folds; do
