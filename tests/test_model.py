@@ -260,6 +260,8 @@ def test_utterance_cmn_removes_a_fixed_spectral_offset_and_travels_in_the_config
     assert "utterance_cmn" not in plain.config.to_dict()  # older checkpoints' configs compare equal
     with pytest.raises(ValueError, match="true or false"):
         ModelConfig.from_dict({**TINY, "utterance_cmn": "yes"})
+    with pytest.raises(ValueError, match="not to an ssl front end"):
+        ModelConfig.from_dict({**TINY, "utterance_cmn": True, "ssl": {}})
 
 
 def test_utterance_cmn_survives_export():

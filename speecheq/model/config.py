@@ -42,6 +42,8 @@ class ModelConfig:
     # normalisation: Kaldi's per-utterance CMN (apply-cmvn --norm-vars=false), SpeechBrain's
     # "sentence" input normalisation. It removes a fixed channel and speaker spectral offset with
     # the utterance alone, so unlike per-speaker CMVN it needs no other audio of the test speaker.
+    # Off by default: it also removes the utterance's loudness level and spectral tilt, and cost
+    # 7.6 dev UA on RAVDESS and more on EmoDB (RESULTS.md, "Per-utterance CMN").
     utterance_cmn: bool = False
     # The ssl front end's SSLEncoder.to_settings() (speecheq.model.ssl): the model then takes
     # (B, N) audio samples and the encoder's frames replace normalisation and subsampling;
