@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RAVDESS_DIR = Path(os.environ.get("SPEECHEQ_RAVDESS_DIR", REPO.parent / "shared" / "data" / "ravdess"))
+EMODB_DIR = Path(os.environ.get("SPEECHEQ_EMODB_DIR", REPO.parent / "shared" / "data" / "emodb"))
 
 
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -37,6 +38,13 @@ def ravdess_dir() -> Path:
     if not (RAVDESS_DIR / "Actor_01").is_dir():
         pytest.skip(f"RAVDESS not found at {RAVDESS_DIR} (set SPEECHEQ_RAVDESS_DIR)")
     return RAVDESS_DIR
+
+
+@pytest.fixture
+def emodb_dir() -> Path:
+    if not (EMODB_DIR / "wav").is_dir():
+        pytest.skip(f"EmoDB not found at {EMODB_DIR} (set SPEECHEQ_EMODB_DIR)")
+    return EMODB_DIR
 
 
 def recipe_copy(dest: Path, corpus: str) -> Path:

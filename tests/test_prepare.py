@@ -82,6 +82,29 @@ def test_prepare_is_skipped_when_done(tmp_path):
         get_corpus("timit")
 
 
+def test_emodb_recipe_prepares_all_535_files_into_speaker_pair_folds(emodb_dir, tmp_path):
+    """The real corpus through stages 0-3 of egs/emodb (read in place, never copied)."""
+    recipe = recipe_copy(tmp_path / "emodb", "emodb")
+    r = subprocess.run(
+        ["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(emodb_dir)],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((recipe / "data/manifests/emodb_prepare_summary.json").read_text())
+    assert summary["utterances"] == 535 and summary["skipped"] == {}
+    assert 0.35 < summary["hours"] < 0.45
+    splits = json.loads((recipe / "data/fbank/emodb_splits.json").read_text())
+    for k in range(5):  # every cut in exactly one of train, dev, test; all 7 classes learnt; phones for all
+        fold = [splits[f"fold{k}_{s}"] for s in ("train", "dev", "test")]
+        assert sum(f["cuts"] for f in fold) == 535
+        assert len(fold[0]["emotion"]) == 7 and fold[0]["with_phones"] == fold[0]["cuts"]
+        # EmoDB has intensity labels only where the unified scale fixes them: neutral is 0.
+        assert fold[0]["with_intensity"] == fold[0]["emotion"]["neutral"]
+
+
 def test_ravdess_recipe_prepares_all_1440_files(ravdess_dir, tmp_path, monkeypatch):
     """The real corpus through stages 0-3 of egs/ravdess (read in place, never copied)."""
     recipe = recipe_copy(tmp_path / "ravdess", "ravdess")
