@@ -82,17 +82,23 @@ def test_prepare_is_skipped_when_done(tmp_path):
         get_corpus("timit")
 
 
-def test_emodb_recipe_prepares_all_535_files_into_speaker_pair_folds(emodb_dir, tmp_path):
-    """The real corpus through stages 0-3 of egs/emodb (read in place, never copied)."""
-    recipe = recipe_copy(tmp_path / "emodb", "emodb")
+def prepared_recipe(tmp_path, corpus, corpus_dir):
+    """A scratch copy of egs/<corpus> after its stages 0-3 on the real corpus."""
+    recipe = recipe_copy(tmp_path / corpus, corpus)
     r = subprocess.run(
-        ["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(emodb_dir)],
+        ["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(corpus_dir)],
         cwd=recipe,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-3000:]
+    return recipe
+
+
+def test_emodb_recipe_prepares_all_535_files_into_speaker_pair_folds(emodb_dir, tmp_path):
+    """The real corpus through stages 0-3 of egs/emodb (read in place, never copied)."""
+    recipe = prepared_recipe(tmp_path, "emodb", emodb_dir)
     summary = json.loads((recipe / "data/manifests/emodb_prepare_summary.json").read_text())
     assert summary["utterances"] == 535 and summary["skipped"] == {}
     assert 0.35 < summary["hours"] < 0.45
@@ -107,15 +113,7 @@ def test_emodb_recipe_prepares_all_535_files_into_speaker_pair_folds(emodb_dir, 
 
 def test_ravdess_recipe_prepares_all_1440_files(ravdess_dir, tmp_path, monkeypatch):
     """The real corpus through stages 0-3 of egs/ravdess (read in place, never copied)."""
-    recipe = recipe_copy(tmp_path / "ravdess", "ravdess")
-    r = subprocess.run(
-        ["bash", "run.sh", "--stop-stage", "3", "--corpus-dir", str(ravdess_dir)],
-        cwd=recipe,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    recipe = prepared_recipe(tmp_path, "ravdess", ravdess_dir)
     summary = json.loads((recipe / "data/manifests/ravdess_prepare_summary.json").read_text())
     assert summary["utterances"] == 1440 and summary["skipped"] == {}
     assert summary["notes"] == {"multi-channel, used channel 0": 5}
