@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-RAVDESS_DIR = Path(os.environ.get("SPEECHEQ_RAVDESS_DIR", REPO.parent / "shared" / "data" / "ravdess"))
-EMODB_DIR = Path(os.environ.get("SPEECHEQ_EMODB_DIR", REPO.parent / "shared" / "data" / "emodb"))
+
+
+def real_corpus_dir(corpus: str) -> Path:
+    """Where the recipes read a real corpus: $SPEECHEQ_<CORPUS>_DIR, else ../shared/data/<corpus>."""
+    return Path(os.environ.get(f"SPEECHEQ_{corpus.upper()}_DIR", REPO.parent / "shared" / "data" / corpus))
 
 
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -33,18 +36,21 @@ def write_wav(path: Path, data: np.ndarray, sr: int = 16000, subtype: str = "PCM
     return path
 
 
+def _real_corpus_or_skip(corpus: str, name: str, marker: str) -> Path:
+    folder = real_corpus_dir(corpus)
+    if not (folder / marker).is_dir():
+        pytest.skip(f"{name} not found at {folder} (set SPEECHEQ_{corpus.upper()}_DIR)")
+    return folder
+
+
 @pytest.fixture
 def ravdess_dir() -> Path:
-    if not (RAVDESS_DIR / "Actor_01").is_dir():
-        pytest.skip(f"RAVDESS not found at {RAVDESS_DIR} (set SPEECHEQ_RAVDESS_DIR)")
-    return RAVDESS_DIR
+    return _real_corpus_or_skip("ravdess", "RAVDESS", "Actor_01")
 
 
 @pytest.fixture
 def emodb_dir() -> Path:
-    if not (EMODB_DIR / "wav").is_dir():
-        pytest.skip(f"EmoDB not found at {EMODB_DIR} (set SPEECHEQ_EMODB_DIR)")
-    return EMODB_DIR
+    return _real_corpus_or_skip("emodb", "EmoDB", "wav")
 
 
 def recipe_copy(dest: Path, corpus: str) -> Path:
