@@ -27,7 +27,8 @@
 # warmup_batches, ctc_weight (default: the task table's), extra_train_args, decode_checkpoint (the weights stages 5, 8 and 9 use; default:
 # the last min(5, num_epochs) epochs averaged; or "--checkpoint best-valid.pt", chosen on dev) and
 # allow_untrained_alignment (stage 6), ctc_units (default phone) and bpe_vocab_size (default 500),
-# front_end (default fbank), ssl_model and ssl_finetune_top (default 0) (stage 4; docs/ssl.md).
+# front_end (default fbank), ssl_model and ssl_finetune_top (default 0) (stage 4; docs/ssl.md),
+# fit_on (default train; stages 4-9, see fit_suffix).
 # force=true (./run.sh --force) redoes stages 0 and 2 where they are marked done; stages 1 and 3
 # keep no marker (seconds of work) and always redo theirs. egs/unified (several corpora, one model)
 # trains with the same train_model and front_end_args, and decodes with decode_weights.
@@ -44,10 +45,25 @@ fold_prefix() {  # fold_prefix FOLD -> "fold0_" or "" (the split-file prefix)
   case $1 in official|"") echo "" ;; fold*) echo "${1}_" ;; *) echo "fold${1}_" ;; esac
 }
 
-fold_exp_dir() {  # fold_exp_dir FOLD -> exp/<exp_name>_<label_preset>/fold<k>; a recipe of one model: $exp_dir
+fit_suffix() {  # "" for fit_on=train, "_traindev" for fit_on=train+dev; one line and a failure otherwise
+  # fit_on=train+dev refits on a fold's train and dev speakers (the test speakers stay unseen), once the
+  # configuration is chosen on dev: a final model that trained on every non-test speaker, as published
+  # speaker-independent results are. Its models and SVM rows get their own folders (the suffix, as
+  # speecheq/baseline.py's baseline_name), its dev sets are training data: stage 5 decodes test only,
+  # stage 8 (weight chosen on dev) refuses, and the weights are the last epochs' (no best-valid.pt).
+  case ${fit_on:-train} in
+    train) echo "" ;;
+    train+dev) echo "_traindev" ;;
+    *) echo "ERROR: fit_on=${fit_on}: choose train or train+dev" >&2; return 1 ;;
+  esac
+}
+
+fold_exp_dir() {  # fold_exp_dir FOLD -> exp/<exp_name>[_traindev]_<label_preset>/fold<k>; a recipe of one model: $exp_dir
   # (speecheq/baseline.py names the SVM's fold folders the same way)
+  local models
   if [ -n "${exp_dir:-}" ]; then echo "$exp_dir"; return; fi
-  case $1 in fold*|official) echo "exp/${exp_name}_${label_preset}/$1" ;; *) echo "exp/${exp_name}_${label_preset}/fold$1" ;; esac
+  models="exp/${exp_name}$(fit_suffix)_${label_preset}" || return 1
+  case $1 in fold*|official) echo "$models/$1" ;; *) echo "$models/fold$1" ;; esac
 }
 
 lang_dir() {  # lang_dir [FOLD] -> the lang folder the CTC task of FOLD reads (ctc_units; docs/model.md "CTC units")
@@ -147,8 +163,9 @@ train_fold() {  # train_fold FOLD DIR SEED [FRONT-END ARGS]: one model of a fold
     local/prepare_lang.py --supervisions "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --units bpe \
       --bpe-vocab-size "${bpe_vocab_size:-500}" --lang-dir "$lang"
   fi
-  train_model "$dir" "$sd" --train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" \
-    --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz" --lang-dir "$lang" "$@"
+  local -a cuts=(--train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
+  [ -n "$(fit_suffix)" ] && cuts=(--train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
+  train_model "$dir" "$sd" "${cuts[@]}" --lang-dir "$lang" "$@"
 }
 
 train_model() {  # train_model DIR SEED ARGS...: local/train.py on ARGS (cuts, lang, front end) into DIR, resumed
@@ -201,7 +218,7 @@ decode_pattern() {  # decode_pattern DIR FOLD TAG -> the decode folder of FOLD's
 stage_decode() {  # stage 5: each fold's test set, then mean and std over folds -> $results
   # A recipe of one model: its test and dev sets, one row each in ${results:-$exp_dir/RESULTS.md}, printed.
   # With ensemble_seeds: also every member's test and dev sets and their mean posterior, one more row.
-  local k dir s weights tag="" out table sd ens="exp/${exp_name:-}_ens_${label_preset}"
+  local k dir s weights tag="" out table sd ens="exp/${exp_name:-}_ens$(fit_suffix)_${label_preset}"
   local -a metrics=() ens_metrics=() runs cuts
   ensemble_seeds_ok || return 1
   weights=$(decode_weights)
@@ -234,8 +251,8 @@ stage_decode() {  # stage 5: each fold's test set, then mean and std over folds 
     ens_metrics+=("$dir/decode/${corpus}_${s}test-ens/metrics.json")
   done
   log "mean and std over folds ($folds) -> $results"
-  local/decode.py --exp-dir "exp/${exp_name}_${label_preset}" --folds "${metrics[@]}" \
-    --summary-out "exp/${exp_name}_${label_preset}/folds-summary-$tag.json" \
+  local/decode.py --exp-dir "exp/${exp_name}$(fit_suffix)_${label_preset}" --folds "${metrics[@]}" \
+    --summary-out "exp/${exp_name}$(fit_suffix)_${label_preset}/folds-summary-$tag.json" \
     --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
   [ -n "${ensemble_seeds:-}" ] || return 0
   log "ensemble of seeds $seed $ensemble_seeds: mean and std over folds ($folds) -> $results"
@@ -283,13 +300,14 @@ stage_baseline() {  # stage 7: openSMILE functionals + SVM on each fold (speeche
     for norm in ${baseline_speaker_norm:-no yes}; do
       name="baseline_${featset}"; norm_arg=()
       if [ "$norm" = yes ]; then name="${name}_spknorm"; norm_arg=(--speaker-norm); fi
+      name="${name}$(fit_suffix)"
       log "baseline $name: kernel and C by leave-one-speaker-out on each fold's training speakers (folds: $folds)"
       local/baseline_functionals.py --corpus "$corpus" --folds $folds --feature-set "$featset" "${norm_arg[@]}" "${encoder_arg[@]}" \
         --label-preset "$label_preset" --fbank-dir "$(feats)" --functionals-dir data/functionals \
-        --exp-dir "exp/${name}_${label_preset}"
+        --fit-on "${fit_on:-train}" --exp-dir "exp/${name}_${label_preset}"
       metrics=()
       for k in $folds; do
-        dir=$(exp_name="$name" fold_exp_dir "$k"); s=$(fold_prefix "$k")
+        dir=$(exp_name="$name" fit_on=train fold_exp_dir "$k"); s=$(fold_prefix "$k")
         metrics+=("$dir/decode/${corpus}_${s}test-svm/metrics.json")
       done
       log "mean and std over folds ($folds) -> $results"
@@ -316,6 +334,10 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
   # With ensemble_seeds the network side is stage 5's seed ensemble (its dev sets decoded there).
   local k dir s weights tag="" out rows svm svm_tag=svm fused net=$exp_name what row
   local -a metrics svm_runs=()
+  if [ -n "$(fit_suffix)" ]; then
+    echo "ERROR: stage 8 chooses its fusion weight on the dev speakers, which fit_on=$fit_on trains on; fuse the fit_on=train models" >&2
+    return 1
+  fi
   rows=$(fusion_rows)
   svm=$(echo $rows | tr ' ' '+')
   if [[ $svm == *+* ]]; then
@@ -370,3 +392,5 @@ stage_export() {  # stage 9 [INPUT]: the first fold's model, with the weights st
     head -2 "$records"
   fi
 }
+
+fit_suffix >/dev/null || exit 1  # a wrong fit_on stops the recipe before any stage, with one line

@@ -45,6 +45,7 @@ decode_checkpoint=""       # weights of stages 5, 8 and 9; default: the last 5 e
 speaker_encoder=""         # stage 7: a GE2E weights file (resemblyzer's pretrained.pt) adds the GE2E SVM rows
 fusion_baseline=""         # stage 8: SVM row(s) fused with the network; default ComParE_2016 (+ GE2E with a speaker encoder: their mean), _spknorm rows with --speaker-cmvn
 exp_name=multitask         # models go to exp/<exp_name>_<label_preset>/fold<k>
+fit_on=train               # train+dev: refit on train and dev speakers once dev has chosen the configuration (utils/stages.sh fit_suffix)
 seed=42                    # random seed of training
 ensemble_seeds=""          # more seeds: each trains exp/<exp_name>_seed<s>_<label_preset>; stages 5 and 8 then use the mean posterior of the seed-$seed model and these
 results=RESULTS.md         # the file stages 5, 7 and 8 append their rows to
