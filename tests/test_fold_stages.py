@@ -333,3 +333,61 @@ def test_the_emodb_recipe_trains_its_measured_configuration(recipe):
     assert value["--num-epochs"] == "50" and value["--ctc-weight"] == "1.0"
     assert json.loads(value["--model-config"]) == {"ctc_upsample": 2} and "ctc" in value["--tasks"].split(",")
     assert args[args.index("--train-cuts") + 1] == "data/fbank/emodb_cuts_fold2_train.jsonl.gz"
+
+
+def _arg(args, flag):
+    """The values after ``flag`` up to the next option."""
+    i = args.index(flag) + 1
+    j = next((n for n in range(i, len(args)) if args[n].startswith("--")), len(args))
+    return args[i:j]
+
+
+def test_fit_on_train_dev_trains_on_both_splits_into_its_own_folder(recipe):
+    r = stage4(recipe, "folds='0 1'; fit_on=train+dev")
+    assert r.returncode == 0, r.stderr
+    args = train_args(r.stdout)
+    assert _runs(r.stdout) == [("exp/m_traindev_all/fold0", "0"), ("exp/m_traindev_all/fold1", "0")]
+    assert _arg(args, "--train-cuts") == [
+        "data/fbank/emodb_cuts_fold0_train.jsonl.gz",
+        "data/fbank/emodb_cuts_fold0_dev.jsonl.gz",
+    ]
+    assert "--dev-cuts" not in args  # no dev set left to validate or choose on
+    # the default keeps dev out of training, as every row chosen on dev was trained
+    args = train_args(stage4(recipe, "fit_on=train").stdout)
+    assert _arg(args, "--train-cuts") == ["data/fbank/emodb_cuts_fold0_train.jsonl.gz"]
+    assert _arg(args, "--dev-cuts") == ["data/fbank/emodb_cuts_fold0_dev.jsonl.gz"]
+    assert _runs(stage4(recipe, "true").stdout) == [("exp/m_all/fold0", "0")]
+
+
+def test_a_bad_fit_on_stops_the_recipe_with_one_line(recipe):
+    r = stage4(recipe, "fit_on=dev")
+    assert r.returncode == 1 and r.stderr.strip() == "ERROR: fit_on=dev: choose train or train+dev"
+    assert "arg:" not in r.stdout
+
+
+def test_stage_8_refuses_models_that_trained_on_dev(recipe):
+    for name in ("fuse", "decode"):
+        stub(recipe, f"{name}.py", f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
+    r = fold_recipe(recipe, "fit_on=train+dev", "stage_fuse")
+    assert r.returncode == 1 and "fuse:" not in r.stdout and "decode:" not in r.stdout
+    assert r.stderr.strip().startswith("ERROR: stage 8 chooses its fusion weight on the dev speakers")
+
+
+def test_stage_7_refits_the_svms_into_their_own_folders(recipe):
+    stub(recipe, "baseline_functionals.py", '#!/usr/bin/env bash\nprintf "svm:%s\\n" "$@"\n')
+    stub(recipe, "decode.py", '#!/usr/bin/env bash\nprintf "decode:%s\\n" "$@"\n')
+    r = fold_recipe(
+        recipe, "fit_on=train+dev; baseline_featsets=ComParE_2016; baseline_speaker_norm=yes", "stage_baseline"
+    )
+    assert r.returncode == 0, r.stderr
+    svm = [line[4:] for line in r.stdout.splitlines() if line.startswith("svm:")]
+    decode = [line[7:] for line in r.stdout.splitlines() if line.startswith("decode:")]
+    assert _arg(svm, "--fit-on") == ["train+dev"] and "--speaker-norm" in svm
+    assert _arg(svm, "--exp-dir") == ["exp/baseline_ComParE_2016_spknorm_traindev_all"]
+    # the name speecheq.baseline gives the same model, so the stage and the library agree on one folder
+    from speecheq.baseline import baseline_name
+
+    assert baseline_name("ComParE_2016", True, "all", "train+dev") == "baseline_ComParE_2016_spknorm_traindev_all"
+    assert _arg(decode, "--folds") == [
+        "exp/baseline_ComParE_2016_spknorm_traindev_all/fold0/decode/emodb_fold0_test-svm/metrics.json"
+    ]

@@ -253,12 +253,12 @@ stage_decode() {  # stage 5: each fold's test set, then mean and std over folds 
   log "mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir "exp/${exp_name}$(fit_suffix)_${label_preset}" --folds "${metrics[@]}" \
     --summary-out "exp/${exp_name}$(fit_suffix)_${label_preset}/folds-summary-$tag.json" \
-    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag folds: ${folds}"
+    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name}$(fit_suffix) (${tasks}) $tag folds: ${folds}"
   [ -n "${ensemble_seeds:-}" ] || return 0
   log "ensemble of seeds $seed $ensemble_seeds: mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir "$ens" --folds "${ens_metrics[@]}" --summary-out "$ens/folds-summary-ens-$tag.json" \
     --results "$results" \
-    --run-name "${corpus} ${label_preset} ${exp_name} (${tasks}) $tag ensemble of seeds $seed $ensemble_seeds folds: ${folds}"
+    --run-name "${corpus} ${label_preset} ${exp_name}$(fit_suffix) (${tasks}) $tag ensemble of seeds $seed $ensemble_seeds folds: ${folds}"
 }
 
 stage_align() {  # stage 6 [FOLD]: CTC phone alignment of a fold's test set (default: the first) -> <feat_dir>_ali
