@@ -510,7 +510,10 @@ def kill_trial(ref: Reference, name: str, folder: Path, rng: random.Random) -> T
         delay /= 3
     trial = Trial(name, killed)
     if killed is not None:
-        grace = time.monotonic() + 3.0
+        # Orphaned workers exit when they next notice their parent is gone; on 2 cores shared with
+        # trainings that can take seconds, so the window is 10 s (it was 3): a worker that keeps
+        # running still fails the trial, one that is slow to be scheduled does not.
+        grace = time.monotonic() + 10.0
         while group_alive(proc.pid) and time.monotonic() < grace:
             time.sleep(0.05)
         if group_alive(proc.pid):
