@@ -498,6 +498,12 @@ Writes OUT_DIR/fold<k>/decode/<set>-fused/{predictions.tsv,metrics.json} and fol
     p.add_argument("--folds", nargs="+", default=["0", "1", "2", "3"], help="fold numbers substituted for {k}")
     p.add_argument("--out-dir", type=Path, required=True, help="output folder, e.g. exp/fusion_all4_compare")
     p.add_argument("--names", nargs=2, default=["net", "svm"], help="names of A and B in fusion.json")
+    p.add_argument(
+        "--weights-from",
+        type=Path,
+        help="an earlier fusion's OUT_DIR: each fold's w is read from its fold<k>/fusion.json instead of chosen "
+        "on dev (for models refitted on train + dev, whose dev sets are training data); only test sets are read",
+    )
     return p
 
 
@@ -505,7 +511,7 @@ def run_fuse(argv=None, prog: Optional[str] = "speecheq fuse") -> None:
     args = fuse_parser(prog).parse_args(argv)
     from speecheq.fusion import fuse_folds
 
-    for path in fuse_folds(args.a, args.b, args.folds, args.out_dir, names=args.names):
+    for path in fuse_folds(args.a, args.b, args.folds, args.out_dir, names=args.names, weights_from=args.weights_from):
         print(path)
 
 

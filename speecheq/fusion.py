@@ -8,6 +8,10 @@ and the fused test set is written in the same layout:
 ``<out-dir>/<fold>/decode/<set>-fused/{predictions.tsv,metrics.json}`` plus
 ``<out-dir>/<fold>/fusion.json`` with the chosen w and the dev UA of every w.
 
+A model refitted on train + dev (the recipes' ``fit_on=train+dev``) has no unseen dev set to choose w
+on: ``weights_from`` then names the fusion of the same pair trained on train only, and each fold's w is
+read from its ``fusion.json`` (chosen on dev there) and applied to the refitted pair's test set.
+
 A seed ensemble (:func:`average_runs`, :func:`average_folds`) reads the same folders: the
 equal-weight mean of N >= 2 runs' probabilities on one set, written as
 ``<out-dir>/<fold>/decode/<set>-ens/{predictions.tsv,metrics.json}``.
@@ -16,10 +20,11 @@ equal-weight mean of N >= 2 runs' probabilities on one set, written as
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -128,22 +133,42 @@ def set_of(decode_dir: Path) -> str:
     return Path(decode_dir).name.split("-", 1)[0]
 
 
+def chosen_weight(fusion_dir: Path) -> Dict[str, object]:
+    """The w an earlier fusion chose for one fold (its ``fusion.json``), with where it was chosen."""
+    path = Path(fusion_dir) / "fusion.json"
+    try:
+        info = json.loads(path.read_text())
+        w = float(info["w"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SpeechEQError(
+            f"{path}: no fusion weight to reuse ({type(e).__name__}: {e}); run that fusion first"
+        ) from e
+    if not 0.0 <= w <= 1.0:
+        raise SpeechEQError(f"{path}: fusion weight {w} is not in [0, 1]")
+    return {"w": w, "dev_UA": info.get("dev_UA"), "chosen_on": info.get("chosen_on"), "weights_from": str(path)}
+
+
 def fuse_fold(
-    a_dev: Path,
-    b_dev: Path,
+    a_dev: Optional[Path],
+    b_dev: Optional[Path],
     a_test: Path,
     b_test: Path,
     out_dir: Path,
     *,
     weights: Sequence[float] = WEIGHTS,
     names: Sequence[str] = ("net", "svm"),
+    weights_from: Optional[Path] = None,
 ) -> Path:
-    """Choose w on dev, fuse test, write the decode folder; returns its metrics.json."""
+    """Choose w on dev (or read it from ``weights_from``, an earlier fusion's fold folder), fuse
+    test, write the decode folder; returns its metrics.json."""
     from speecheq.baseline import category_records, write_decode_dir
 
-    da = read_predictions(a_dev)
-    db = aligned(da, read_predictions(b_dev))
-    choice = choose_weight(da, db, weights)
+    if weights_from is not None:
+        choice = chosen_weight(weights_from)
+    else:
+        da = read_predictions(a_dev)
+        db = aligned(da, read_predictions(b_dev))
+        choice = {**choose_weight(da, db, weights), "chosen_on": str(a_dev)}
     ta = read_predictions(a_test)
     tb = aligned(ta, read_predictions(b_test))
     probs = choice["w"] * ta.probs + (1 - choice["w"]) * tb.probs
@@ -154,19 +179,23 @@ def fuse_fold(
     info = {
         "w": choice["w"],
         "formula": f"w * p_{names[0]} + (1 - w) * p_{names[1]}",
-        "chosen_on": str(a_dev),
+        "chosen_on": choice["chosen_on"],
         "dev_UA": choice["dev_UA"],
-        "dev_UA_by_w": choice["dev_UA_by_w"],
-        names[0]: {"dev": str(a_dev), "test": str(a_test)},
-        names[1]: {"dev": str(b_dev), "test": str(b_test)},
+        names[0]: {"test": str(a_test)},
+        names[1]: {"test": str(b_test)},
     }
+    if weights_from is None:
+        info["dev_UA_by_w"] = choice["dev_UA_by_w"]
+        info[names[0]]["dev"], info[names[1]]["dev"] = str(a_dev), str(b_dev)
+    else:
+        info["weights_from"] = choice["weights_from"]
     summary = write_decode_dir(decode_dir, recs, scheme, {"corpus_aware": True, "fusion": info}, set_name)
     write_json_atomic(Path(out_dir) / "fusion.json", {**info, "test_headline": summary["headline"]})
     log.info(
-        "%s: w = %.1f (dev UA %.2f); test UA %.2f",
+        "%s: w = %.1f (%s); test UA %.2f",
         out_dir,
         choice["w"],
-        choice["dev_UA"],
+        f"from {weights_from}" if weights_from is not None else f"dev UA {choice['dev_UA']:.2f}",
         summary["headline"].get("UA", float("nan")),
     )
     return decode_dir / "metrics.json"
@@ -180,9 +209,14 @@ def fuse_folds(
     *,
     weights: Sequence[float] = WEIGHTS,
     names: Sequence[str] = ("net", "svm"),
+    weights_from: Optional[Path] = None,
 ) -> List[Path]:
-    """Patterns name a decode folder with {k} (the fold) and {split} (dev or test)."""
+    """Patterns name a decode folder with {k} (the fold) and {split} (dev or test). With
+    ``weights_from`` (an earlier fusion's output folder) each fold's w is read from it and only the
+    test sets are read."""
     check_patterns([a_pattern, b_pattern])
+    if weights_from is not None and Path(weights_from).resolve() == Path(out_dir).resolve():
+        raise SpeechEQError(f"--weights-from {weights_from} is the output folder itself")
     out = []
     for k in folds:
         paths = {
@@ -192,13 +226,14 @@ def fuse_folds(
         }
         out.append(
             fuse_fold(
-                paths["a", "dev"],
-                paths["b", "dev"],
+                None if weights_from else paths["a", "dev"],
+                None if weights_from else paths["b", "dev"],
                 paths["a", "test"],
                 paths["b", "test"],
                 Path(out_dir) / fold_name(k),
                 weights=weights,
                 names=names,
+                weights_from=None if weights_from is None else Path(weights_from) / fold_name(k),
             )
         )
     return out

@@ -360,6 +360,43 @@ def test_fusion_weight_chosen_on_dev(tmp_path, case, monkeypatch):
         assert metrics["headline"] == ref["headline"]
 
 
+def test_refitted_models_are_fused_with_the_weights_the_train_only_pair_chose(tmp_path, monkeypatch):
+    """fit_on=train+dev: no dev set is left to choose on, so each fold's w comes from the fusion of the
+    pair trained on train only, and only the refitted test sets are read."""
+    from speecheq.errors import SpeechEQError
+    from speecheq.fusion import fuse_folds
+
+    monkeypatch.setattr("speecheq.plots.plot_confusion", lambda *a, **k: None)
+    rng = np.random.default_rng(5)
+    truth = np.tile(np.arange(4), 10)
+    for k, net_is_good in ((0, True), (1, False)):  # fold 0 chooses w = 1, fold 1 w = 0
+        for split in ("dev", "test"):
+            good, bad = _informative(truth, rng), _confident_noise(truth, rng)
+            _decode_dir(tmp_path / f"net/fold{k}/s_fold{k}_{split}-t", truth, good if net_is_good else bad)
+            _decode_dir(tmp_path / f"svm/fold{k}/s_fold{k}_{split}-svm", truth, bad if net_is_good else good)
+        # the refitted pair: test sets only, posteriors unlike the train-only pair's
+        _decode_dir(tmp_path / f"net_r/fold{k}/s_fold{k}_test-t", truth, _informative(truth, rng))
+        _decode_dir(tmp_path / f"svm_r/fold{k}/s_fold{k}_test-svm", truth, _confident_noise(truth, rng))
+    pattern = {
+        side: str(tmp_path / side / ("fold{k}/s_fold{k}_{split}-" + tag))
+        for side, tag in (("net", "t"), ("svm", "svm"), ("net_r", "t"), ("svm_r", "svm"))
+    }
+    fuse_folds(pattern["net"], pattern["svm"], ["0", "1"], tmp_path / "fusion")
+    out = fuse_folds(
+        pattern["net_r"], pattern["svm_r"], ["0", "1"], tmp_path / "fusion_r", weights_from=tmp_path / "fusion"
+    )
+    for k, (w, side) in enumerate(((1.0, "net_r/fold0/s_fold0_test-t"), (0.0, "svm_r/fold1/s_fold1_test-svm"))):
+        info = json.loads((tmp_path / f"fusion_r/fold{k}/fusion.json").read_text())
+        assert info["w"] == w and info["weights_from"] == str(tmp_path / f"fusion/fold{k}/fusion.json")
+        assert info["chosen_on"] == str(tmp_path / f"net/fold{k}/s_fold{k}_dev-t")
+        ref = json.loads((tmp_path / side / "metrics.json").read_text())
+        assert json.loads(out[k].read_text())["headline"] == ref["headline"]
+    with pytest.raises(SpeechEQError, match="no fusion weight to reuse.*run that fusion first"):
+        fuse_folds(pattern["net_r"], pattern["svm_r"], ["0"], tmp_path / "f2", weights_from=tmp_path / "nowhere")
+    with pytest.raises(SpeechEQError, match="is the output folder itself"):
+        fuse_folds(pattern["net_r"], pattern["svm_r"], ["0"], tmp_path / "fusion", weights_from=tmp_path / "fusion")
+
+
 def test_fusion_refuses_different_cuts_in_one_line(tmp_path):
     truth = np.arange(4)
     probs = np.full((4, 4), 0.25)

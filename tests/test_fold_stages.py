@@ -365,12 +365,35 @@ def test_a_bad_fit_on_stops_the_recipe_with_one_line(recipe):
     assert "arg:" not in r.stdout
 
 
-def test_stage_8_refuses_models_that_trained_on_dev(recipe):
-    for name in ("fuse", "decode"):
+def test_stage_8_fuses_refitted_models_with_the_train_only_pairs_weights(recipe):
+    for name in ("ensemble", "fuse", "decode"):
         stub(recipe, f"{name}.py", f'#!/usr/bin/env bash\nprintf "{name}:%s\\n" "$@"\n')
-    r = fold_recipe(recipe, "fit_on=train+dev", "stage_fuse")
-    assert r.returncode == 1 and "fuse:" not in r.stdout and "decode:" not in r.stdout
-    assert r.stderr.strip().startswith("ERROR: stage 8 chooses its fusion weight on the dev speakers")
+    r = fold_recipe(
+        recipe,
+        "folds='0 1'; fit_on=train+dev; speaker_encoder=w.pt; decode_checkpoint='--epoch 1 --avg 1'",
+        "stage_fuse",
+    )
+    assert r.returncode == 0, r.stderr
+    calls = {
+        n: [line[len(n) + 1 :] for line in r.stdout.splitlines() if line.startswith(f"{n}:")]
+        for n in ("ensemble", "fuse")
+    }
+    ens, fuse = calls["ensemble"], calls["fuse"]
+    assert _arg(ens, "--runs") == [
+        f"exp/baseline_{row}_traindev_all/fold{{k}}/decode/emodb_fold{{k}}_{{split}}-svm"
+        for row in ("ComParE_2016", "GE2E")
+    ]
+    assert _arg(ens, "--splits") == ["test"]  # the refitted SVMs' dev sets are their training data
+    svm = "ComParE_2016+GE2E"
+    # (the weights tag after the "-" comes from local/decode.py, a stub here)
+    assert _arg(fuse, "--a")[0].startswith("exp/m_traindev_all/fold{k}/decode/emodb_fold{k}_{split}-")
+    assert _arg(fuse, "--b") == [f"exp/baseline_{svm}_traindev_all/fold{{k}}/decode/emodb_fold{{k}}_{{split}}-ens"]
+    assert _arg(fuse, "--out-dir") == [f"exp/fusion_m_{svm}_traindev_all"]
+    assert _arg(fuse, "--weights-from") == [f"exp/fusion_m_{svm}_all"]  # the fit_on=train pair's, chosen on dev
+    # the default still chooses on dev, from the train-only folders
+    r = fold_recipe(recipe, "folds='0 1'; decode_checkpoint='--epoch 1 --avg 1'", "stage_fuse")
+    fuse = [line[5:] for line in r.stdout.splitlines() if line.startswith("fuse:")]
+    assert "--weights-from" not in fuse and _arg(fuse, "--out-dir") == ["exp/fusion_m_ComParE_2016_all"]
 
 
 def test_stage_7_refits_the_svms_into_their_own_folders(recipe):

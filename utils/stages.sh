@@ -50,7 +50,8 @@ fit_suffix() {  # "" for fit_on=train, "_traindev" for fit_on=train+dev; one lin
   # configuration is chosen on dev: a final model that trained on every non-test speaker, as published
   # speaker-independent results are. Its models and SVM rows get their own folders (the suffix, as
   # speecheq/baseline.py's baseline_name), its dev sets are training data: stage 5 decodes test only,
-  # stage 8 (weight chosen on dev) refuses, and the weights are the last epochs' (no best-valid.pt).
+  # stage 8 reuses the weights the train-only pair chose on dev, and the network's weights are the last
+  # epochs' (no best-valid.pt).
   case ${fit_on:-train} in
     train) echo "" ;;
     train+dev) echo "_traindev" ;;
@@ -332,21 +333,21 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
   # The SVM rows are fusion_rows'. Several ("ComParE_2016 GE2E") are first averaged with equal weights
   # (no weight tuned: exp/baseline_ComParE_2016+GE2E_<preset>), so that dev still chooses one weight only.
   # With ensemble_seeds the network side is stage 5's seed ensemble (its dev sets decoded there).
-  local k dir s weights tag="" out rows svm svm_tag=svm fused net=$exp_name what row
-  local -a metrics svm_runs=()
-  if [ -n "$(fit_suffix)" ]; then
-    echo "ERROR: stage 8 chooses its fusion weight on the dev speakers, which fit_on=$fit_on trains on; fuse the fit_on=train models" >&2
-    return 1
-  fi
+  # fit_on=train+dev: the refitted network and SVMs have trained on dev, so each fold's w is the one
+  # the train-only pair chose on dev (its fusion, run first with fit_on=train), applied to their test sets.
+  local k dir s weights tag="" out rows svm svm_tag=svm fused net=$exp_name what row fit chosen="w on dev"
+  local -a metrics svm_runs=() splits=(test dev) reuse=()
+  fit=$(fit_suffix) || return 1
+  [ -z "$fit" ] || splits=(test)
   rows=$(fusion_rows)
   svm=$(echo $rows | tr ' ' '+')
   if [[ $svm == *+* ]]; then
     for row in $rows; do
-      svm_runs+=("exp/baseline_${row}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm")
+      svm_runs+=("exp/baseline_${row}${fit}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-svm")
     done
-    log "classic ensemble ${svm}: the equal-weight mean of the SVMs' posteriors on dev and test"
-    local/ensemble.py --runs "${svm_runs[@]}" --folds $folds --splits test dev \
-      --out-dir "exp/baseline_${svm}_${label_preset}" || return 1
+    log "classic ensemble ${svm}: the equal-weight mean of the SVMs' posteriors on ${splits[*]}"
+    local/ensemble.py --runs "${svm_runs[@]}" --folds $folds --splits "${splits[@]}" \
+      --out-dir "exp/baseline_${svm}${fit}_${label_preset}" || return 1
     svm_tag=ens
   fi
   ensemble_seeds_ok || return 1
@@ -355,24 +356,28 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
     case $k in *[!0-9]*) echo "ERROR: stage 8 fuses numbered folds only (got '$k')" >&2; return 1 ;; esac
   done
   if [ -n "${ensemble_seeds:-}" ]; then
-    net=${exp_name}_ens tag=ens what="${exp_name} ensemble of seeds $seed $ensemble_seeds"
+    net=${exp_name}_ens tag=ens what="${exp_name}${fit} ensemble of seeds $seed $ensemble_seeds"
   else
     for k in $folds; do  # the test sets were decoded in stage 5; the weight is chosen on dev
       dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
-      out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
-      [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}dev")
+      out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}${splits[-1]}.jsonl.gz")
+      [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}${splits[-1]}")
     done
-    what="${exp_name} $tag"
+    what="${exp_name}${fit} $tag"
   fi
-  fused="exp/fusion_${net}_${svm}_${label_preset}"
-  local/fuse.py --a "exp/${net}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
-    --b "exp/baseline_${svm}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-${svm_tag}" \
-    --folds $folds --out-dir "$fused" --names "$net" "$svm"
+  if [ -n "$fit" ]; then
+    reuse=(--weights-from "exp/fusion_${net}_${svm}_${label_preset}")
+    chosen="w on dev by the fit_on=train pair"
+  fi
+  fused="exp/fusion_${net}_${svm}${fit}_${label_preset}"
+  local/fuse.py --a "exp/${net}${fit}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-$tag" \
+    --b "exp/baseline_${svm}${fit}_${label_preset}/fold{k}/decode/${corpus}_fold{k}_{split}-${svm_tag}" \
+    --folds $folds --out-dir "$fused" --names "$net" "$svm" ${reuse[@]+"${reuse[@]}"}
   metrics=()
   for k in $folds; do metrics+=("$fused/fold$k/decode/${corpus}_fold${k}_test-fused/metrics.json"); done
   log "mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir "$fused" --folds "${metrics[@]}" --summary-out "$fused/folds-summary-fused.json" \
-    --results "$results" --run-name "${corpus} ${label_preset} ${what} + ${svm} SVM, fused (w on dev) folds: ${folds}"
+    --results "$results" --run-name "${corpus} ${label_preset} ${what} + ${svm}${fit} SVM, fused (${chosen}) folds: ${folds}"
 }
 
 stage_export() {  # stage 9 [INPUT]: the first fold's model, with the weights stage 5 decodes, as one package
