@@ -226,8 +226,8 @@ def fuse_folds(
         }
         out.append(
             fuse_fold(
-                None if weights_from else paths["a", "dev"],
-                None if weights_from else paths["b", "dev"],
+                None if weights_from is not None else paths["a", "dev"],
+                None if weights_from is not None else paths["b", "dev"],
                 paths["a", "test"],
                 paths["b", "test"],
                 Path(out_dir) / fold_name(k),

@@ -164,8 +164,8 @@ train_fold() {  # train_fold FOLD DIR SEED [FRONT-END ARGS]: one model of a fold
     local/prepare_lang.py --supervisions "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --units bpe \
       --bpe-vocab-size "${bpe_vocab_size:-500}" --lang-dir "$lang"
   fi
-  local -a cuts=(--train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" --dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
-  [ -n "$(fit_suffix)" ] && cuts=(--train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz" "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz")
+  local -a cuts=(--train-cuts "$(feats)/${corpus}_cuts_${s}train.jsonl.gz")
+  if [ -n "$(fit_suffix)" ]; then cuts+=("$(feats)/${corpus}_cuts_${s}dev.jsonl.gz"); else cuts+=(--dev-cuts "$(feats)/${corpus}_cuts_${s}dev.jsonl.gz"); fi
   train_model "$dir" "$sd" "${cuts[@]}" --lang-dir "$lang" "$@"
 }
 
@@ -219,8 +219,10 @@ decode_pattern() {  # decode_pattern DIR FOLD TAG -> the decode folder of FOLD's
 stage_decode() {  # stage 5: each fold's test set, then mean and std over folds -> $results
   # A recipe of one model: its test and dev sets, one row each in ${results:-$exp_dir/RESULTS.md}, printed.
   # With ensemble_seeds: also every member's test and dev sets and their mean posterior, one more row.
-  local k dir s weights tag="" out table sd ens="exp/${exp_name:-}_ens$(fit_suffix)_${label_preset}"
+  local k dir s weights tag="" out table sd fit ens
   local -a metrics=() ens_metrics=() runs cuts
+  fit=$(fit_suffix) || return 1
+  ens="exp/${exp_name:-}_ens${fit}_${label_preset}"
   ensemble_seeds_ok || return 1
   weights=$(decode_weights)
   if [ -n "${exp_dir:-}" ]; then
@@ -252,14 +254,14 @@ stage_decode() {  # stage 5: each fold's test set, then mean and std over folds 
     ens_metrics+=("$dir/decode/${corpus}_${s}test-ens/metrics.json")
   done
   log "mean and std over folds ($folds) -> $results"
-  local/decode.py --exp-dir "exp/${exp_name}$(fit_suffix)_${label_preset}" --folds "${metrics[@]}" \
-    --summary-out "exp/${exp_name}$(fit_suffix)_${label_preset}/folds-summary-$tag.json" \
-    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name}$(fit_suffix) (${tasks}) $tag folds: ${folds}"
+  local/decode.py --exp-dir "exp/${exp_name}${fit}_${label_preset}" --folds "${metrics[@]}" \
+    --summary-out "exp/${exp_name}${fit}_${label_preset}/folds-summary-$tag.json" \
+    --results "$results" --run-name "${corpus} ${label_preset} ${exp_name}${fit} (${tasks}) $tag folds: ${folds}"
   [ -n "${ensemble_seeds:-}" ] || return 0
   log "ensemble of seeds $seed $ensemble_seeds: mean and std over folds ($folds) -> $results"
   local/decode.py --exp-dir "$ens" --folds "${ens_metrics[@]}" --summary-out "$ens/folds-summary-ens-$tag.json" \
     --results "$results" \
-    --run-name "${corpus} ${label_preset} ${exp_name}$(fit_suffix) (${tasks}) $tag ensemble of seeds $seed $ensemble_seeds folds: ${folds}"
+    --run-name "${corpus} ${label_preset} ${exp_name}${fit} (${tasks}) $tag ensemble of seeds $seed $ensemble_seeds folds: ${folds}"
 }
 
 stage_align() {  # stage 6 [FOLD]: CTC phone alignment of a fold's test set (default: the first) -> <feat_dir>_ali
@@ -336,9 +338,10 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
   # fit_on=train+dev: the refitted network and SVMs have trained on dev, so each fold's w is the one
   # the train-only pair chose on dev (its fusion, run first with fit_on=train), applied to their test sets.
   local k dir s weights tag="" out rows svm svm_tag=svm fused net=$exp_name what row fit chosen="w on dev"
+  local tag_set=dev
   local -a metrics svm_runs=() splits=(test dev) reuse=()
   fit=$(fit_suffix) || return 1
-  [ -z "$fit" ] || splits=(test)
+  [ -z "$fit" ] || { splits=(test); tag_set=test; }
   rows=$(fusion_rows)
   svm=$(echo $rows | tr ' ' '+')
   if [[ $svm == *+* ]]; then
@@ -358,10 +361,12 @@ stage_fuse() {  # stage 8: the network's class posteriors averaged with the SVM 
   if [ -n "${ensemble_seeds:-}" ]; then
     net=${exp_name}_ens tag=ens what="${exp_name}${fit} ensemble of seeds $seed $ensemble_seeds"
   else
-    for k in $folds; do  # the test sets were decoded in stage 5; the weight is chosen on dev
+    # The test sets were decoded in stage 5; the weight is chosen on dev. A refit has no dev set of its
+    # own: its test sets are decoded again, only for local/decode.py to name their weights tag.
+    for k in $folds; do
       dir=$(fold_exp_dir "$k"); s=$(fold_prefix "$k")
-      out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}${splits[-1]}.jsonl.gz")
-      [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}${splits[-1]}")
+      out=$(decoded --exp-dir "$dir" $weights --device $device --cuts "$(feats)/${corpus}_cuts_${s}${tag_set}.jsonl.gz")
+      [ -n "$tag" ] || tag=$(decoded_tag "$out" "${corpus}_${s}${tag_set}")
     done
     what="${exp_name}${fit} $tag"
   fi
